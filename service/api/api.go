@@ -1,0 +1,218 @@
+// Package api is the service's HTTP edge: routing, request parsing, auth, and
+// the one place where errors become status codes.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/chronicleweaver/chronicleweaver/service/event"
+	"github.com/chronicleweaver/chronicleweaver/service/metrics"
+	"github.com/chronicleweaver/chronicleweaver/service/openapi"
+	"github.com/chronicleweaver/chronicleweaver/service/queue"
+	"github.com/chronicleweaver/chronicleweaver/service/store"
+)
+
+// Options configures the HTTP edge.
+type Options struct {
+	MaxBatch     int
+	MaxBodyBytes int64
+	APIToken     string        // empty: no auth on /publish
+	RetryAfter   time.Duration // hint sent with 503
+	Workers      int           // reported by /stats
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	opts    Options
+	q       *queue.Queue
+	st      *store.Store
+	m       *metrics.Metrics
+	log     *slog.Logger
+	limits  event.Limits
+	started time.Time
+
+	draining atomic.Bool
+	migrated atomic.Bool // set once the schema is seen at the latest version
+	bufs     sync.Pool   // *[]byte scratch buffers for request bodies and entries
+}
+
+// New returns a Server.
+func New(opts Options, q *queue.Queue, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Server {
+	lim := event.DefaultLimits()
+	lim.MaxBatch = opts.MaxBatch
+	if opts.RetryAfter <= 0 {
+		opts.RetryAfter = time.Second
+	}
+	return &Server{opts: opts, q: q, st: st, m: m, log: log, limits: lim, started: time.Now(),
+		bufs: sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}}
+}
+
+// Drain makes /ready answer 503 and /publish refuse new requests.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Handler returns the router.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.recoverer)
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusNotFound, detail("Not Found"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, detail("Method Not Allowed"))
+	})
+	r.Get("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"message": "ChronicleWeaver aggregator is running"})
+	})
+	r.Post("/publish", s.publish)
+	r.Get("/events", s.events)
+	r.Get("/stats", s.stats)
+	r.Get("/audit", s.audit)
+	r.Get("/audit/summary", s.auditSummary)
+	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
+	})
+	r.Get("/ready", s.ready)
+	r.Get("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.Spec())
+	})
+	r.Get("/docs", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(openapi.Docs())
+	})
+	r.Method(http.MethodGet, "/metrics", s.m.Handler())
+	return r
+}
+
+// Routes lists the method and pattern of every route, for the test that
+// checks each one is documented.
+func (s *Server) Routes() ([][2]string, error) {
+	var out [][2]string
+	err := chi.Walk(s.Handler().(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		out = append(out, [2]string{method, route})
+		return nil
+	})
+	return out, err
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				writeJSON(w, http.StatusInternalServerError, detail("internal error"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusError is an error with the status it maps to.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+var (
+	errUnauthorized = &statusError{http.StatusUnauthorized, "missing or wrong bearer token"}
+	errDraining     = &statusError{http.StatusServiceUnavailable, "shutting down: publish to another instance or retry"}
+)
+
+// writeError maps an error to its status and body: the only such mapping.
+func (s *Server) writeError(w http.ResponseWriter, err error) int {
+	var verr *event.ValidationError
+	var rerr *event.RequestError
+	var serr *statusError
+	switch {
+	case errors.As(err, &verr):
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": verr.Errors})
+		return http.StatusUnprocessableEntity
+	case errors.As(err, &rerr):
+		writeJSON(w, rerr.Status, detail(rerr.Msg))
+		return rerr.Status
+	case errors.As(err, &serr):
+		if serr.status == http.StatusServiceUnavailable {
+			s.retryAfter(w)
+		}
+		if serr.status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="chronicleweaver"`)
+		}
+		writeJSON(w, serr.status, detail(serr.msg))
+		return serr.status
+	case errors.Is(err, queue.ErrBackpressure):
+		s.retryAfter(w)
+		writeJSON(w, http.StatusServiceUnavailable, detail("backlog over QUEUE_MAX_LEN: retry later"))
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer.
+		writeJSON(w, 499, detail("client closed request"))
+		return 499
+	default:
+		s.log.Warn("request failed", "err", err)
+		s.retryAfter(w)
+		writeJSON(w, http.StatusServiceUnavailable, detail("dependency unavailable: "+err.Error()))
+		return http.StatusServiceUnavailable
+	}
+}
+
+func (s *Server) retryAfter(w http.ResponseWriter) {
+	secs := int((s.opts.RetryAfter + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+}
+
+func detail(msg string) map[string]string { return map[string]string{"detail": msg} }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"detail":"cannot encode response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// badQuery is a 422 naming one query parameter, shaped like body errors.
+func badQuery(param, msg, typ string) error {
+	return &event.ValidationError{Errors: []event.FieldError{{Loc: []any{"query", param}, Msg: msg, Type: typ}}}
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	if s.opts.APIToken == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opts.APIToken)) == 1
+}
+
+// jsonContentType accepts application/json, application/*+json, and no
+// content type at all.
+func jsonContentType(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}

@@ -1,0 +1,275 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/chronicleweaver/chronicleweaver/service/event"
+	"github.com/chronicleweaver/chronicleweaver/service/queue"
+	"github.com/chronicleweaver/chronicleweaver/service/store"
+)
+
+type publishResponse struct {
+	Status      string `json:"status"`
+	Message     string `json:"message"`
+	EventsCount int    `json:"events_count"`
+}
+
+// publish validates the whole request, appends it to the stream as one
+// entry, and answers 200 only once Redis has confirmed the entry.
+func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	status := s.publishStatus(w, r, start)
+	s.m.PublishRequests.WithLabelValues(strconv.Itoa(status)).Inc()
+	s.m.PublishLatency.Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) publishStatus(w http.ResponseWriter, r *http.Request, start time.Time) int {
+	switch {
+	case s.draining.Load():
+		return s.writeError(w, errDraining)
+	case !s.authorized(r):
+		return s.writeError(w, errUnauthorized)
+	case !jsonContentType(r.Header.Get("Content-Type")):
+		return s.writeError(w, &event.RequestError{Status: http.StatusUnsupportedMediaType,
+			Msg: fmt.Sprintf("content type %q is not JSON: send application/json", r.Header.Get("Content-Type"))})
+	}
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	body, err := readBody(w, r, (*bp)[:0], s.opts.MaxBodyBytes)
+	*bp = body
+	if err != nil {
+		return s.writeError(w, err)
+	}
+	evs, err := event.DecodeRequest(body, s.limits)
+	if err != nil {
+		return s.writeError(w, err)
+	}
+	if len(evs) > 0 {
+		ep := s.bufs.Get().(*[]byte)
+		defer s.bufs.Put(ep)
+		*ep = event.AppendBatch((*ep)[:0], evs)
+		_, err = s.q.Append(r.Context(), queue.Message{Token: queue.NewToken(), ReceivedAt: start, Count: len(evs), Body: *ep})
+		if err != nil {
+			return s.writeError(w, err)
+		}
+		s.m.EventsAccepted.Add(float64(len(evs)))
+	}
+	writeJSON(w, http.StatusOK, publishResponse{
+		Status: "success", Message: fmt.Sprintf("Published %d events", len(evs)), EventsCount: len(evs),
+	})
+	return http.StatusOK
+}
+
+// readBody reads the whole body into buf, refusing more than limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, buf []byte, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return buf, &event.RequestError{Status: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("body of %d bytes is over MAX_BODY_BYTES (%d)", r.ContentLength, limit)}
+	}
+	b := bytes.NewBuffer(buf)
+	_, err := b.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return b.Bytes(), &event.RequestError{Status: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("body is over MAX_BODY_BYTES (%d)", limit)}
+	case err != nil:
+		return b.Bytes(), &event.RequestError{Status: http.StatusBadRequest, Msg: "cannot read body: " + err.Error()}
+	}
+	return b.Bytes(), nil
+}
+
+// intParam parses an optional integer query parameter within [lo, hi].
+func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, badQuery(name, "Input should be a valid integer", "int_parsing")
+	}
+	if n < lo || n > hi {
+		return 0, badQuery(name, fmt.Sprintf("Input should be between %d and %d", lo, hi), "int_range")
+	}
+	return n, nil
+}
+
+type eventsResponse struct {
+	Count      int64               `json:"count"`
+	Events     []store.StoredEvent `json:"events"`
+	NextCursor *string             `json:"next_cursor"`
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	q := store.EventsQuery{}
+	var err error
+	if q.Limit, err = intParam(r, "limit", 1000, 1, 10_000); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	vals := r.URL.Query()
+	if vals.Has("topic") {
+		q.Topic, q.HasTopic = vals.Get("topic"), true
+	}
+	if c := vals.Get("cursor"); c != "" {
+		cur, err := store.ParseCursor(c)
+		if err != nil {
+			s.writeError(w, badQuery("cursor", err.Error(), "value_error"))
+			return
+		}
+		q.After = &cur
+	}
+	page, err := s.st.Events(r.Context(), q)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	resp := eventsResponse{Count: page.Count, Events: page.Events}
+	if resp.Events == nil {
+		resp.Events = []store.StoredEvent{}
+	}
+	if page.Next != nil {
+		c := page.Next.String()
+		resp.NextCursor = &c
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+type statsResponse struct {
+	Received          int64    `json:"received"`
+	UniqueProcessed   int64    `json:"unique_processed"`
+	DuplicatedDropped int64    `json:"duplicated_dropped"`
+	Topics            []string `json:"topics"`
+	Uptime            int64    `json:"uptime"`
+	QueueDepth        int64    `json:"queue_depth"`
+	Pending           int64    `json:"pending"`
+	DeadLettered      int64    `json:"dead_lettered"`
+	Workers           int      `json:"workers"`
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	c, err := s.st.Counts(r.Context())
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	d, err := s.q.Depth(r.Context())
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if c.Topics == nil {
+		c.Topics = []string{}
+	}
+	writeJSON(w, http.StatusOK, statsResponse{
+		Received: c.Received(), UniqueProcessed: c.UniqueProcessed, DuplicatedDropped: c.DuplicatedDropped,
+		Topics: c.Topics, Uptime: int64(time.Since(s.started) / time.Second),
+		QueueDepth: d.Backlog, Pending: d.Pending, DeadLettered: d.DeadLettered, Workers: s.opts.Workers,
+	})
+}
+
+type auditResponse struct {
+	Count     int64            `json:"count"`
+	AuditLogs []store.AuditLog `json:"audit_logs"`
+}
+
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
+	vals := r.URL.Query()
+	q := store.AuditQuery{Action: vals.Get("action")}
+	if q.Action != "" && !slices.Contains(store.Actions, q.Action) {
+		s.writeError(w, badQuery("action", "Input should be one of RECEIVED, QUEUED, PROCESSED, DROPPED, FAILED", "enum"))
+		return
+	}
+	if vals.Has("topic") {
+		q.Topic, q.HasTopic = vals.Get("topic"), true
+	}
+	if vals.Has("event_id") {
+		q.EventID, q.HasEventID = vals.Get("event_id"), true
+	}
+	for _, p := range []struct {
+		name string
+		dst  **time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if v := vals.Get(p.name); v != "" {
+			t, err := event.ParseTimestamp(v)
+			if err != nil {
+				s.writeError(w, badQuery(p.name, "Input should be an ISO 8601 datetime: "+err.Error(), "datetime_parsing"))
+				return
+			}
+			*p.dst = &t
+		}
+	}
+	var err error
+	if q.Limit, err = intParam(r, "limit", 100, 1, 1000); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	count, logs, err := s.st.Audit(r.Context(), q)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, auditResponse{Count: count, AuditLogs: logs})
+}
+
+type summaryResponse struct {
+	TotalReceived  int64                         `json:"total_received"`
+	TotalQueued    int64                         `json:"total_queued"`
+	TotalProcessed int64                         `json:"total_processed"`
+	TotalDropped   int64                         `json:"total_dropped"`
+	TotalFailed    int64                         `json:"total_failed"`
+	ByTopic        map[string]*store.AuditCounts `json:"by_topic"`
+	ByWorker       map[string]*store.AuditCounts `json:"by_worker"`
+}
+
+func (s *Server) auditSummary(w http.ResponseWriter, r *http.Request) {
+	sum, err := s.st.AuditSummary(r.Context())
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	t := sum.Total
+	writeJSON(w, http.StatusOK, summaryResponse{
+		TotalReceived: t.Received, TotalQueued: t.Queued, TotalProcessed: t.Processed,
+		TotalDropped: t.Dropped, TotalFailed: t.Failed, ByTopic: sum.ByTopic, ByWorker: sum.ByWorker,
+	})
+}
+
+// ready answers 200 only when both dependencies answer and the schema is
+// current, and never while draining.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	notReady := func(reason string) {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": reason})
+	}
+	if s.draining.Load() {
+		notReady("draining")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.q.Ping(ctx); err != nil {
+		notReady("redis: " + err.Error())
+		return
+	}
+	if err := s.st.Ping(ctx); err != nil {
+		notReady("postgres: " + err.Error())
+		return
+	}
+	if !s.migrated.Load() {
+		v, err := s.st.SchemaVersion(ctx)
+		if err != nil || v < store.LatestVersion() {
+			notReady(fmt.Sprintf("schema at version %d, want %d", v, store.LatestVersion()))
+			return
+		}
+		s.migrated.Store(true)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,239 @@
+// Package app wires the service together: one Main type shared by the
+// binary and the end-to-end tests, with Run and Close.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chronicleweaver/chronicleweaver/service/api"
+	"github.com/chronicleweaver/chronicleweaver/service/config"
+	"github.com/chronicleweaver/chronicleweaver/service/metrics"
+	"github.com/chronicleweaver/chronicleweaver/service/queue"
+	"github.com/chronicleweaver/chronicleweaver/service/store"
+	"github.com/chronicleweaver/chronicleweaver/service/worker"
+)
+
+// Main is one service instance.
+type Main struct {
+	Config config.Config
+	Log    *slog.Logger
+	// Listen is the address to listen on; empty means ":APP_PORT".
+	// Tests use "127.0.0.1:0".
+	Listen string
+
+	metrics  *metrics.Metrics
+	store    *store.Store
+	rdb      *redis.Client
+	queue    *queue.Queue
+	pool     *worker.Pool
+	api      *api.Server
+	http     *http.Server
+	ln       net.Listener
+	served   chan error
+	stopPoll context.CancelFunc
+	polled   chan struct{}
+}
+
+// NewLogger returns a JSON slog logger at level ("debug", "info", "warn", "error").
+func NewLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// Run connects to PostgreSQL and Redis (retrying until ctx ends, so the
+// service may start before them), migrates the schema, starts the workers
+// and starts serving HTTP. It returns once everything runs.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	if m.Log == nil {
+		m.Log = slog.New(slog.DiscardHandler)
+	}
+	m.metrics = metrics.New()
+
+	var err error
+	m.store, err = store.Open(ctx, c.DatabaseURL, store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod})
+	if err != nil {
+		return err
+	}
+	if err := m.retry(ctx, "migrate the schema", func() error {
+		applied, err := m.store.Migrate(ctx)
+		if len(applied) > 0 {
+			m.Log.Info("schema migrated", "versions", applied)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+
+	ropts, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return fmt.Errorf("app: REDIS_URL: %w", err)
+	}
+	ropts.PoolSize = max(ropts.PoolSize, 4*c.WorkerCount+64)
+	ropts.ContextTimeoutEnabled = true
+	ropts.DialTimeout = 2 * time.Second
+	ropts.ReadTimeout = 3 * time.Second
+	ropts.WriteTimeout = 3 * time.Second
+	m.rdb = redis.NewClient(ropts)
+	m.queue = queue.New(m.rdb, queue.Options{Prefix: c.StreamPrefix, MaxLen: c.QueueMaxLen})
+	if err := m.retry(ctx, "set up the Redis stream", func() error { return m.queue.Setup(ctx) }); err != nil {
+		return err
+	}
+
+	m.pool = worker.New(worker.Config{
+		Instance: c.InstanceID, Count: c.WorkerCount, BatchSize: c.BatchSize,
+		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts,
+	}, m.queue, m.store, m.metrics, m.Log)
+	m.pool.Start()
+
+	m.api = api.New(api.Options{
+		MaxBatch: c.MaxBatch, MaxBodyBytes: c.MaxBodyBytes, APIToken: c.APIToken,
+		RetryAfter: c.RetryAfter, Workers: c.WorkerCount,
+	}, m.queue, m.store, m.metrics, m.Log)
+	addr := m.Listen
+	if addr == "" {
+		addr = ":" + strconv.Itoa(c.Port)
+	}
+	m.ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		_ = m.pool.Stop(ctx)
+		return fmt.Errorf("app: listen on %s (APP_PORT): %w", addr, err)
+	}
+	m.http = &http.Server{
+		Handler:           m.api.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.http.Serve(m.ln) }()
+
+	pctx, cancel := context.WithCancel(context.Background())
+	m.stopPoll, m.polled = cancel, make(chan struct{})
+	go m.poll(pctx)
+
+	m.Log.Info("serving", "addr", m.ln.Addr().String(), "instance", c.InstanceID,
+		"workers", c.WorkerCount, "batch_size", c.BatchSize, "stream", m.queue.Stream())
+	return nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// URL is the base URL of the HTTP API.
+func (m *Main) URL() string {
+	addr := m.Addr()
+	if strings.HasPrefix(addr, "[::]:") {
+		addr = "127.0.0.1:" + strings.TrimPrefix(addr, "[::]:")
+	}
+	return "http://" + addr
+}
+
+// Close drains: /ready turns 503 and new publishes are refused, requests in
+// flight finish, workers apply and acknowledge what the stream holds, then
+// connections close. When ctx ends first the drain is cut short (nothing
+// acknowledged is lost: unapplied entries stay in Redis).
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	if m.api != nil {
+		m.api.Drain()
+	}
+	if m.http != nil {
+		if err := m.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("app: http shutdown: %w", err))
+		}
+		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("app: http serve: %w", err))
+		}
+	}
+	if m.pool != nil {
+		if err := m.pool.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if m.stopPoll != nil {
+		m.stopPoll()
+		<-m.polled
+	}
+	if m.rdb != nil {
+		_ = m.rdb.Close()
+	}
+	if m.store != nil {
+		m.store.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// poll refreshes the queue gauges every second.
+func (m *Main) poll(ctx context.Context) {
+	defer close(m.polled)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		qctx, cancel := context.WithTimeout(ctx, time.Second)
+		if d, err := m.queue.Depth(qctx); err == nil {
+			m.metrics.QueueDepth.Set(float64(d.Backlog))
+			m.metrics.Pending.Set(float64(d.Pending))
+			m.metrics.DeadLettered.Set(float64(d.DeadLettered))
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// retry runs fn until it succeeds or ctx ends, logging each failure.
+func (m *Main) retry(ctx context.Context, what string, fn func() error) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		m.Log.Warn("cannot "+what+" yet, retrying", "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("app: %s: %w (last error: %w)", what, ctx.Err(), err)
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// Healthcheck asks the service on 127.0.0.1:port for /health and returns a
+// process exit code: the binary's "healthcheck" subcommand, for images
+// without a shell.
+func Healthcheck(port int) int {
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/health")
+	if err != nil {
+		return 1
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,231 @@
+// Package config reads the service's settings from the environment.
+//
+// Every setting has one name (the environment variable) and a documented
+// default. A bad value stops the start with one line naming the setting.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the complete configuration of one service instance.
+type Config struct {
+	Port        int    // APP_PORT
+	DatabaseURL string // DATABASE_URL
+	RedisURL    string // REDIS_URL
+
+	// InstanceID names this instance; worker (consumer) names derive from it,
+	// so a restarted instance finds its own pending entries. Two live
+	// instances must not share it.
+	InstanceID string // INSTANCE_ID, default: hostname
+
+	WorkerCount   int           // WORKER_COUNT
+	BatchSize     int           // BATCH_SIZE: stream entries read per batch
+	QueueMaxLen   int64         // QUEUE_MAX_LEN: unapplied events before /publish answers 503
+	MaxAttempts   int           // MAX_ATTEMPTS before an entry is dead-lettered
+	MaxBatch      int           // MAX_BATCH: events per request
+	MaxBodyBytes  int64         // MAX_BODY_BYTES
+	ClaimIdle     time.Duration // CLAIM_IDLE: idle time after which another consumer's pending entry is claimed
+	StreamPrefix  string        // STREAM_PREFIX: prefix of every Redis key the service uses
+	ShutdownTime  time.Duration // SHUTDOWN_TIMEOUT
+	APIToken      string        // API_TOKEN: when set, /publish needs "Authorization: Bearer <token>"
+	LogLevel      string        // LOG_LEVEL: debug, info, warn, error
+	DBMaxConns    int           // DB_MAX_CONNS
+	RetryAfter    time.Duration // RETRY_AFTER: the Retry-After hint sent with 503
+	UpsertMethod  string        // UPSERT_METHOD: unnest (default) or copy
+	PublishLinger time.Duration // PUBLISH_LINGER: how long the publisher waits to group concurrent appends (0: no wait)
+}
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "chronicleweaver"
+	}
+	return Config{
+		Port:         8080,
+		DatabaseURL:  "postgres://postgres@127.0.0.1:5432/chronicleweaver?sslmode=disable",
+		RedisURL:     "redis://127.0.0.1:6379/0",
+		InstanceID:   host,
+		WorkerCount:  4,
+		BatchSize:    200,
+		QueueMaxLen:  1_000_000,
+		MaxAttempts:  5,
+		MaxBatch:     10_000,
+		MaxBodyBytes: 10 << 20,
+		ClaimIdle:    30 * time.Second,
+		StreamPrefix: "chronicle:",
+		ShutdownTime: 30 * time.Second,
+		LogLevel:     "info",
+		DBMaxConns:   0, // 0: WorkerCount + 8
+		RetryAfter:   time.Second,
+		UpsertMethod: "unnest",
+	}
+}
+
+// FromEnv reads the configuration from getenv (os.Getenv in production).
+// The error names the first bad setting.
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Defaults()
+	p := parser{getenv: getenv}
+	p.int("APP_PORT", &c.Port, 1, 65535)
+	p.str("DATABASE_URL", &c.DatabaseURL)
+	p.str("REDIS_URL", &c.RedisURL)
+	p.str("INSTANCE_ID", &c.InstanceID)
+	p.int("WORKER_COUNT", &c.WorkerCount, 1, 1024)
+	p.int("BATCH_SIZE", &c.BatchSize, 1, 100_000)
+	p.int64("QUEUE_MAX_LEN", &c.QueueMaxLen, 1, 1<<50)
+	p.int("MAX_ATTEMPTS", &c.MaxAttempts, 1, 1000)
+	p.int("MAX_BATCH", &c.MaxBatch, 1, 1_000_000)
+	p.int64("MAX_BODY_BYTES", &c.MaxBodyBytes, 1024, 1<<32)
+	p.duration("CLAIM_IDLE", &c.ClaimIdle, 100*time.Millisecond)
+	p.str("STREAM_PREFIX", &c.StreamPrefix)
+	p.duration("SHUTDOWN_TIMEOUT", &c.ShutdownTime, time.Second)
+	p.str("API_TOKEN", &c.APIToken)
+	p.enum("LOG_LEVEL", &c.LogLevel, "debug", "info", "warn", "error")
+	p.int("DB_MAX_CONNS", &c.DBMaxConns, 0, 10_000)
+	p.duration("RETRY_AFTER", &c.RetryAfter, time.Second)
+	p.enum("UPSERT_METHOD", &c.UpsertMethod, "unnest", "copy")
+	p.duration("PUBLISH_LINGER", &c.PublishLinger, 0)
+	if p.err != nil {
+		return Config{}, p.err
+	}
+	return c, c.Validate()
+}
+
+// Validate checks what single settings cannot: URLs and names.
+func (c Config) Validate() error {
+	if err := checkURL("DATABASE_URL", c.DatabaseURL, "postgres", "postgresql"); err != nil {
+		return err
+	}
+	if err := checkURL("REDIS_URL", c.RedisURL, "redis", "rediss", "unix"); err != nil {
+		return err
+	}
+	if strings.TrimSpace(c.InstanceID) == "" || strings.ContainsAny(c.InstanceID, " \t\n") {
+		return fmt.Errorf("config: INSTANCE_ID %q: must be a non-empty name without spaces", c.InstanceID)
+	}
+	if c.StreamPrefix == "" {
+		return errors.New("config: STREAM_PREFIX: must not be empty")
+	}
+	return nil
+}
+
+// MaxConns is the PostgreSQL pool size.
+func (c Config) MaxConns() int {
+	if c.DBMaxConns > 0 {
+		return c.DBMaxConns
+	}
+	return c.WorkerCount + 8
+}
+
+func checkURL(name, raw string, schemes ...string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("config: %s: not a URL: %w", name, err)
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			return nil
+		}
+	}
+	return fmt.Errorf("config: %s %q: scheme must be one of %s", name, redact(u), strings.Join(schemes, ", "))
+}
+
+func redact(u *url.URL) string {
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+type parser struct {
+	getenv func(string) string
+	err    error
+}
+
+func (p *parser) lookup(name string) (string, bool) {
+	if p.err != nil {
+		return "", false
+	}
+	v := strings.TrimSpace(p.getenv(name))
+	return v, v != ""
+}
+
+func (p *parser) fail(name, v, why string) {
+	p.err = fmt.Errorf("config: %s=%q: %s", name, v, why)
+}
+
+func (p *parser) str(name string, dst *string) {
+	if v, ok := p.lookup(name); ok {
+		*dst = v
+	}
+}
+
+func (p *parser) int(name string, dst *int, lo, hi int) {
+	v, ok := p.lookup(name)
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.fail(name, v, fmt.Sprintf("must be an integer from %d to %d", lo, hi))
+		return
+	}
+	*dst = n
+}
+
+func (p *parser) int64(name string, dst *int64, lo, hi int64) {
+	v, ok := p.lookup(name)
+	if !ok {
+		return
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		p.fail(name, v, fmt.Sprintf("must be an integer from %d to %d", lo, hi))
+		return
+	}
+	*dst = n
+}
+
+// duration accepts Go durations ("30s", "500ms") and plain integers as seconds.
+func (p *parser) duration(name string, dst *time.Duration, lo time.Duration) {
+	v, ok := p.lookup(name)
+	if !ok {
+		return
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.ParseFloat(v, 64)
+		if nerr != nil {
+			p.fail(name, v, `must be a duration such as "30s" or a number of seconds`)
+			return
+		}
+		d = time.Duration(n * float64(time.Second))
+	}
+	if d < lo {
+		p.fail(name, v, fmt.Sprintf("must be at least %s", lo))
+		return
+	}
+	*dst = d
+}
+
+func (p *parser) enum(name string, dst *string, allowed ...string) {
+	v, ok := p.lookup(name)
+	if !ok {
+		return
+	}
+	v = strings.ToLower(v)
+	for _, a := range allowed {
+		if v == a {
+			*dst = v
+			return
+		}
+	}
+	p.fail(name, v, "must be one of "+strings.Join(allowed, ", "))
+}

@@ -1,0 +1,349 @@
+// Package queue is the service's only door to Redis: a Redis Stream read by
+// one consumer group, with a counter of unapplied events for backpressure and
+// a dead-letter stream.
+//
+// One stream entry carries one publish request (all its events). Every
+// entry also carries a random token that the store's ledger keys on, so a
+// redelivered entry, or a second copy of an entry written by a retried
+// command, is applied at most once.
+//
+// Lifecycle of an entry: Append (XADD and backlog += n, atomically, refused
+// over the limit) -> Read/ReadPending/Claim (pending in the group) ->
+// Ack (XACK, XDEL and backlog -= n, atomically, once) or DeadLetter.
+// Nothing is ever trimmed before it is acknowledged.
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrBackpressure is returned by Append when the backlog is at or over the limit.
+var ErrBackpressure = errors.New("queue: backlog over QUEUE_MAX_LEN")
+
+// Group is the name of the consumer group every worker belongs to.
+const Group = "workers"
+
+// Entry field names.
+const (
+	fieldToken    = "t"
+	fieldReceived = "r"
+	fieldCount    = "n"
+	fieldBody     = "e"
+)
+
+// Entry is one stream entry as read by a worker.
+type Entry struct {
+	ID         string    // stream entry ID, e.g. "1700000000000-0"
+	Token      string    // unique per appended entry; the ledger key
+	ReceivedAt time.Time // when the HTTP request arrived
+	Count      int       // number of events in Body
+	Body       []byte    // the encoded events
+	Err        error     // set when the entry's fields are unreadable (a poison entry)
+	Deleted    bool      // pending but deleted from the stream: nothing to apply, only to acknowledge
+}
+
+// QueuedAt is when Redis appended the entry, from the millisecond part of its ID.
+func (e Entry) QueuedAt() time.Time {
+	ms, _, _ := strings.Cut(e.ID, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+// Options configures a Queue.
+type Options struct {
+	Prefix string // key prefix, e.g. "chronicle:"
+	MaxLen int64  // QUEUE_MAX_LEN: backlog (events) at which Append refuses
+}
+
+// Queue is a Redis Stream with one consumer group.
+type Queue struct {
+	rdb    redis.UniversalClient
+	opts   Options
+	stream string
+	back   string
+	dead   string
+}
+
+// New returns a Queue on rdb. Call Setup before reading.
+func New(rdb redis.UniversalClient, opts Options) *Queue {
+	return &Queue{
+		rdb:    rdb,
+		opts:   opts,
+		stream: opts.Prefix + "stream",
+		back:   opts.Prefix + "backlog",
+		dead:   opts.Prefix + "dead",
+	}
+}
+
+// Stream is the key of the stream (for tests and operators).
+func (q *Queue) Stream() string { return q.stream }
+
+// DeadStream is the key of the dead-letter stream.
+func (q *Queue) DeadStream() string { return q.dead }
+
+// Setup creates the stream and the consumer group when missing.
+func (q *Queue) Setup(ctx context.Context) error {
+	err := q.rdb.XGroupCreateMkStream(ctx, q.stream, Group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("queue: create group %s on %s: %w", Group, q.stream, err)
+	}
+	return nil
+}
+
+// Ping checks that Redis answers.
+func (q *Queue) Ping(ctx context.Context) error {
+	if err := q.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("queue: ping redis: %w", err)
+	}
+	return nil
+}
+
+// NewToken returns a fresh random entry token.
+func NewToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// appendScript refuses when the backlog is at or over the limit, else appends
+// the entry and grows the backlog, atomically.
+// KEYS: stream, backlog. ARGV: maxlen, n, field/value pairs...
+var appendScript = redis.NewScript(`
+local b = tonumber(redis.call('GET', KEYS[2]) or '0')
+if b >= tonumber(ARGV[1]) then
+  return redis.error_reply('BACKPRESSURE ' .. b)
+end
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+redis.call('INCRBY', KEYS[2], ARGV[2])
+return id
+`)
+
+// Message is what Append writes: one request's events.
+type Message struct {
+	Token      string
+	ReceivedAt time.Time
+	Count      int
+	Body       []byte
+}
+
+// Append adds one entry and returns its ID once Redis has confirmed it.
+// It returns ErrBackpressure when the backlog is at or over MaxLen. Any
+// other error leaves the outcome unknown: the entry may have been added.
+func (q *Queue) Append(ctx context.Context, m Message) (string, error) {
+	res, err := appendScript.Run(ctx, q.rdb, []string{q.stream, q.back},
+		q.opts.MaxLen, m.Count,
+		fieldToken, m.Token,
+		fieldReceived, m.ReceivedAt.UnixNano(),
+		fieldCount, m.Count,
+		fieldBody, m.Body,
+	).Text()
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "BACKPRESSURE") {
+			return "", ErrBackpressure
+		}
+		return "", fmt.Errorf("queue: append to %s: %w", q.stream, err)
+	}
+	return res, nil
+}
+
+// Read returns up to count entries never delivered to the group, waiting at
+// most block for the first one. It returns no entries and no error on timeout.
+func (q *Queue) Read(ctx context.Context, consumer string, count int, block time.Duration) ([]Entry, error) {
+	return q.readGroup(ctx, consumer, ">", count, block)
+}
+
+// ReadPending returns up to count of consumer's own pending entries with IDs
+// greater than after ("0" for all): what a restarted worker left unacknowledged.
+func (q *Queue) ReadPending(ctx context.Context, consumer, after string, count int) ([]Entry, error) {
+	return q.readGroup(ctx, consumer, after, count, -1)
+}
+
+func (q *Queue) readGroup(ctx context.Context, consumer, id string, count int, block time.Duration) ([]Entry, error) {
+	streams, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group:    Group,
+		Consumer: consumer,
+		Streams:  []string{q.stream, id},
+		Count:    int64(count),
+		Block:    block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "NOGROUP") {
+			// The group is gone (Redis lost its data): recreate it so
+			// publishing and reading go on; the error is still reported.
+			_ = q.Setup(ctx)
+		}
+		return nil, fmt.Errorf("queue: read %s as %s: %w", q.stream, consumer, err)
+	}
+	var out []Entry
+	for _, s := range streams {
+		for _, m := range s.Messages {
+			out = append(out, parse(m))
+		}
+	}
+	return out, nil
+}
+
+// Claim takes over up to count entries that have been pending in any
+// consumer for longer than minIdle (a dead or stuck worker's), starting the
+// scan at start ("0-0" first). It returns the entries and where to resume.
+func (q *Queue) Claim(ctx context.Context, consumer string, minIdle time.Duration, start string, count int) ([]Entry, string, error) {
+	msgs, next, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream:   q.stream,
+		Group:    Group,
+		Consumer: consumer,
+		MinIdle:  minIdle,
+		Start:    start,
+		Count:    int64(count),
+	}).Result()
+	if err != nil {
+		return nil, start, fmt.Errorf("queue: claim idle entries of %s: %w", q.stream, err)
+	}
+	out := make([]Entry, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, parse(m))
+	}
+	return out, next, nil
+}
+
+func parse(m redis.XMessage) Entry {
+	e := Entry{ID: m.ID}
+	if len(m.Values) == 0 {
+		e.Deleted, e.Token = true, "deleted:"+m.ID
+		return e
+	}
+	str := func(k string) (string, bool) {
+		v, ok := m.Values[k].(string)
+		return v, ok
+	}
+	tok, ok1 := str(fieldToken)
+	rec, ok2 := str(fieldReceived)
+	cnt, ok3 := str(fieldCount)
+	body, ok4 := str(fieldBody)
+	if !ok1 || !ok2 || !ok3 || !ok4 || tok == "" {
+		e.Token = "entry:" + m.ID
+		e.Err = fmt.Errorf("queue: entry %s: missing fields (has %d)", m.ID, len(m.Values))
+		return e
+	}
+	e.Token = tok
+	ns, err := strconv.ParseInt(rec, 10, 64)
+	if err != nil {
+		e.Err = fmt.Errorf("queue: entry %s: bad receive time %q", m.ID, rec)
+		return e
+	}
+	e.ReceivedAt = time.Unix(0, ns).UTC()
+	n, err := strconv.Atoi(cnt)
+	if err != nil || n < 0 {
+		e.Err = fmt.Errorf("queue: entry %s: bad count %q", m.ID, cnt)
+		return e
+	}
+	e.Count = n
+	e.Body = []byte(body)
+	return e
+}
+
+// ackScript acknowledges entries, deletes them and shrinks the backlog, each
+// only once however often it is called.
+// KEYS: stream, backlog. ARGV: group, then id/count pairs.
+var ackScript = redis.NewScript(`
+local done = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    redis.call('DECRBY', KEYS[2], ARGV[i + 1])
+    done = done + 1
+  end
+end
+return done
+`)
+
+// Ack acknowledges entries once their effect is committed. It returns how
+// many were still pending (the others were acknowledged before).
+func (q *Queue) Ack(ctx context.Context, entries []Entry) (int, error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	args := make([]any, 0, 1+2*len(entries))
+	args = append(args, Group)
+	for _, e := range entries {
+		args = append(args, e.ID, e.Count)
+	}
+	n, err := ackScript.Run(ctx, q.rdb, []string{q.stream, q.back}, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("queue: ack %d entries: %w", len(entries), err)
+	}
+	return n, nil
+}
+
+// deadScript moves one pending entry to the dead-letter stream, once.
+// KEYS: stream, backlog, dead. ARGV: group, id, count, reason, field/value pairs...
+var deadScript = redis.NewScript(`
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('XADD', KEYS[3], '*', 'origin', ARGV[2], 'reason', ARGV[4], unpack(ARGV, 5))
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  redis.call('DECRBY', KEYS[2], ARGV[3])
+  return 1
+end
+return 0
+`)
+
+// DeadLetter moves a pending entry to the dead-letter stream with reason.
+// It reports false when the entry was no longer pending.
+func (q *Queue) DeadLetter(ctx context.Context, e Entry, reason string) (bool, error) {
+	n, err := deadScript.Run(ctx, q.rdb, []string{q.stream, q.back, q.dead},
+		Group, e.ID, e.Count, reason,
+		fieldToken, e.Token,
+		fieldReceived, e.ReceivedAt.UnixNano(),
+		fieldCount, e.Count,
+		fieldBody, e.Body,
+	).Int()
+	if err != nil {
+		return false, fmt.Errorf("queue: dead-letter %s: %w", e.ID, err)
+	}
+	return n == 1, nil
+}
+
+// Depth is the state of the queue.
+type Depth struct {
+	Backlog      int64 // events appended and not yet acknowledged (queue_depth)
+	Pending      int64 // entries delivered to a consumer and not yet acknowledged
+	DeadLettered int64 // entries in the dead-letter stream
+	Entries      int64 // entries in the stream (pending or not yet delivered)
+}
+
+// Depth reads the queue's state in one round trip.
+func (q *Queue) Depth(ctx context.Context) (Depth, error) {
+	pipe := q.rdb.Pipeline()
+	back := pipe.Get(ctx, q.back)
+	pend := pipe.XPending(ctx, q.stream, Group)
+	dead := pipe.XLen(ctx, q.dead)
+	size := pipe.XLen(ctx, q.stream)
+	_, err := pipe.Exec(ctx)
+	if err != nil && !errors.Is(err, redis.Nil) && !strings.HasPrefix(err.Error(), "NOGROUP") {
+		return Depth{}, fmt.Errorf("queue: depth of %s: %w", q.stream, err)
+	}
+	var d Depth
+	if v, err := back.Int64(); err == nil {
+		d.Backlog = v
+	}
+	if p, err := pend.Result(); err == nil {
+		d.Pending = p.Count
+	}
+	d.DeadLettered = dead.Val()
+	d.Entries = size.Val()
+	return d, nil
+}

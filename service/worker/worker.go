@@ -1,0 +1,353 @@
+// Package worker runs the consumers that move entries from the queue into
+// the store: read a batch, apply it in one transaction, then acknowledge.
+//
+// A crash at any point is safe: an entry is acknowledged only after the
+// transaction that applied it (and recorded its token in the ledger)
+// committed, and a redelivered entry is recognised by the ledger.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/chronicleweaver/chronicleweaver/service/event"
+	"github.com/chronicleweaver/chronicleweaver/service/metrics"
+	"github.com/chronicleweaver/chronicleweaver/service/queue"
+	"github.com/chronicleweaver/chronicleweaver/service/store"
+)
+
+// Config configures a Pool.
+type Config struct {
+	Instance    string        // consumer names are Instance-0 .. Instance-(Count-1)
+	Count       int           // WORKER_COUNT
+	BatchSize   int           // entries per read
+	ClaimIdle   time.Duration // claim other consumers' entries idle this long
+	MaxAttempts int           // data failures of one entry before it is dead-lettered
+	Block       time.Duration // how long a read waits for new entries (default 1s)
+}
+
+// ConsumerName is the stable name of worker i of an instance, so a restarted
+// instance reads its own pending entries first.
+func ConsumerName(instance string, i int) string { return fmt.Sprintf("%s-%d", instance, i) }
+
+// Pool is a set of workers. Start it once; Stop it once.
+type Pool struct {
+	cfg Config
+	q   *queue.Queue
+	st  *store.Store
+	m   *metrics.Metrics
+	log *slog.Logger
+
+	drain  chan struct{} // closed by Stop: finish the backlog, then exit
+	cancel context.CancelFunc
+	done   chan struct{} // closed when every worker has returned
+}
+
+// New returns a pool; nothing runs until Start.
+func New(cfg Config, q *queue.Queue, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Pool {
+	if cfg.Block <= 0 {
+		cfg.Block = time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 1
+	}
+	return &Pool{cfg: cfg, q: q, st: st, m: m, log: log, drain: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Start launches the workers. They run until Stop.
+func (p *Pool) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	var wg sync.WaitGroup
+	for i := range p.cfg.Count {
+		w := &worker{Pool: p, name: ConsumerName(p.cfg.Instance, i), attempts: map[string]int{}}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(ctx)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(p.done)
+	}()
+}
+
+// Stop drains: workers stop waiting for new entries, apply and acknowledge
+// what the stream still holds, and return. When ctx ends first, the batch in
+// flight is abandoned unacknowledged (it is redelivered later; nothing is
+// lost). Stop returns ctx's error in that case.
+func (p *Pool) Stop(ctx context.Context) error {
+	close(p.drain)
+	select {
+	case <-p.done:
+		p.cancel()
+		return nil
+	case <-ctx.Done():
+		p.cancel()
+		<-p.done
+		return fmt.Errorf("worker: drain cut short: %w", ctx.Err())
+	}
+}
+
+func (p *Pool) draining() bool {
+	select {
+	case <-p.drain:
+		return true
+	default:
+		return false
+	}
+}
+
+// worker is one consumer. Its fields are used only by its own goroutine.
+type worker struct {
+	*Pool
+	name     string
+	attempts map[string]int // data failures per entry token
+}
+
+func (w *worker) run(ctx context.Context) {
+	log := w.log.With("worker", w.name)
+	log.Debug("worker started")
+	defer log.Debug("worker stopped")
+
+	w.recoverOwn(ctx)
+	nextClaim := time.Now().Add(w.cfg.ClaimIdle / 2)
+	claimFrom := "0-0"
+	for fails := 0; ctx.Err() == nil; {
+		if time.Now().After(nextClaim) {
+			claimFrom = w.claim(ctx, claimFrom)
+			nextClaim = time.Now().Add(w.cfg.ClaimIdle / 2)
+		}
+		block := w.cfg.Block
+		if w.draining() {
+			block = -1 // do not wait: an empty read means drained
+		}
+		entries, err := w.q.Read(ctx, w.name, w.cfg.BatchSize, block)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("read failed", "err", err)
+			fails++
+			pause(ctx, fails)
+			continue
+		}
+		fails = 0
+		if len(entries) == 0 {
+			if w.draining() {
+				return
+			}
+			continue
+		}
+		w.process(ctx, entries)
+	}
+}
+
+// recoverOwn applies what this consumer had read and not acknowledged
+// before a crash.
+func (w *worker) recoverOwn(ctx context.Context) {
+	after := "0"
+	for fails := 0; ctx.Err() == nil; {
+		entries, err := w.q.ReadPending(ctx, w.name, after, w.cfg.BatchSize)
+		if err != nil {
+			w.log.Warn("read own pending entries failed", "worker", w.name, "err", err)
+			fails++
+			pause(ctx, fails)
+			continue
+		}
+		if len(entries) == 0 {
+			return
+		}
+		w.log.Info("recovering own pending entries", "worker", w.name, "entries", len(entries))
+		w.process(ctx, entries)
+		after = entries[len(entries)-1].ID
+	}
+}
+
+// claim takes over entries idle in other consumers (a dead instance's) and
+// applies them. It returns where the next scan starts.
+func (w *worker) claim(ctx context.Context, start string) string {
+	entries, next, err := w.q.Claim(ctx, w.name, w.cfg.ClaimIdle, start, w.cfg.BatchSize)
+	if err != nil {
+		w.log.Warn("claim failed", "worker", w.name, "err", err)
+		return start
+	}
+	if len(entries) > 0 {
+		w.log.Info("claimed idle entries", "worker", w.name, "entries", len(entries))
+		w.m.Claimed.Add(float64(len(entries)))
+		w.process(ctx, entries)
+	}
+	return next
+}
+
+// process applies a batch read from the queue and acknowledges it.
+func (w *worker) process(ctx context.Context, entries []queue.Entry) {
+	qs := make([]queue.Entry, 0, len(entries))
+	es := make([]store.Entry, 0, len(entries))
+	var gone []queue.Entry
+	for _, e := range entries {
+		if e.Deleted {
+			gone = append(gone, e)
+			continue
+		}
+		if e.Err != nil {
+			w.poison(ctx, e, nil, e.Err.Error())
+			continue
+		}
+		evs, err := event.UnmarshalBatch(e.Body)
+		if err == nil && len(evs) != e.Count {
+			err = fmt.Errorf("entry says %d events, holds %d", e.Count, len(evs))
+		}
+		if err != nil {
+			w.poison(ctx, e, nil, "undecodable entry: "+err.Error())
+			continue
+		}
+		qs = append(qs, e)
+		es = append(es, store.Entry{Token: e.Token, EntryID: e.ID, ReceivedAt: e.ReceivedAt, QueuedAt: e.QueuedAt(), Events: evs})
+	}
+	w.ack(ctx, gone)
+	if len(es) > 0 {
+		w.apply(ctx, qs, es)
+	}
+}
+
+// apply commits es (the decoded qs) and acknowledges them. Transient errors
+// are retried until ctx ends; a batch refused for its data is split, and an
+// entry refused MaxAttempts times is dead-lettered.
+func (w *worker) apply(ctx context.Context, qs []queue.Entry, es []store.Entry) {
+	for fails := 0; ; {
+		start := time.Now()
+		res, err := w.st.ApplyBatch(ctx, w.name, es)
+		if err == nil {
+			w.committed(ctx, start, qs, es, res)
+			return
+		}
+		if ctx.Err() != nil {
+			return // stopping: the entries stay pending and are redelivered
+		}
+		if !store.IsDataError(err) {
+			w.m.BatchErrors.WithLabelValues("transient").Inc()
+			w.log.Warn("batch failed, retrying", "worker", w.name, "entries", len(es), "err", err)
+			fails++
+			pause(ctx, fails)
+			continue
+		}
+		w.m.BatchErrors.WithLabelValues("data").Inc()
+		if len(es) > 1 {
+			w.log.Warn("batch refused for its data, applying entries one by one", "worker", w.name, "entries", len(es), "err", err)
+			for i := range es {
+				w.apply(ctx, qs[i:i+1], es[i:i+1])
+			}
+			return
+		}
+		tok := es[0].Token
+		w.attempts[tok]++
+		if w.attempts[tok] >= w.cfg.MaxAttempts {
+			delete(w.attempts, tok)
+			w.poison(ctx, qs[0], es[0].Events, err.Error())
+			return
+		}
+		fails++
+		pause(ctx, fails)
+	}
+}
+
+func (w *worker) committed(ctx context.Context, start time.Time, qs []queue.Entry, es []store.Entry, res store.Applied) {
+	w.m.Batches.Inc()
+	w.m.CommitLatency.Observe(time.Since(start).Seconds())
+	w.m.BatchSize.Observe(float64(res.Inserted + res.Dropped))
+	w.m.EventsStored.Add(float64(res.Inserted))
+	w.m.EventsDropped.Add(float64(res.Dropped))
+	w.m.Redeliveries.Add(float64(len(res.Seen)))
+	toAck := make([]queue.Entry, 0, len(qs))
+	for _, i := range res.Fresh {
+		w.m.PublishToCommit.Observe(res.StoredAt.Sub(es[i].ReceivedAt).Seconds())
+		delete(w.attempts, es[i].Token)
+		toAck = append(toAck, qs[i])
+	}
+	for _, i := range res.Seen {
+		toAck = append(toAck, qs[i])
+	}
+	w.ack(ctx, toAck)
+	for _, i := range res.SeenFailed {
+		w.deadLetter(ctx, qs[i], "recorded as failed before a crash")
+	}
+}
+
+// poison records a failed entry in the store (FAILED audit, once) and moves
+// it to the dead-letter stream.
+func (w *worker) poison(ctx context.Context, e queue.Entry, evs []event.Event, reason string) {
+	w.log.Error("dead-lettering entry", "worker", w.name, "entry", e.ID, "reason", reason)
+	f := store.Failure{
+		Entry:  store.Entry{Token: e.Token, EntryID: e.ID, ReceivedAt: e.ReceivedAt, QueuedAt: e.QueuedAt(), Events: evs},
+		Reason: reason,
+	}
+	for fails := 0; ; {
+		_, err := w.st.RecordFailure(ctx, w.name, f)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Warn("recording a failed entry failed, retrying", "worker", w.name, "entry", e.ID, "err", err)
+		fails++
+		pause(ctx, fails)
+	}
+	w.deadLetter(ctx, e, reason)
+}
+
+func (w *worker) deadLetter(ctx context.Context, e queue.Entry, reason string) {
+	for fails := 0; ; {
+		moved, err := w.q.DeadLetter(ctx, e, reason)
+		if err == nil {
+			if moved {
+				w.m.DeadLetters.Inc()
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Warn("dead-lettering failed, retrying", "worker", w.name, "entry", e.ID, "err", err)
+		fails++
+		pause(ctx, fails)
+	}
+}
+
+// ack acknowledges committed entries, retrying while Redis is away. If ctx
+// ends first they stay pending; the ledger recognises them when redelivered.
+func (w *worker) ack(ctx context.Context, entries []queue.Entry) {
+	if len(entries) == 0 {
+		return
+	}
+	for fails := 0; ; {
+		_, err := w.q.Ack(ctx, entries)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Warn("ack failed, retrying", "worker", w.name, "entries", len(entries), "err", err)
+		fails++
+		pause(ctx, fails)
+	}
+}
+
+// pause waits a backoff that grows with the number of consecutive failures
+// (50 ms doubling to 2 s), or until ctx ends.
+func pause(ctx context.Context, fails int) {
+	d := 50 * time.Millisecond << min(fails-1, 6)
+	d = min(d, 2*time.Second)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
