@@ -1,0 +1,175 @@
+// Package event is ChronicleWeaver's event model and /publish request
+// validation.
+//
+// DecodeRequest is API-compatible with the original FastAPI/pydantic service:
+// validation problems are reported as pydantic-style error entries
+// ({"loc": [...], "msg": "...", "type": "..."}) and turned into HTTP 422 by the
+// caller; malformed bodies and oversized batches are *RequestError (400/413).
+//
+// Beyond the pydantic model, the validator rejects everything PostgreSQL would
+// refuse later (text columns, jsonb payload, timestamptz): invalid UTF-8, the
+// NUL character, lone UTF-16 surrogate escapes, over-deep payloads and JSON
+// numbers that do not fit PostgreSQL's numeric type. See the README-style
+// comments on DecodeRequest and the constants below for the exact rules.
+package event
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Event is one validated event.
+//
+// Events returned by DecodeRequest and UnmarshalBatch never alias the input,
+// but the events of one call share two backing allocations: one string holding
+// every EventID/Topic/Source and one byte slice holding every Payload (each
+// Payload is capacity-limited, so appending to it cannot clobber another).
+// Keeping any one of these values alive keeps the whole batch's strings (or
+// payloads) alive; copy with strings.Clone / bytes.Clone before storing them
+// in long-lived structures if that matters.
+type Event struct {
+	EventID   string          `json:"event_id"`
+	Topic     string          `json:"topic"`
+	Source    string          `json:"source"`
+	Timestamp time.Time       `json:"timestamp"` // parsed, converted to UTC
+	Payload   json.RawMessage `json:"payload"`   // the payload object, compacted (insignificant whitespace removed), otherwise verbatim
+}
+
+// Key is the deduplication key of an event.
+type Key struct{ Topic, EventID string }
+
+// Key returns the deduplication key (topic, event_id).
+func (e *Event) Key() Key { return Key{Topic: e.Topic, EventID: e.EventID} }
+
+// Field limits (bytes of the decoded UTF-8 string).
+const (
+	MinEventIDBytes = 1
+	MaxEventIDBytes = 1024
+	MaxTopicBytes   = 255
+	MaxSourceBytes  = 255
+
+	// MaxErrors caps the number of entries in a ValidationError.
+	MaxErrors = 1000
+
+	DefaultMaxBatch        = 10000
+	DefaultMaxPayloadBytes = 64 << 10
+	DefaultMaxDepth        = 64
+)
+
+// Limits are the configurable request limits. A zero or negative field means
+// "use the default", so Limits{} behaves like DefaultLimits().
+type Limits struct {
+	MaxBatch        int // maximum number of events per request (default 10000); more -> 413
+	MaxPayloadBytes int // maximum raw (as sent) size of one payload in bytes (default 65536); more -> 422
+	MaxDepth        int // maximum payload nesting depth; the payload object itself is level 1 (default 64); more -> 422
+}
+
+// DefaultLimits returns the default limits.
+func DefaultLimits() Limits {
+	return Limits{MaxBatch: DefaultMaxBatch, MaxPayloadBytes: DefaultMaxPayloadBytes, MaxDepth: DefaultMaxDepth}
+}
+
+func (l Limits) normalized() Limits {
+	if l.MaxBatch <= 0 {
+		l.MaxBatch = DefaultMaxBatch
+	}
+	if l.MaxPayloadBytes <= 0 {
+		l.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = DefaultMaxDepth
+	}
+	return l
+}
+
+// FieldError is one pydantic-style validation error entry.
+type FieldError struct {
+	Loc  []any  `json:"loc"` // strings and ints
+	Msg  string `json:"msg"`
+	Type string `json:"type"`
+}
+
+// ValidationError -> HTTP 422 with body {"detail": Errors}.
+type ValidationError struct{ Errors []FieldError }
+
+func (e *ValidationError) Error() string {
+	if len(e.Errors) == 0 {
+		return "event: validation failed"
+	}
+	var b strings.Builder
+	b.WriteString("event: validation failed: ")
+	writeFieldError(&b, &e.Errors[0])
+	if n := len(e.Errors) - 1; n > 0 {
+		b.WriteString(" (and ")
+		b.WriteString(strconv.Itoa(n))
+		b.WriteString(" more)")
+	}
+	return b.String()
+}
+
+func writeFieldError(b *strings.Builder, f *FieldError) {
+	for i, l := range f.Loc {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		switch v := l.(type) {
+		case string:
+			b.WriteString(strconv.Quote(v))
+		case int:
+			b.WriteString(strconv.Itoa(v))
+		default:
+			b.WriteString("?")
+		}
+	}
+	b.WriteString(": ")
+	b.WriteString(f.Msg)
+	b.WriteString(" [")
+	b.WriteString(f.Type)
+	b.WriteString("]")
+}
+
+// HTTP statuses carried by RequestError.
+const (
+	StatusMalformed = 400 // body is not valid JSON or not {"events": [...]}
+	StatusTooLarge  = 413 // more than Limits.MaxBatch events
+)
+
+// RequestError -> HTTP 400 (Malformed) or 413 (TooLarge); Msg is a clear
+// one-line reason.
+type RequestError struct {
+	Status int
+	Msg    string
+}
+
+func (e *RequestError) Error() string { return e.Msg }
+
+// Pydantic-style error types.
+const (
+	TypeMissing         = "missing"
+	TypeStringType      = "string_type"
+	TypeStringTooShort  = "string_too_short"
+	TypeStringTooLong   = "string_too_long"
+	TypeStringUnicode   = "string_unicode"
+	TypeDatetimeType    = "datetime_type"
+	TypeDatetimeParsing = "datetime_parsing"
+	TypeDictType        = "dict_type"
+	TypeListType        = "list_type"
+	TypePayloadTooLarge = "payload_too_large"
+	TypeJSONDepth       = "json_depth"
+	TypeNumberRange     = "number_range"
+)
+
+// Messages for the fixed-text error types.
+const (
+	msgMissing      = "Field required"
+	msgStringType   = "Input should be a valid string"
+	msgDatetimeType = "Input should be a valid datetime"
+	msgDictType     = "Input should be a valid dictionary or object"
+	msgListType     = "Input should be a valid list"
+	msgBadUTF8      = "String should be valid UTF-8 (invalid byte sequence)"
+	msgNUL          = "String should not contain the NUL character (\\u0000)"
+	msgSurrogate    = "String should not contain a lone UTF-16 surrogate escape"
+	msgNumberRange  = "Number is out of the range PostgreSQL numeric can store (at most 131072 digits before and 16383 after the decimal point)"
+)
