@@ -1,0 +1,530 @@
+package devenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PostgresOptions configures StartPostgres.
+type PostgresOptions struct {
+	// Durable keeps fsync and synchronous_commit on (benchmarks). When false (tests) fsync=off,
+	// which is still safe against process kills (pg_ctl -m immediate), only not against OS crashes.
+	Durable bool
+	// Settings are extra postgresql.conf settings, e.g. "max_connections": "200".
+	// They override the defaults. "port" cannot be set (it is chosen by StartPostgres).
+	Settings map[string]string
+	// Logf, if set, receives lifecycle messages (start, stop, port retries).
+	Logf func(format string, args ...any)
+}
+
+// PostgresSuperuser is the superuser created by initdb; it connects without
+// a password (trust authentication, 127.0.0.1 only).
+const PostgresSuperuser = "postgres"
+
+// Postgres is a PostgreSQL cluster in a temporary directory, run as a child
+// process. Its methods are safe for concurrent use; lifecycle methods (Start,
+// Stop, StopImmediate, Kill, Close) are serialised.
+type Postgres struct {
+	opts    PostgresOptions
+	binDir  string
+	version string
+	user    pgUser
+	dir     string
+	logPath string
+	port    int
+
+	opMu sync.Mutex // serialises lifecycle operations
+
+	mu     sync.Mutex // guards proc and closed
+	proc   *process   // the current (or last) postmaster; nil before the first start
+	closed bool
+}
+
+var settingNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
+
+// errPortTaken means another server answered on our port.
+var errPortTaken = errors.New("another server answers on this port")
+
+// StartPostgres creates a cluster with initdb in a new directory under
+// os.TempDir and starts it on a free port of 127.0.0.1. It returns when the
+// server accepts connections, or fails when ctx ends (60 s if ctx has no
+// deadline). The caller must Close it.
+func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err error) {
+	for k := range opts.Settings {
+		if !settingNameRE.MatchString(k) {
+			return nil, fmt.Errorf("postgres: invalid setting name %q", k)
+		}
+		if strings.EqualFold(k, "port") {
+			return nil, errors.New(`postgres: setting "port" is chosen by devenv and cannot be overridden`)
+		}
+	}
+	binDir, err := findPostgresBin()
+	if err != nil {
+		return nil, err
+	}
+	u, err := postgresUser()
+	if err != nil {
+		return nil, err
+	}
+	reapStaleOnce(opts.Logf)
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+
+	dir, err := makeServerDir("pg")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	p := &Postgres{
+		opts:    opts,
+		binDir:  binDir,
+		version: binaryVersion(filepath.Join(binDir, "postgres"), "PostgreSQL", pgVersionRE),
+		user:    u,
+		dir:     dir,
+		logPath: filepath.Join(dir, "postgres.log"),
+	}
+	if err := u.chown(dir); err != nil {
+		return nil, fmt.Errorf("postgres: chown data directory to nobody: %w", err)
+	}
+	if err := u.checkReachable(dir); err != nil {
+		return nil, err
+	}
+	if err := p.initdb(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.writeConfig(); err != nil {
+		return nil, err
+	}
+	// Created by us (root) before the server starts; handed to it as stdout/stderr.
+	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: create log file: %w", err)
+	}
+	f.Close()
+	_ = u.chown(p.logPath)
+
+	for attempt := 1; ; attempt++ {
+		port, err := reservePort()
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		p.port = port
+		proc, bindFailed, err := p.launch(ctx)
+		if err == nil {
+			p.proc = proc
+			logf(opts.Logf, "postgres %s started on port %d (pid %d, dir %s)", p.version, port, proc.pid, dir)
+			return p, nil
+		}
+		releasePort(port)
+		if !bindFailed || attempt == maxPortAttempts || ctx.Err() != nil {
+			return nil, err
+		}
+		logf(opts.Logf, "postgres could not use port %d, retrying with another one", port)
+	}
+}
+
+// initdb creates the cluster, with the C.UTF-8 locale or C if that is missing.
+func (p *Postgres) initdb(ctx context.Context) error {
+	locales := []string{"C.UTF-8", "C"}
+	for i, loc := range locales {
+		// --no-sync even when Durable: a throwaway cluster need not survive an
+		// OS crash right after initdb, and syncing costs seconds.
+		args := []string{"-D", p.dir, "-U", PostgresSuperuser, "--auth=trust", "-E", "UTF8", "--locale=" + loc, "--no-sync"}
+		cmd := exec.CommandContext(ctx, filepath.Join(p.binDir, "initdb"), args...)
+		cmd.Dir = "/" // the unprivileged user may not be able to enter our working directory
+		cmd.Env = cleanEnv()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.user.cred}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = 5 * time.Second
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("postgres: initdb: %w", ctx.Err())
+		}
+		if i+1 < len(locales) && bytes.Contains(out, []byte("locale")) {
+			logf(p.opts.Logf, "initdb: locale %s unavailable, falling back to %s", loc, locales[i+1])
+			if err := emptyDir(p.dir); err != nil {
+				return fmt.Errorf("postgres: initdb: %w", err)
+			}
+			continue
+		}
+		tail := strings.TrimSpace(string(out))
+		if lines := strings.Split(tail, "\n"); len(lines) > 25 {
+			tail = strings.Join(lines[len(lines)-25:], "\n")
+		}
+		return fmt.Errorf("postgres: initdb failed (%v)\n--- initdb output ---\n%s", err, tail)
+	}
+	return nil
+}
+
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func quoteConf(v string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", "''") + "'"
+}
+
+// writeConfig appends devenv's settings to postgresql.conf (later lines win).
+func (p *Postgres) writeConfig() error {
+	settings := map[string]string{
+		"listen_addresses":        "127.0.0.1",
+		"unix_socket_directories": "",
+		"max_connections":         "200",
+		"shared_buffers":          "128MB",
+	}
+	if !p.opts.Durable {
+		settings["fsync"] = "off"
+		settings["synchronous_commit"] = "off"
+		settings["full_page_writes"] = "off"
+	}
+	for k, v := range p.opts.Settings {
+		settings[k] = v
+	}
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("\n# --- written by devenv; the port is given on the command line ---\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = %s\n", k, quoteConf(settings[k]))
+	}
+	f, err := os.OpenFile(filepath.Join(p.dir, "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("postgres: open postgresql.conf: %w", err)
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return fmt.Errorf("postgres: write postgresql.conf: %w", err)
+	}
+	return f.Close()
+}
+
+// launch starts the postmaster on p.port and waits until it accepts
+// connections. bindFailed reports that the port was not usable.
+func (p *Postgres) launch(ctx context.Context) (_ *process, bindFailed bool, _ error) {
+	offset := fileSize(p.logPath)
+	logFile, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: open log: %w", err)
+	}
+	cmd := exec.Command(filepath.Join(p.binDir, "postgres"), "-D", p.dir, "-p", strconv.Itoa(p.port))
+	cmd.Dir = p.dir
+	cmd.Env = cleanEnv()
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.user.cred}
+	proc, err := startProcess(cmd, true)
+	logFile.Close() // the child has its own copy
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: start %s: %w", cmd.Path, err)
+	}
+	if err := p.waitReady(ctx, proc); err != nil {
+		_ = proc.kill()
+		bindFailed = errors.Is(err, errPortTaken) ||
+			logContains(p.logPath, offset, "Address already in use") ||
+			logContains(p.logPath, offset, "could not create any TCP/IP sockets")
+		return nil, bindFailed, startError(fmt.Sprintf("postgres: server on 127.0.0.1:%d did not become ready: %v", p.port, err), p.logPath, offset)
+	}
+	return proc, false, nil
+}
+
+// waitReady polls until the server accepts connections, it exits, or ctx ends.
+func (p *Postgres) waitReady(ctx context.Context, proc *process) error {
+	probeCtx, cancel := untilExit(ctx, proc)
+	defer cancel()
+	var delay time.Duration
+	var lastErr error
+	for {
+		if proc.exited() {
+			return fmt.Errorf("postgres %s", proc.exitDescription())
+		}
+		err := p.ping(probeCtx)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, errPortTaken) {
+			return err
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
+		}
+		delay = backoff(delay)
+		sleepCtx(ctx, delay, proc.done)
+	}
+}
+
+// ping connects and checks that the server answering is ours.
+func (p *Postgres) ping(ctx context.Context) error {
+	cfg, err := pgx.ParseConfig(p.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(actx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	var dataDir string
+	if err := conn.QueryRow(actx, "SHOW data_directory").Scan(&dataDir); err != nil {
+		return err
+	}
+	if filepath.Clean(dataDir) != filepath.Clean(p.dir) {
+		return fmt.Errorf("%w (data_directory %s)", errPortTaken, dataDir)
+	}
+	return nil
+}
+
+// Port returns the TCP port on 127.0.0.1. It does not change on restarts.
+func (p *Postgres) Port() int { return p.port }
+
+// Dir returns the data directory.
+func (p *Postgres) Dir() string { return p.dir }
+
+// LogPath returns the server log file (inside Dir).
+func (p *Postgres) LogPath() string { return p.logPath }
+
+// Version returns the server version, e.g. "PostgreSQL 15.18".
+func (p *Postgres) Version() string { return p.version }
+
+// URL returns the connection URL of database for the superuser (no password).
+func (p *Postgres) URL(database string) string {
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", PostgresSuperuser, p.port, url.PathEscape(database))
+}
+
+func (p *Postgres) current() *process {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.proc
+}
+
+// PID returns the postmaster's pid, or 0 when it is not running.
+func (p *Postgres) PID() int {
+	if proc := p.current(); proc != nil && !proc.exited() {
+		return proc.pid
+	}
+	return 0
+}
+
+// Exited returns a channel closed when the current postmaster has exited and
+// been reaped (already closed when it is not running). After a Start, call it
+// again to get the new process's channel.
+func (p *Postgres) Exited() <-chan struct{} {
+	if proc := p.current(); proc != nil {
+		return proc.done
+	}
+	return closedChan
+}
+
+var dbNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,62}$`)
+
+func checkDBName(name string) error {
+	if !dbNameRE.MatchString(name) {
+		return fmt.Errorf("postgres: invalid database name %q: use 1-63 letters, digits, '_' or '-', starting with a letter or '_'", name)
+	}
+	return nil
+}
+
+// CreateDatabase creates database name (letters, digits, '_' and '-', at most
+// 63 bytes; it is quoted, so case is preserved) and returns its URL.
+func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, error) {
+	if err := checkDBName(name); err != nil {
+		return "", err
+	}
+	if err := p.exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("postgres: create database %s: %w", name, err)
+	}
+	return p.URL(name), nil
+}
+
+// DropDatabase drops database name if it exists, disconnecting its sessions
+// (WITH (FORCE)).
+func (p *Postgres) DropDatabase(ctx context.Context, name string) error {
+	if err := checkDBName(name); err != nil {
+		return err
+	}
+	if err := p.exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("postgres: drop database %s: %w", name, err)
+	}
+	return nil
+}
+
+func (p *Postgres) exec(ctx context.Context, sql string) error {
+	conn, err := pgx.Connect(ctx, p.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+// Start starts the server again on the same directory and port after Stop,
+// StopImmediate or Kill (running crash recovery if needed). It returns when
+// the server accepts connections; ctx bounds the wait (60 s if it has no
+// deadline). It fails if the server is running or closed.
+func (p *Postgres) Start(ctx context.Context) error {
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	p.mu.Lock()
+	closed, proc := p.closed, p.proc
+	p.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if proc != nil && !proc.exited() {
+		return fmt.Errorf("postgres: already running (pid %d)", proc.pid)
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	proc, _, err := p.launch(ctx)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.proc = proc
+	p.mu.Unlock()
+	logf(p.opts.Logf, "postgres restarted on port %d (pid %d)", p.port, proc.pid)
+	return nil
+}
+
+// Stop performs a fast shutdown (SIGINT: sessions are disconnected, then a
+// checkpoint) and waits for the postmaster to exit. A paused server is
+// resumed first. Stopping a server that is not running is a no-op.
+func (p *Postgres) Stop(ctx context.Context) error {
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	return p.stop(ctx, syscall.SIGINT, "fast")
+}
+
+// StopImmediate performs an immediate shutdown (SIGQUIT, like pg_ctl stop -m
+// immediate): no checkpoint, so the next Start runs crash recovery. It waits
+// for the postmaster to exit.
+func (p *Postgres) StopImmediate(ctx context.Context) error {
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	return p.stop(ctx, syscall.SIGQUIT, "immediate")
+}
+
+func (p *Postgres) stop(ctx context.Context, sig syscall.Signal, mode string) error {
+	proc := p.current()
+	if proc == nil || proc.exited() {
+		return nil
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	if err := proc.resume(); err != nil { // in case it is paused
+		return fmt.Errorf("postgres: %s shutdown: %w", mode, err)
+	}
+	if err := proc.signal(sig); err != nil {
+		return fmt.Errorf("postgres: %s shutdown: %w", mode, err)
+	}
+	if err := proc.wait(ctx); err != nil {
+		return fmt.Errorf("postgres: %s shutdown: %w", mode, err)
+	}
+	logf(p.opts.Logf, "postgres on port %d stopped (%s): %s", p.port, mode, proc.exitDescription())
+	return nil
+}
+
+// Kill sends SIGKILL to the postmaster and all its backends (its process
+// group) and waits until the postmaster is reaped: a harsher crash than
+// StopImmediate. Killing a server that is not running is a no-op.
+func (p *Postgres) Kill() error {
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	proc := p.current()
+	if proc == nil || proc.exited() {
+		return nil
+	}
+	if err := proc.kill(); err != nil {
+		return fmt.Errorf("postgres: kill: %w", err)
+	}
+	logf(p.opts.Logf, "postgres on port %d killed", p.port)
+	return nil
+}
+
+// Pause sends SIGSTOP to the postmaster and all its backends: connections
+// stay open but nothing is answered until Resume.
+func (p *Postgres) Pause() error { return p.signalRunning((*process).pause) }
+
+// Resume sends SIGCONT to the postmaster and all its backends.
+func (p *Postgres) Resume() error { return p.signalRunning((*process).resume) }
+
+func (p *Postgres) signalRunning(op func(*process) error) error {
+	proc := p.current()
+	if proc == nil || proc.exited() {
+		return ErrNotRunning
+	}
+	return op(proc)
+}
+
+// Close stops the server (fast shutdown, then immediate, then SIGKILL if
+// needed) and removes its directory. It is idempotent.
+func (p *Postgres) Close() error {
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+
+	var errs []error
+	if proc := p.current(); proc != nil && !proc.exited() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := p.stop(ctx, syscall.SIGINT, "fast")
+		cancel()
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err = p.stop(ctx, syscall.SIGQUIT, "immediate")
+			cancel()
+		}
+		if err != nil {
+			if err := proc.kill(); err != nil {
+				errs = append(errs, fmt.Errorf("postgres: kill: %w", err))
+			}
+		}
+	}
+	if err := os.RemoveAll(p.dir); err != nil {
+		errs = append(errs, fmt.Errorf("postgres: remove %s: %w", p.dir, err))
+	}
+	releasePort(p.port)
+	return errors.Join(errs...)
+}
