@@ -1,0 +1,273 @@
+// Package checker decides whether a run kept the service's guarantees. It is
+// the one definition of correctness: scenarios, property tests and negative
+// controls all call Check.
+//
+// Like Jepsen's set checker, it compares the keys the history says were
+// attempted and acknowledged with the keys read back after the queue
+// drained:
+//
+//	lost        acknowledged, not stored
+//	duplicated  stored more than once
+//	unexpected  stored, never attempted (or only in definitely failed requests)
+//	recovered   outcome unknown (timeout, reset, maybe-queued 503), stored
+//
+// and checks that the stats are exact (see Check).
+package checker
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/history"
+)
+
+// Stats are the service's /stats counters.
+type Stats struct {
+	Received          int64 `json:"received"`
+	UniqueProcessed   int64 `json:"unique_processed"`
+	DuplicatedDropped int64 `json:"duplicated_dropped"`
+	QueueDepth        int64 `json:"queue_depth"`
+	Pending           int64 `json:"pending"`
+	DeadLettered      int64 `json:"dead_lettered"`
+}
+
+// Sub returns s - o for the cumulative counters (queue state from s).
+func (s Stats) Sub(o Stats) Stats {
+	return Stats{
+		Received:          s.Received - o.Received,
+		UniqueProcessed:   s.UniqueProcessed - o.UniqueProcessed,
+		DuplicatedDropped: s.DuplicatedDropped - o.DuplicatedDropped,
+		DeadLettered:      s.DeadLettered - o.DeadLettered,
+		QueueDepth:        s.QueueDepth,
+		Pending:           s.Pending,
+	}
+}
+
+// Audit is the service's /audit/summary totals.
+type Audit struct {
+	Received  int64 `json:"total_received"`
+	Queued    int64 `json:"total_queued"`
+	Processed int64 `json:"total_processed"`
+	Dropped   int64 `json:"total_dropped"`
+	Failed    int64 `json:"total_failed"`
+}
+
+// Sub returns a - o.
+func (a Audit) Sub(o Audit) Audit {
+	return Audit{a.Received - o.Received, a.Queued - o.Queued, a.Processed - o.Processed, a.Dropped - o.Dropped, a.Failed - o.Failed}
+}
+
+// Readback is what the harness read from the target after the run.
+type Readback struct {
+	// Stored counts how often each key of the run is stored (from the
+	// database, or from walking GET /events).
+	Stored map[history.Key]int
+	// Before and After are /stats read before the load and after the drain;
+	// checks use After - Before, so a target with older data can be checked.
+	Before, After Stats
+	// AuditBefore and AuditAfter are /audit/summary; nil when unavailable.
+	AuditBefore, AuditAfter *Audit
+	// Drained is false when the queue did not drain before the deadline.
+	Drained bool
+}
+
+// Result is the verdict.
+type Result struct {
+	Valid bool `json:"valid"`
+
+	// Distinct keys by what the history says of them.
+	Attempted    int `json:"attempted"`
+	Acknowledged int `json:"acknowledged"`
+	Stored       int `json:"stored"`
+
+	// Event copies (a key sent twice counts twice).
+	AttemptedCopies    int64 `json:"attempted_copies"`
+	AcknowledgedCopies int64 `json:"acknowledged_copies"`
+	FailedCopies       int64 `json:"failed_copies"`
+	UnknownCopies      int64 `json:"unknown_copies"`
+
+	Lost       int `json:"lost"`
+	Duplicated int `json:"duplicated"`
+	Unexpected int `json:"unexpected"`
+	Recovered  int `json:"recovered"`
+
+	Requests struct {
+		OK, Fail, Info int
+	} `json:"requests"`
+
+	StatsExact bool          `json:"stats_exact"`
+	AuditExact bool          `json:"audit_exact"`
+	Stats      Stats         `json:"stats"` // After - Before
+	Examples   []history.Key `json:"examples,omitempty"`
+	Violations []string      `json:"violations,omitempty"`
+}
+
+// Check judges a history against what was read back.
+//
+// Stats are exact when, over the run (After - Before):
+//   - the queue drained (queue_depth and pending 0) and nothing was dead-lettered;
+//   - unique_processed equals the number of distinct stored keys;
+//   - received == unique_processed + duplicated_dropped;
+//   - acknowledged copies <= received <= acknowledged + unknown copies
+//     (every copy of an acknowledged request entered the stream once; part
+//     of an unknown request may have; nothing of a definitely failed one).
+//
+// The audit is exact when processed == unique_processed, dropped ==
+// duplicated_dropped and received == queued == received(stats) + failed.
+func Check(ops []history.Op, rb Readback) Result {
+	var r Result
+	type keyState struct{ attempted, acked, failed, unknown int }
+	keys := map[history.Key]*keyState{}
+	for _, p := range history.Pairs(ops, history.FPublish) {
+		out := p.Outcome()
+		switch out {
+		case history.OK:
+			r.Requests.OK++
+		case history.Fail:
+			r.Requests.Fail++
+		default:
+			r.Requests.Info++
+		}
+		for _, k := range p.Invoke.Keys {
+			ks := keys[k]
+			if ks == nil {
+				ks = &keyState{}
+				keys[k] = ks
+			}
+			ks.attempted++
+			r.AttemptedCopies++
+			switch out {
+			case history.OK:
+				ks.acked++
+				r.AcknowledgedCopies++
+			case history.Fail:
+				ks.failed++
+				r.FailedCopies++
+			default:
+				ks.unknown++
+				r.UnknownCopies++
+			}
+		}
+	}
+
+	example := func(k history.Key) {
+		if len(r.Examples) < 10 {
+			r.Examples = append(r.Examples, k)
+		}
+	}
+	r.Attempted = len(keys)
+	// Sorted for reproducible examples.
+	sorted := make([]history.Key, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sortKeys(sorted)
+	for _, k := range sorted {
+		ks := keys[k]
+		n := rb.Stored[k]
+		if ks.acked > 0 {
+			r.Acknowledged++
+			if n == 0 {
+				r.Lost++
+				example(k)
+			}
+		} else if n > 0 {
+			if ks.unknown > 0 {
+				r.Recovered++
+			} else {
+				r.Unexpected++ // only in definitely failed requests
+				example(k)
+			}
+		}
+	}
+	storedKeys := make([]history.Key, 0, len(rb.Stored))
+	for k, n := range rb.Stored {
+		if n > 0 {
+			storedKeys = append(storedKeys, k)
+		}
+	}
+	sortKeys(storedKeys)
+	for _, k := range storedKeys {
+		r.Stored++
+		if rb.Stored[k] > 1 {
+			r.Duplicated++
+			example(k)
+		}
+		if keys[k] == nil {
+			r.Unexpected++
+			example(k)
+		}
+	}
+
+	violate := func(format string, args ...any) {
+		r.Violations = append(r.Violations, fmt.Sprintf(format, args...))
+	}
+	if r.Lost > 0 {
+		violate("%d acknowledged keys lost", r.Lost)
+	}
+	if r.Duplicated > 0 {
+		violate("%d keys stored more than once", r.Duplicated)
+	}
+	if r.Unexpected > 0 {
+		violate("%d stored keys never attempted or only definitely failed", r.Unexpected)
+	}
+
+	s := rb.After.Sub(rb.Before)
+	r.Stats = s
+	r.StatsExact = true
+	statsWrong := func(format string, args ...any) {
+		r.StatsExact = false
+		violate("stats: "+format, args...)
+	}
+	if !rb.Drained || s.QueueDepth != 0 || s.Pending != 0 {
+		statsWrong("queue not drained (queue_depth %d, pending %d)", s.QueueDepth, s.Pending)
+	}
+	if s.DeadLettered != 0 {
+		statsWrong("%d entries dead-lettered", s.DeadLettered)
+	}
+	if s.UniqueProcessed != int64(r.Stored) {
+		statsWrong("unique_processed grew by %d, but %d distinct keys are stored", s.UniqueProcessed, r.Stored)
+	}
+	if s.Received != s.UniqueProcessed+s.DuplicatedDropped {
+		statsWrong("received %d != unique_processed %d + duplicated_dropped %d", s.Received, s.UniqueProcessed, s.DuplicatedDropped)
+	}
+	if s.Received < r.AcknowledgedCopies {
+		statsWrong("received grew by %d, fewer than the %d acknowledged copies", s.Received, r.AcknowledgedCopies)
+	}
+	if s.Received > r.AcknowledgedCopies+r.UnknownCopies {
+		statsWrong("received grew by %d, more than the %d acknowledged + %d unknown copies sent", s.Received, r.AcknowledgedCopies, r.UnknownCopies)
+	}
+
+	r.AuditExact = true
+	if rb.AuditAfter != nil {
+		var before Audit
+		if rb.AuditBefore != nil {
+			before = *rb.AuditBefore
+		}
+		a := rb.AuditAfter.Sub(before)
+		auditWrong := func(format string, args ...any) {
+			r.AuditExact = false
+			violate("audit: "+format, args...)
+		}
+		if a.Processed != s.UniqueProcessed {
+			auditWrong("%d PROCESSED, unique_processed %d", a.Processed, s.UniqueProcessed)
+		}
+		if a.Dropped != s.DuplicatedDropped {
+			auditWrong("%d DROPPED, duplicated_dropped %d", a.Dropped, s.DuplicatedDropped)
+		}
+		if a.Received != a.Queued || a.Received != s.Received+a.Failed {
+			auditWrong("%d RECEIVED, %d QUEUED, want both = received %d + failed %d", a.Received, a.Queued, s.Received, a.Failed)
+		}
+	}
+	r.Valid = len(r.Violations) == 0
+	return r
+}
+
+func sortKeys(ks []history.Key) {
+	sort.Slice(ks, func(i, j int) bool {
+		if ks[i].Topic != ks[j].Topic {
+			return ks[i].Topic < ks[j].Topic
+		}
+		return ks[i].ID < ks[j].ID
+	})
+}

@@ -1,0 +1,360 @@
+// Package client applies harness operations to one target (Jepsen's client
+// role): it publishes a body and classifies the outcome for the history,
+// and reads back what the checker needs: /stats, /audit/summary, the stored
+// keys (through GET /events or straight from PostgreSQL) and commit
+// latencies.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/checker"
+	"github.com/chronicleweaver/chronicleweaver/harness/history"
+)
+
+// OutcomeHeader is the response header of a 503 telling whether anything
+// was queued: OutcomeRejected (surely nothing) or "unknown".
+const (
+	OutcomeHeader   = "Chronicle-Outcome"
+	OutcomeRejected = "rejected"
+)
+
+// EventsPageLimit is the page size used to walk GET /events (the API's maximum).
+const EventsPageLimit = 10_000
+
+// Polling of WaitReady and WaitDrained.
+const (
+	DrainPoll      = 200 * time.Millisecond
+	pollTimeout    = 5 * time.Second // one poll; a blackholed connection must not eat the whole wait
+	readyPollFirst = 20 * time.Millisecond
+	readyPollMax   = 500 * time.Millisecond
+)
+
+// Client talks to one target. Its fields may be set directly; New fills them.
+type Client struct {
+	Base  string // base URL, e.g. http://127.0.0.1:8080 (no trailing slash)
+	Token string // API token; empty: no Authorization header
+	HTTP  *http.Client
+}
+
+// New returns a client of base with a keep-alive transport sized for load.
+func New(base, token string) *Client {
+	return &Client{
+		Base:  strings.TrimRight(base, "/"),
+		Token: token,
+		HTTP:  &http.Client{Transport: NewTransport(), Timeout: time.Minute},
+	}
+}
+
+// NewTransport returns the harness's HTTP transport: direct connections
+// (no proxy from the environment, so "connection refused" is the target's
+// answer), keep-alive, and room for thousands of concurrent connections per
+// target so a slow server shows as latency, not as a queue in the client.
+func NewTransport() *http.Transport {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
+		MaxIdleConns:          0, // no global limit
+		MaxIdleConnsPerHost:   10_000,
+		MaxConnsPerHost:       0,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Classify turns the outcome of a publish into a history completion type:
+//
+//	2xx                                         ok    (acknowledged)
+//	4xx                                         fail  (rejected whole, nothing queued)
+//	503 with Chronicle-Outcome: rejected        fail  (refused before the append)
+//	other 5xx, 1xx, 3xx                         info  (unknown: part may be queued)
+//	no status, connection refused               fail  (nothing was sent)
+//	no status, any other error (timeout, reset,
+//	EOF, ...) or no error at all                info
+//
+// A status, once received, decides: err is only looked at when status is 0.
+func Classify(status int, header http.Header, err error) history.Type {
+	switch {
+	case status >= 200 && status < 300:
+		return history.OK
+	case status >= 400 && status < 500:
+		return history.Fail
+	case status == http.StatusServiceUnavailable && strings.EqualFold(strings.TrimSpace(header.Get(OutcomeHeader)), OutcomeRejected):
+		return history.Fail
+	case status != 0:
+		return history.Info
+	case err != nil && refused(err):
+		return history.Fail
+	}
+	return history.Info
+}
+
+// refused reports whether err is a refused connection. Errors that crossed a
+// string boundary (vegeta keeps only err.Error()) are matched on the text.
+func refused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused")
+}
+
+// StatusError is a non-2xx answer.
+type StatusError struct {
+	Method, Path string
+	Status       int
+	Body         string // the start of the answer's body
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("client: %s %s: %d %s: %s", e.Method, e.Path, e.Status, http.StatusText(e.Status), e.Body)
+}
+
+// Publish sends one body to POST /publish and classifies the outcome. err
+// is nil exactly when the request was acknowledged (2xx); otherwise it is
+// a *StatusError or the transport error.
+func (c *Client) Publish(ctx context.Context, body []byte) (status int, typ history.Type, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/publish", bytes.NewReader(body))
+	if err != nil {
+		return 0, history.Fail, fmt.Errorf("client: publish: %w", err) // nothing sent
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, Classify(0, nil, err), fmt.Errorf("client: publish: %w", err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096)) // the status decides, even if the body is cut
+	_, _ = io.Copy(io.Discard, resp.Body)
+	typ = Classify(resp.StatusCode, resp.Header, nil)
+	if typ != history.OK {
+		return resp.StatusCode, typ, &StatusError{Method: http.MethodPost, Path: "/publish", Status: resp.StatusCode, Body: snippet(msg)}
+	}
+	return resp.StatusCode, typ, nil
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// getJSON GETs path (with query) and decodes a 200 answer into v.
+func (c *Client) getJSON(ctx context.Context, path string, q url.Values, v any) error {
+	u := c.Base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("client: GET %s: %w", path, err)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("client: GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return &StatusError{Method: http.MethodGet, Path: path, Status: resp.StatusCode, Body: snippet(msg)}
+	}
+	if v == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("client: GET %s: decode: %w", path, err)
+	}
+	return nil
+}
+
+// Stats reads GET /stats.
+func (c *Client) Stats(ctx context.Context) (checker.Stats, error) {
+	var s checker.Stats
+	err := c.getJSON(ctx, "/stats", nil, &s)
+	return s, err
+}
+
+// AuditSummary reads GET /audit/summary.
+func (c *Client) AuditSummary(ctx context.Context) (checker.Audit, error) {
+	var a checker.Audit
+	err := c.getJSON(ctx, "/audit/summary", nil, &a)
+	return a, err
+}
+
+// Ready is nil when GET /ready answers 200.
+func (c *Client) Ready(ctx context.Context) error {
+	return c.getJSON(ctx, "/ready", nil, nil)
+}
+
+// WaitReady polls /ready (with a short backoff) until it answers 200 and
+// returns how long that took. When ctx ends first the error wraps ctx's and
+// names the last answer.
+func (c *Client) WaitReady(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	wait := readyPollFirst
+	for {
+		pctx, cancel := context.WithTimeout(ctx, pollTimeout)
+		err := c.Ready(pctx)
+		cancel()
+		if err == nil {
+			return time.Since(start), nil
+		}
+		if !sleep(ctx, wait) {
+			return time.Since(start), fmt.Errorf("client: %s not ready after %s (last: %v): %w",
+				c.Base, time.Since(start).Round(time.Millisecond), err, ctx.Err())
+		}
+		wait = min(2*wait, readyPollMax)
+	}
+}
+
+// WaitDrained polls /stats every DrainPoll until queue_depth and pending
+// are 0 and received is the same in two consecutive polls, and returns those
+// stats and how long it took. Errors reading /stats (a restarting target)
+// are retried; when ctx ends first the error wraps ctx's and names the last
+// state seen.
+func (c *Client) WaitDrained(ctx context.Context) (checker.Stats, time.Duration, error) {
+	start := time.Now()
+	var prev *checker.Stats
+	var last checker.Stats
+	var lastErr error
+	for {
+		pctx, cancel := context.WithTimeout(ctx, pollTimeout)
+		s, err := c.Stats(pctx)
+		cancel()
+		switch {
+		case err != nil:
+			lastErr, prev = err, nil
+		case s.QueueDepth == 0 && s.Pending == 0:
+			if prev != nil && prev.Received == s.Received {
+				return s, time.Since(start), nil
+			}
+			last, lastErr, prev = s, nil, &s
+		default:
+			last, lastErr, prev = s, nil, nil
+		}
+		if !sleep(ctx, DrainPoll) {
+			state := fmt.Sprintf("queue_depth %d, pending %d, received %d", last.QueueDepth, last.Pending, last.Received)
+			if lastErr != nil {
+				state = lastErr.Error()
+			}
+			return last, time.Since(start), fmt.Errorf("client: %s not drained after %s (last: %s): %w",
+				c.Base, time.Since(start).Round(time.Millisecond), state, ctx.Err())
+		}
+	}
+}
+
+// sleep waits d; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// StoredKeysAPI walks GET /events (pages of EventsPageLimit, following
+// next_cursor) and counts each key whose event_id starts with prefix.
+func (c *Client) StoredKeysAPI(ctx context.Context, prefix string) (map[history.Key]int, error) {
+	type page struct {
+		Events []struct {
+			EventID string `json:"event_id"`
+			Topic   string `json:"topic"`
+		} `json:"events"`
+		NextCursor *string `json:"next_cursor"`
+	}
+	out := map[history.Key]int{}
+	seen := map[string]bool{}
+	cursor := ""
+	for pages := 0; ; pages++ {
+		q := url.Values{"limit": {fmt.Sprint(EventsPageLimit)}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var p page
+		if err := c.getJSON(ctx, "/events", q, &p); err != nil {
+			return out, fmt.Errorf("client: read stored keys (page %d): %w", pages+1, err)
+		}
+		for _, e := range p.Events {
+			if strings.HasPrefix(e.EventID, prefix) {
+				out[history.Key{Topic: e.Topic, ID: e.EventID}]++
+			}
+		}
+		if p.NextCursor == nil || *p.NextCursor == "" {
+			return out, nil
+		}
+		cursor = *p.NextCursor
+		if seen[cursor] {
+			return out, fmt.Errorf("client: read stored keys: GET /events returned cursor %q twice", cursor)
+		}
+		seen[cursor] = true
+	}
+}
+
+// StoredKeysDB reads the events table straight from PostgreSQL and counts
+// each (topic, event_id) whose event_id starts with prefix. A count above 1
+// means the table lost its unique constraint: that is what it is there to
+// detect, so it groups rather than trusting the key.
+func StoredKeysDB(ctx context.Context, databaseURL, prefix string) (map[history.Key]int, error) {
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("client: read stored keys: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx,
+		`SELECT topic, event_id, count(*) FROM events WHERE starts_with(event_id, $1) GROUP BY 1, 2`, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("client: read stored keys: %w", err)
+	}
+	out := map[history.Key]int{}
+	var k history.Key
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&k.Topic, &k.ID, &n}, func() error {
+		out[k] = int(n)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: read stored keys: %w", err)
+	}
+	return out, nil
+}
+
+// CommitLatencies returns, for each stored event whose event_id starts with
+// prefix, the time from its publish being received to its row being
+// committed (stored_at - received_at), in seconds, unsorted.
+func CommitLatencies(ctx context.Context, databaseURL, prefix string) ([]float64, error) {
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("client: read commit latencies: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx,
+		`SELECT extract(epoch FROM stored_at - received_at)::float8 FROM events WHERE starts_with(event_id, $1)`, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("client: read commit latencies: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[float64])
+	if err != nil {
+		return nil, fmt.Errorf("client: read commit latencies: %w", err)
+	}
+	return out, nil
+}
