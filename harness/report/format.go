@@ -1,0 +1,334 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Number formats. Every number in the Markdown goes through one of these,
+// so the same data always gives the same bytes.
+
+// dash stands for "no data".
+const dash = "—"
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// thousands formats n with comma thousands separators.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// fixed formats v with prec decimals and thousands separators in the
+// integer part; non-finite values print as a dash.
+func fixed(v float64, prec int) string {
+	if !finite(v) {
+		return dash
+	}
+	s := strconv.FormatFloat(v, 'f', prec, 64)
+	if strings.Trim(s, "-0.") == "" {
+		s = strings.TrimPrefix(s, "-") // no negative zero
+	}
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	intPart, frac, hasFrac := strings.Cut(s, ".")
+	n, err := strconv.ParseInt(intPart, 10, 64)
+	if err != nil { // beyond int64: leave unseparated
+		return sign + s
+	}
+	out := sign + thousands(n)
+	if hasFrac {
+		out += "." + frac
+	}
+	return out
+}
+
+func fmtRate(v float64) string    { return fixed(v, 0) } // events/s
+func fmtReqRate(v float64) string { return fixed(v, 1) } // requests/s
+func fmtMS(v float64) string      { return fixed(v, 2) }
+func fmtSec(v float64) string     { return fixed(v, 2) }
+func fmtCount(n int64) string     { return thousands(n) }
+func fmtRatio(v float64) string {
+	if !finite(v) {
+		return dash
+	}
+	return fixed(v, 2) + "×"
+}
+
+// fmtPercent formats a fraction (0.0123) as a percentage ("1.23%").
+func fmtPercent(frac float64) string {
+	if !finite(frac) {
+		return dash
+	}
+	return fixed(frac*100, 2) + "%"
+}
+
+// fmtPct formats a latency of a distribution; a distribution without
+// samples has no percentiles.
+func fmtPct(p Percentiles, v float64) string {
+	if p.N == 0 {
+		return dash
+	}
+	return fmtMS(v)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "**NO**"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return dash
+	}
+	return s
+}
+
+// ratio is a/b, NaN when b is 0 (printed as a dash).
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return math.NaN()
+	}
+	return a / b
+}
+
+// shorten cuts s to at most n runes, marking the cut with an ellipsis.
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimSpace(string(r[:n-1])) + "…"
+}
+
+// Markdown text.
+
+// esc escapes raw text for Markdown prose and table cells: characters that
+// could start emphasis, links, HTML or code, and the table separator.
+func esc(s string) string {
+	s = strings.Join(strings.Fields(s), " ") // one line
+	var b strings.Builder
+	for _, c := range s {
+		switch c {
+		case '\\', '|', '*', '_', '`', '<', '>', '[', ']', '#', '~':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// codeSpan wraps s in a code span, with a fence longer than any run of
+// backticks inside it.
+func codeSpan(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if s == "" {
+		return dash
+	}
+	longest, run := 0, 0
+	for _, c := range s {
+		if c == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	fence := strings.Repeat("`", longest+1)
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return fence + s + fence
+}
+
+// code is a code span for a table cell: GitHub needs the table separator
+// escaped even inside code spans (the backslash does not show).
+func code(s string) string {
+	return strings.ReplaceAll(codeSpan(s), "|", `\|`)
+}
+
+// table is a GitHub-flavoured Markdown table; cells are Markdown.
+type table struct {
+	head  []string
+	align string // one of l, r, c per column; missing: l
+	rows  [][]string
+}
+
+func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+
+func (t table) render(b *bytes.Buffer) {
+	line := func(cells []string) {
+		b.WriteString("|")
+		for i := range t.head {
+			c := ""
+			if i < len(cells) {
+				c = cells[i]
+			}
+			if c == "" {
+				c = " "
+			}
+			b.WriteString(" " + c + " |")
+		}
+		b.WriteString("\n")
+	}
+	line(t.head)
+	b.WriteString("|")
+	for i := range t.head {
+		a := byte('l')
+		if i < len(t.align) {
+			a = t.align[i]
+		}
+		switch a {
+		case 'r':
+			b.WriteString(" ---: |")
+		case 'c':
+			b.WriteString(" :---: |")
+		default:
+			b.WriteString(" --- |")
+		}
+	}
+	b.WriteString("\n")
+	for _, r := range t.rows {
+		line(r)
+	}
+}
+
+// mdWriter builds a Markdown document of blocks separated by blank lines.
+type mdWriter struct{ b bytes.Buffer }
+
+func (m *mdWriter) block(s string) {
+	if m.b.Len() > 0 {
+		m.b.WriteString("\n")
+	}
+	m.b.WriteString(strings.TrimRight(s, "\n") + "\n")
+}
+
+func (m *mdWriter) heading(level int, text string) {
+	m.block(strings.Repeat("#", level) + " " + text)
+}
+
+func (m *mdWriter) para(format string, args ...any) { m.block(fmt.Sprintf(format, args...)) }
+
+func (m *mdWriter) table(t table) {
+	var b bytes.Buffer
+	t.render(&b)
+	m.block(b.String())
+}
+
+func (m *mdWriter) bullets(items []string) {
+	if len(items) == 0 {
+		return
+	}
+	m.block("- " + strings.Join(items, "\n- "))
+}
+
+func (m *mdWriter) bytes() []byte { return m.b.Bytes() }
+
+// anchor is GitHub's heading anchor for a heading text of plain words.
+func anchor(heading string) string {
+	var b strings.Builder
+	for _, c := range strings.ToLower(heading) {
+		switch {
+		case c == ' ':
+			b.WriteByte('-')
+		case c == '-' || c == '_' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+// Files.
+
+// writeFile writes data to path through a temporary file and a rename, so
+// a reader never sees half a file.
+func writeFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("report: write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("report: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeJSON writes v indented by two spaces, HTML characters unescaped,
+// with a final newline.
+func writeJSON(path string, v any) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("report: encode %s: %w", path, err)
+	}
+	return writeFile(path, b.Bytes())
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("report: read %s: %w", path, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("report: decode %s: %w", path, err)
+	}
+	return nil
+}
+
+// fileName turns a scenario name into a safe file name part.
+func fileName(name string) string {
+	var b strings.Builder
+	for _, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+			b.WriteRune(c)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	if b.Len() == 0 {
+		return "unnamed"
+	}
+	return b.String()
+}

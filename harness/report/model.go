@@ -1,0 +1,207 @@
+// Package report turns run results into the files under results/: tables in
+// Markdown, the same data as JSON, and plots. It never computes a verdict
+// (that is the checker's) and never invents a number: everything it writes
+// comes from the results it is given.
+package report
+
+import (
+	"time"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/checker"
+)
+
+// Header says where and how results were produced.
+type Header struct {
+	Commit    string            `json:"commit"` // git describe --always --dirty
+	Date      time.Time         `json:"date"`
+	Command   string            `json:"command"` // e.g. "make bench"
+	Machine   Machine           `json:"machine"`
+	Go        string            `json:"go"`
+	Postgres  string            `json:"postgres,omitempty"`
+	Redis     string            `json:"redis,omitempty"`
+	Backend   string            `json:"backend"` // local, docker, external
+	Settings  map[string]string `json:"settings,omitempty"`
+	DurableDB bool              `json:"durable_db"`
+}
+
+// Machine describes the host.
+type Machine struct {
+	CPUs     int    `json:"cpus"` // nproc
+	CPUModel string `json:"cpu_model"`
+	MemoryMB int64  `json:"memory_mb"`
+	OS       string `json:"os"`
+}
+
+// Percentiles of a latency distribution, in milliseconds.
+type Percentiles struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50_ms"`
+	P90 float64 `json:"p90_ms"`
+	P95 float64 `json:"p95_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+}
+
+// Perf is what a load run measured.
+type Perf struct {
+	Seconds        float64     `json:"seconds"`          // first request sent to last response
+	Requests       int64       `json:"requests"`         // requests completed
+	RequestsPerSec float64     `json:"requests_per_sec"` // completed requests / Seconds
+	EventsAcked    int64       `json:"events_acked"`     // event copies in 2xx answers
+	EventsPerSec   float64     `json:"events_per_sec"`   // acknowledged copies / Seconds
+	RowsStored     int64       `json:"rows_stored"`      // distinct keys stored by the run
+	RowsPerSec     float64     `json:"rows_per_sec"`     // RowsStored / (first request to last commit)
+	ErrorRate      float64     `json:"error_rate"`       // non-2xx or failed requests / requests
+	HTTP           Percentiles `json:"http_latency"`     // request latency
+	Commit         Percentiles `json:"commit_latency"`   // publish-to-commit, from the database
+	// FirstToLastCommit is from the first request sent to the last row
+	// committed (stress-20k's figure).
+	FirstToLastCommit float64 `json:"first_to_last_commit_seconds"`
+	CPUSeconds        float64 `json:"service_cpu_seconds"`
+	PeakRSSMiB        float64 `json:"service_peak_rss_mib"`
+}
+
+// Distribution is an empirical latency distribution, thinned to at most a
+// few thousand points.
+type Distribution struct {
+	Percentiles
+	// Points are (latency, share of requests at or below it), by latency.
+	Points []Quantile `json:"points"`
+}
+
+// Quantile is one point of a cumulative distribution.
+type Quantile struct {
+	MS    float64 `json:"ms"`
+	Share float64 `json:"share"` // fraction of the samples <= MS, in (0, 1]
+}
+
+// Step is one rate of a rate search.
+type Step struct {
+	Rate          float64     `json:"rate"`           // requests/s asked
+	Achieved      float64     `json:"achieved"`       // requests/s completed
+	EventsPerSec  float64     `json:"events_per_sec"` // acknowledged copies/s
+	HTTP          Percentiles `json:"http_latency"`
+	BacklogGrowth int64       `json:"backlog_growth"` // queue_depth at step end - at step start
+	ErrorRate     float64     `json:"error_rate"`
+	Pass          bool        `json:"pass"`
+}
+
+// Baseline is the same events inserted straight into PostgreSQL.
+type Baseline struct {
+	Events       int64   `json:"events"`
+	Seconds      float64 `json:"seconds"`
+	EventsPerSec float64 `json:"events_per_sec"`
+	// Ratio is service events/s over baseline events/s (same run).
+	Ratio float64 `json:"ratio"`
+}
+
+// Fault is one injected fault and how the system recovered.
+type Fault struct {
+	Kind   string    `json:"kind"`
+	Target string    `json:"target"`
+	At     time.Time `json:"at"`
+	// Held is how long the fault lasted before the heal.
+	Held float64 `json:"held_seconds"`
+	// ToReady is from the heal to every service answering /ready 200.
+	ToReady float64 `json:"to_ready_seconds"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// Point is one bucket of a time series.
+type Point struct {
+	T            float64 `json:"t"` // seconds since the run started
+	Sent         float64 `json:"sent_per_sec"`
+	EventsPerSec float64 `json:"events_acked_per_sec"`
+	P50          float64 `json:"p50_ms"`
+	P99          float64 `json:"p99_ms"`
+	Errors       float64 `json:"errors_per_sec"`
+	// Completed counts the completions in the bucket whose latencies give
+	// P50 and P99 (0: no completion, P50 and P99 are not data).
+	Completed int `json:"completed"`
+}
+
+// Scenario is the result of one scenario run.
+type Scenario struct {
+	Name        string `json:"name"`
+	Kind        string `json:"kind"`
+	Mode        string `json:"mode"` // smoke or full
+	Description string `json:"description"`
+	RunDir      string `json:"run_dir"`
+	// Config is the scenario as run (after smoke overrides), for the record.
+	Config any `json:"config"`
+
+	Check    checker.Result `json:"check"`
+	Perf     *Perf          `json:"perf,omitempty"`
+	Steps    []Step         `json:"steps,omitempty"`
+	BestRate float64        `json:"best_rate,omitempty"` // highest passing request rate of a search
+	// SearchBoundMS is the search's p99 bound in ms (0: not a search, or
+	// not recorded); drawn as a line on the search plot.
+	SearchBoundMS float64   `json:"search_bound_p99_ms,omitempty"`
+	Baseline      *Baseline `json:"baseline,omitempty"`
+	// Published are the original design's figures for the same shape.
+	Published map[string]float64 `json:"published,omitempty"`
+
+	Faults     []Fault `json:"faults,omitempty"`
+	MaxToReady float64 `json:"max_to_ready_seconds"`
+	DrainTime  float64 `json:"drain_seconds"` // end of load to queue drained
+
+	Series []Point `json:"series,omitempty"`
+	// Latencies are raw request latencies in ms for distribution plots
+	// (kept only where a plot needs them; not written to JSON).
+	Latencies []float64 `json:"-"`
+	// Distribution is Latencies summarised for the distribution plot:
+	// WriteBench fills it from Latencies, so that regenerating from the
+	// JSON draws the same plot.
+	Distribution *Distribution `json:"latency_distribution,omitempty"`
+
+	// Environment is the system the scenario ran against.
+	Environment Environment `json:"environment"`
+
+	Valid bool   `json:"valid"`
+	Error string `json:"error,omitempty"` // the run itself failed (environment, harness)
+}
+
+// Environment describes the system under test of one run.
+type Environment struct {
+	Backend   string            `json:"backend"`
+	Services  int               `json:"services"`
+	Postgres  string            `json:"postgres,omitempty"`
+	Redis     string            `json:"redis,omitempty"`
+	DurableDB bool              `json:"durable_db"`
+	Settings  map[string]string `json:"settings,omitempty"`
+}
+
+// PlantedBug is a negative control: a bug switched on in the service, the
+// scenario that should expose it, and what the checker said.
+type PlantedBug struct {
+	Bug        string   `json:"bug"`
+	What       string   `json:"what"`
+	Scenario   string   `json:"scenario"`
+	Caught     bool     `json:"caught"`
+	Violations []string `json:"violations"`
+	RunDir     string   `json:"run_dir"`
+}
+
+// Property is a property test's outcome with one planted bug (or none).
+type Property struct {
+	Property    string `json:"property"`
+	Bug         string `json:"bug,omitempty"` // "" for the clean run
+	Checks      int    `json:"checks"`
+	Failed      bool   `json:"failed"`
+	ShrunkSteps int    `json:"shrunk_steps,omitempty"`
+	Example     string `json:"example,omitempty"`
+}
+
+// Bench is results/bench.json.
+type Bench struct {
+	Header    Header     `json:"header"`
+	Scenarios []Scenario `json:"scenarios"`
+}
+
+// Verify is results/verify.json.
+type Verify struct {
+	Header      Header       `json:"header"`
+	Scenarios   []Scenario   `json:"scenarios"`
+	PlantedBugs []PlantedBug `json:"planted_bugs"`
+	Properties  []Property   `json:"properties,omitempty"`
+}

@@ -1,0 +1,534 @@
+package report
+
+import (
+	"bytes"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/checker"
+	"github.com/chronicleweaver/chronicleweaver/harness/history"
+)
+
+func TestPercentilesOf(t *testing.T) {
+	t.Parallel()
+	hundred := make([]float64, 100)
+	for i := range hundred {
+		hundred[i] = float64(i + 1)
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(hundred), func(i, j int) { hundred[i], hundred[j] = hundred[j], hundred[i] })
+
+	tests := []struct {
+		name string
+		in   []float64
+		want Percentiles
+	}{
+		{"empty", nil, Percentiles{}},
+		{"one sample", []float64{7.5}, Percentiles{N: 1, P50: 7.5, P90: 7.5, P95: 7.5, P99: 7.5, Max: 7.5}},
+		{"four samples", []float64{4, 1, 3, 2}, Percentiles{N: 4, P50: 2, P90: 4, P95: 4, P99: 4, Max: 4}},
+		{"1 to 100 shuffled", hundred, Percentiles{N: 100, P50: 50, P90: 90, P95: 95, P99: 99, Max: 100}},
+		{"ten samples", []float64{10, 20, 30, 40, 50, 60, 70, 80, 90, 1000},
+			Percentiles{N: 10, P50: 50, P90: 90, P95: 1000, P99: 1000, Max: 1000}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			before := append([]float64(nil), tt.in...)
+			if got := PercentilesOf(tt.in); got != tt.want {
+				t.Errorf("PercentilesOf(%v) = %+v, want %+v", tt.in, got, tt.want)
+			}
+			if !reflect.DeepEqual(before, tt.in) && len(tt.in) > 0 {
+				t.Errorf("PercentilesOf modified its input")
+			}
+		})
+	}
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+func keys(n int) []history.Key {
+	ks := make([]history.Key, n)
+	for i := range ks {
+		ks[i] = history.Key{Topic: "t", ID: string(rune('a' + i))}
+	}
+	return ks
+}
+
+// handHistory is a fault at 0 ms and five publish requests:
+//
+//	A  100 ms -> ok   300 ms, 3 keys  (latency 200)
+//	B  500 ms -> fail 1200 ms, 2 keys (latency 700)
+//	C 1500 ms -> info 2500 ms, 1 key  (latency 1000)
+//	D 1600 ms -> ok   1700 ms, 4 keys (latency 100)
+//	E 2100 ms -> no completion, 5 keys
+func handHistory(t *testing.T) []history.Op {
+	t.Helper()
+	r, err := history.NewRecorder("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fault := r.InvokeAt(at(0), history.NemesisProcess, "kill", nil, "service-0")
+	r.Complete(fault, history.Info, at(50), 0, "", "")
+	a := r.InvokeAt(at(100), 0, history.FPublish, keys(3), "")
+	b := r.InvokeAt(at(500), 1, history.FPublish, keys(2), "")
+	r.Complete(a, history.OK, at(300), 201, "", "")
+	r.Complete(b, history.Fail, at(1200), 422, "bad", "")
+	c := r.InvokeAt(at(1500), 0, history.FPublish, keys(1), "")
+	d := r.InvokeAt(at(1600), 1, history.FPublish, keys(4), "")
+	r.Complete(d, history.OK, at(1700), 201, "", "")
+	r.InvokeAt(at(2100), 2, history.FPublish, keys(5), "")
+	r.Complete(c, history.Info, at(2500), 0, "timeout", "")
+	return r.Ops()
+}
+
+func TestSeries(t *testing.T) {
+	t.Parallel()
+	ops := handHistory(t)
+
+	got := Series(ops, time.Second)
+	want := []Point{
+		{T: 0, Sent: 2, EventsPerSec: 3, P50: 200, P99: 200, Errors: 0, Completed: 1},
+		{T: 1, Sent: 2, EventsPerSec: 4, P50: 100, P99: 700, Errors: 1, Completed: 2},
+		{T: 2, Sent: 1, EventsPerSec: 0, P50: 1000, P99: 1000, Errors: 1, Completed: 1},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Series(1s) =\n%+v\nwant\n%+v", got, want)
+	}
+
+	got = Series(ops, 500*time.Millisecond)
+	if len(got) != 6 {
+		t.Fatalf("Series(500ms) has %d buckets, want 6: %+v", len(got), got)
+	}
+	// Per bucket: requests sent, event copies acknowledged, errors, completions.
+	wantCounts := [][4]float64{{1, 3, 0, 1}, {1, 0, 0, 0}, {0, 0, 1, 1}, {2, 4, 0, 1}, {1, 0, 0, 0}, {0, 0, 1, 1}}
+	for i, p := range got {
+		c := [4]float64{p.Sent * 0.5, p.EventsPerSec * 0.5, p.Errors * 0.5, float64(p.Completed)}
+		if c != wantCounts[i] || p.T != float64(i)*0.5 {
+			t.Errorf("bucket %d = %+v, want T %.1f and counts %v", i, p, float64(i)*0.5, wantCounts[i])
+		}
+	}
+
+	if got := Series(nil, time.Second); got != nil {
+		t.Errorf("Series(nil) = %v, want nil", got)
+	}
+}
+
+func TestDistributionOf(t *testing.T) {
+	t.Parallel()
+	if d := DistributionOf(nil); d != nil {
+		t.Errorf("DistributionOf(nil) = %+v, want nil", d)
+	}
+	small := DistributionOf([]float64{3, 1, 2})
+	want := []Quantile{{1, 1.0 / 3}, {2, 2.0 / 3}, {3, 1}}
+	if !reflect.DeepEqual(small.Points, want) || small.N != 3 || small.P50 != 2 {
+		t.Errorf("DistributionOf(3,1,2) = %+v", small)
+	}
+	big := make([]float64, 10_000)
+	for i := range big {
+		big[i] = float64(i + 1)
+	}
+	d := DistributionOf(big)
+	if len(d.Points) < distributionBody || len(d.Points) > distributionBody+distributionTail || d.N != len(big) {
+		t.Fatalf("DistributionOf(10000 samples): %d points, N %d", len(d.Points), d.N)
+	}
+	if first, last := d.Points[0], d.Points[len(d.Points)-1]; first.MS != 1 || last != (Quantile{10_000, 1}) {
+		t.Errorf("first %+v, last %+v; want the smallest and the largest sample", first, last)
+	}
+	tail := 0
+	for i, q := range d.Points {
+		if i > 0 && q.MS <= d.Points[i-1].MS {
+			t.Fatalf("points not increasing at %d: %+v", i, d.Points[i-1:i+1])
+		}
+		if q.Share > 0.99 {
+			tail++
+		}
+	}
+	if tail < distributionTail-1 {
+		t.Errorf("%d points in the slowest 1%%, want about %d", tail, distributionTail)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ got, want string }{
+		{fmtRate(1234567.4), "1,234,567"},
+		{fmtRate(999.5), "1,000"},
+		{fmtRate(-0.2), "0"},
+		{fmtMS(21.3), "21.30"},
+		{fmtMS(-1234.567), "-1,234.57"},
+		{fmtPercent(0.00123), "0.12%"},
+		{fmtRatio(ratio(3, 0)), dash},
+		{fmtRatio(0.5), "0.50×"},
+		{thousands(-1000), "-1,000"},
+		{esc("a|b *c* <d> unique_processed"), `a\|b \*c\* \<d\> unique\_processed`},
+		{codeSpan("x `y` z"), "``x `y` z``"},
+		{code("a|b"), "`a\\|b`"},
+		{shorten("abcdef", 4), "abc…"},
+		{anchor("Scenario: seed-k6"), "scenario-seed-k6"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
+
+func handHeader() Header {
+	return Header{
+		Commit:    "v0.1.0-3-gabc1234-dirty",
+		Date:      time.Date(2026, 3, 1, 12, 30, 0, 0, time.UTC),
+		Command:   "make bench",
+		Machine:   Machine{CPUs: 8, CPUModel: "Test CPU @ 3.00GHz", MemoryMB: 32000, OS: "linux/amd64, kernel 6.1.0"},
+		Go:        "go1.26.8",
+		Postgres:  "PostgreSQL 17.2",
+		Redis:     "7.4.1",
+		Backend:   "local",
+		Settings:  map[string]string{"WORKER_COUNT": "4", "BATCH_SIZE": "100"},
+		DurableDB: true,
+	}
+}
+
+func handBench(t *testing.T) Bench {
+	t.Helper()
+	series := Series(handHistory(t), time.Second)
+	lat := make([]float64, 5000)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range lat {
+		lat[i] = 5 + rng.ExpFloat64()*20
+	}
+	invalidCheck := checker.Result{Valid: false, Attempted: 100, Acknowledged: 90, Stored: 88, Lost: 2,
+		StatsExact: false, AuditExact: true,
+		Violations: []string{"2 acknowledged keys lost", "stats: unique_processed grew by 88, but 90 distinct keys are stored"}}
+	return Bench{
+		Header: handHeader(),
+		Scenarios: []Scenario{
+			{
+				Name: "seed-k6", Kind: "bench", Mode: "full", Description: "The original design's k6 run.",
+				RunDir: "runs/20260301-123000/seed-k6", Config: map[string]any{"users": 10.0},
+				Check: checker.Result{Valid: true, Attempted: 6000, Acknowledged: 6000, Stored: 6000, StatsExact: true, AuditExact: true},
+				Perf: &Perf{Seconds: 30, Requests: 8520, RequestsPerSec: 284, EventsAcked: 8520, EventsPerSec: 284,
+					RowsStored: 6000, RowsPerSec: 199.5, HTTP: PercentilesOf(lat), Commit: Percentiles{N: 6000, P50: 3.25, P99: 12.5},
+					FirstToLastCommit: 30.1, CPUSeconds: 12.34, PeakRSSMiB: 48.2},
+				Published: map[string]float64{"events_per_second": 221.13, "p50_ms": 21.30, "p90_ms": 45.57, "p95_ms": 52.73,
+					"max_ms": 232.33, "error_rate": 0, "vus": 10},
+				Series:    series,
+				Latencies: lat,
+				Valid:     true,
+			},
+			{
+				Name: "throughput", Kind: "search", Mode: "smoke", Description: "Rate search | p99 < 100 ms.",
+				RunDir: "runs/20260301-123000/throughput",
+				Check:  checker.Result{Valid: true, StatsExact: true, AuditExact: true},
+				Perf:   &Perf{Seconds: 10, Requests: 2000, RequestsPerSec: 200, EventsAcked: 200000, EventsPerSec: 20000},
+				Steps: []Step{
+					{Rate: 100, Achieved: 100, EventsPerSec: 10000, HTTP: Percentiles{N: 500, P50: 10, P99: 40, Max: 60}, Pass: true},
+					{Rate: 200, Achieved: 199.5, EventsPerSec: 19950, HTTP: Percentiles{N: 1000, P50: 20, P99: 90, Max: 120}, Pass: true},
+					{Rate: 400, Achieved: 310, EventsPerSec: 31000, HTTP: Percentiles{N: 1550, P50: 80, P99: 450, Max: 900},
+						BacklogGrowth: 12000, ErrorRate: 0.02, Pass: false},
+				},
+				BestRate: 200, SearchBoundMS: 100,
+				Baseline: &Baseline{Events: 200000, Seconds: 4, EventsPerSec: 50000, Ratio: 0.4},
+				Series:   series,
+				Valid:    true,
+			},
+			{
+				Name: "broken-run", Kind: "bench", Mode: "full", Description: "A run the checker rejects.",
+				Check: invalidCheck,
+				Valid: false,
+			},
+		},
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustContain(t *testing.T, what, doc string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(doc, w) {
+			t.Errorf("%s lacks %q", what, w)
+		}
+	}
+}
+
+func headerStrings() []string {
+	return []string{"v0.1.0-3-gabc1234-dirty", "2026-03-01T12:30:00Z", "`make bench`", "| CPUs (nproc) | 8 |",
+		"Test CPU @ 3.00GHz", "32,000 MiB", "linux/amd64, kernel 6.1.0", "go1.26.8", "PostgreSQL 17.2", "7.4.1",
+		"| Backend | local |", "`BATCH_SIZE=100, WORKER_COUNT=4`", "yes (fsync on)"}
+}
+
+func TestWriteBench(t *testing.T) {
+	t.Parallel()
+	b := handBench(t)
+	dir := t.TempDir()
+	if err := WriteBench(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	md := string(readFile(t, filepath.Join(dir, "bench.md")))
+	if !strings.HasPrefix(md, "# ChronicleWeaver benchmarks\n") {
+		t.Errorf("bench.md starts %q", md[:min(len(md), 60)])
+	}
+	mustContain(t, "bench.md", md, headerStrings()...)
+	mustContain(t, "bench.md", md,
+		// summary rows
+		"| [seed-k6](#scenario-seed-k6) | full | 284 | 284.0 | ",
+		"| 3.25 | 12.50 | 12.3 | 48.2 | valid |",
+		"| [broken-run](#scenario-broken-run) | full | — | — |",
+		"| **INVALID** |",
+		"**INVALID runs: [broken-run](#scenario-broken-run).**",
+		// the invalid run's violations
+		"- 2 acknowledged keys lost",
+		"- stats: unique\\_processed grew by 88, but 90 distinct keys are stored",
+		// ours vs the original
+		"| Measure | Original (published) | Ours | Ratio (ours / original) |",
+		"| Events/s | 221 | 284 | 1.28× |",
+		"| Error rate | 0.00% | 0.00% | — |",
+		"| `vus` | 10.00 | — | — |",
+		// search and baseline
+		"| 400.0 | 310.0 | 31,000 | 80.00 | 450.00 | 900.00 | 12,000 | 2.00% | no |",
+		"Highest passing rate: 200.0 requests/s (bound: HTTP p99 at most 100.00 ms, no backlog growth).",
+		"| Service / raw PostgreSQL (events/s) | 0.40× |",
+		"Rate search \\| p99 \\< 100 ms.",
+		// plots
+		"![seed-k6: throughput over time](plots/seed-k6-throughput.png)",
+		"![seed-k6: latency over time](plots/seed-k6-latency.png)",
+		"![seed-k6: request latency distribution](plots/seed-k6-latency-distribution.png)",
+		"![throughput: rate search](plots/throughput-search.png)",
+	)
+	if strings.Contains(md, "broken-run-throughput.png") || strings.Contains(md, "throughput-latency-distribution.png") {
+		t.Errorf("bench.md links a plot that has no data")
+	}
+
+	wantPlots := map[string][2]int{
+		"seed-k6-throughput.png":           {plotWidth, plotTall},
+		"seed-k6-latency.png":              {plotWidth, plotHeight},
+		"seed-k6-latency-distribution.png": {plotWidth, plotHeight},
+		"throughput-throughput.png":        {plotWidth, plotTall},
+		"throughput-latency.png":           {plotWidth, plotHeight},
+		"throughput-search.png":            {plotWidth, plotTall},
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "plots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(wantPlots) {
+		t.Errorf("plots/ holds %d files, want %d", len(entries), len(wantPlots))
+	}
+	for name, size := range wantPlots {
+		data := readFile(t, filepath.Join(dir, "plots", name))
+		cfg, err := png.DecodeConfig(bytes.NewReader(data))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if cfg.Width != size[0] || cfg.Height != size[1] {
+			t.Errorf("%s is %dx%d, want %dx%d", name, cfg.Width, cfg.Height, size[0], size[1])
+		}
+		if _, err := png.Decode(bytes.NewReader(data)); err != nil {
+			t.Errorf("%s does not decode: %v", name, err)
+		}
+		if !bytes.Contains(data, []byte("Commit: v0.1.0-3-gabc1234-dirty")) {
+			t.Errorf("%s lacks the header in its text chunks", name)
+		}
+	}
+
+	js := string(readFile(t, filepath.Join(dir, "bench.json")))
+	if !strings.HasPrefix(js, "{\n  \"header\": {\n    \"commit\": \"v0.1.0-3-gabc1234-dirty\",") {
+		t.Errorf("bench.json does not start with the header: %q", js[:min(len(js), 80)])
+	}
+	if b.Scenarios[0].Distribution != nil {
+		t.Errorf("WriteBench modified its argument")
+	}
+}
+
+// TestWriteBenchDeterministic writes the same data twice, and once more
+// from the JSON read back: every file must be the same bytes.
+func TestWriteBenchDeterministic(t *testing.T) {
+	t.Parallel()
+	b := handBench(t)
+	d1, d2, d3 := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := WriteBench(d1, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteBench(d2, b); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadBench(filepath.Join(d1, "bench.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteBench(d3, back); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, d1, d2)
+	sameTree(t, d1, d3)
+}
+
+func sameTree(t *testing.T, a, b string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(a, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(a, path)
+		n++
+		if !bytes.Equal(readFile(t, path), readFile(t, filepath.Join(b, rel))) {
+			t.Errorf("%s differs between %s and %s", rel, a, b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Errorf("%s is empty", a)
+	}
+}
+
+func TestReadBenchRoundTrip(t *testing.T) {
+	t.Parallel()
+	b := handBench(t)
+	dir := t.TempDir()
+	if err := WriteBench(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadBench(filepath.Join(dir, "bench.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := b
+	want.Scenarios = append([]Scenario(nil), b.Scenarios...)
+	for i := range want.Scenarios {
+		s := &want.Scenarios[i]
+		if len(s.Latencies) > 0 {
+			s.Distribution = DistributionOf(s.Latencies)
+		}
+		s.Latencies = nil // not in the JSON
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ReadBench(WriteBench(b)) differs from b:\ngot  %+v\nwant %+v", got, want)
+	}
+	if _, err := ReadBench(filepath.Join(dir, "missing.json")); err == nil {
+		t.Errorf("ReadBench of a missing file: no error")
+	}
+}
+
+func handVerify() Verify {
+	fault := func(sec float64, kind, errMsg string) Fault {
+		return Fault{Kind: kind, Target: "service-0", At: t0.Add(time.Duration(sec * float64(time.Second))),
+			Held: 0.1, ToReady: 1.25 + sec/10, Error: errMsg}
+	}
+	return Verify{
+		Header: handHeader(),
+		Scenarios: []Scenario{
+			{
+				Name: "crash-service", Kind: "check", Mode: "smoke", Description: "Kill the service with SIGKILL.",
+				RunDir: "runs/20260301-123000/crash-service",
+				Check: checker.Result{Valid: true, Attempted: 4200, Acknowledged: 4100, Stored: 4150, Recovered: 50,
+					StatsExact: true, AuditExact: true},
+				Faults:     []Fault{fault(2, "kill", ""), fault(4.5, "kill", ""), fault(7, "kill", "signal: no such process")},
+				MaxToReady: 1.95, DrainTime: 0.42, Valid: true,
+			},
+			{
+				Name: "cut-redis", Kind: "check", Mode: "smoke", Description: "Cut Redis off.",
+				RunDir: "runs/20260301-123000/cut-redis",
+				Check: checker.Result{Valid: false, Attempted: 1000, Acknowledged: 990, Stored: 985, Lost: 5, Duplicated: 1,
+					StatsExact: true, AuditExact: false, Violations: []string{"5 acknowledged keys lost", "1 keys stored more than once"}},
+				DrainTime: 3, Valid: false,
+			},
+		},
+		PlantedBugs: []PlantedBug{
+			{Bug: "ack-before-commit", What: "acknowledge the queue entry before the commit", Scenario: "crash-service", Caught: true,
+				Violations: []string{"3 acknowledged keys lost", "stats: received 10 != unique_processed 7 + duplicated_dropped 0"}},
+			{Bug: "skip-dedup", What: "insert without ON CONFLICT", Scenario: "two-instances", Caught: false},
+		},
+		Properties: []Property{
+			{Property: "dedup", Checks: 100},
+			{Property: "dedup", Bug: "skip-dedup", Checks: 12, Failed: true, ShrunkSteps: 3,
+				Example: "publish [t/a, t/a] | restart | drain"},
+		},
+	}
+}
+
+func TestWriteVerify(t *testing.T) {
+	t.Parallel()
+	v := handVerify()
+	dir := t.TempDir()
+	if err := WriteVerify(dir, v); err != nil {
+		t.Fatal(err)
+	}
+	md := string(readFile(t, filepath.Join(dir, "verify.md")))
+	if !strings.HasPrefix(md, "# ChronicleWeaver verification\n") {
+		t.Errorf("verify.md starts %q", md[:min(len(md), 60)])
+	}
+	mustContain(t, "verify.md", md, headerStrings()...)
+	mustContain(t, "verify.md", md,
+		"| [crash-service](#scenario-crash-service) | smoke | 3 (**1 failed**) | 4,200 | 4,100 | 0 | 0 | 0 | 50 | yes | yes | 1.95 | 0.42 | valid | `runs/20260301-123000/crash-service` |",
+		"| [cut-redis](#scenario-cut-redis) | smoke | 0 | 1,000 | 990 | 5 | 1 | 0 | 0 | yes | **NO** | — | 3.00 | **INVALID** | `runs/20260301-123000/cut-redis` |",
+		"**INVALID: [cut-redis](#scenario-cut-redis).**",
+		"| `ack-before-commit` | acknowledge the queue entry before the commit | crash-service | yes | 3 acknowledged keys lost; stats: received 10 != unique\\_processed 7 + duplicated\\_dropped 0 |",
+		"| `skip-dedup` | insert without ON CONFLICT | two-instances | **NO** | — |",
+		"**1 of 2 planted bugs caught; NOT caught: `skip-dedup`.**",
+		"| dedup | none | 100 | no | — | — |",
+		"| dedup | `skip-dedup` | 12 | yes | 3 | `publish [t/a, t/a] \\| restart \\| drain` |",
+		"| 1 | kill | service-0 | 0.00 | 0.10 | 1.45 | — |",
+		"| 3 | kill | service-0 | 5.00 | 0.10 | 1.95 | **signal: no such process** |",
+		"- 5 acknowledged keys lost",
+	)
+
+	// Deterministic, and the same again from the JSON read back.
+	again := t.TempDir()
+	if err := WriteVerify(again, v); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadVerify(filepath.Join(dir, "verify.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, v) {
+		t.Errorf("ReadVerify(WriteVerify(v)) differs from v:\ngot  %+v\nwant %+v", back, v)
+	}
+	fromJSON := t.TempDir()
+	if err := WriteVerify(fromJSON, back); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, dir, again)
+	sameTree(t, dir, fromJSON)
+}
+
+func TestCollectHeader(t *testing.T) {
+	t.Parallel()
+	h := CollectHeader("go test")
+	if h.Command != "go test" || h.Commit == "" || h.Go == "" || h.Machine.CPUs < 1 || h.Machine.OS == "" {
+		t.Errorf("CollectHeader = %+v", h)
+	}
+	if h.Date.Location() != time.UTC || h.Date.IsZero() {
+		t.Errorf("Date %v is not UTC now", h.Date)
+	}
+}
+
+func TestProcParsing(t *testing.T) {
+	t.Parallel()
+	cpuinfo := "processor\t: 0\nvendor_id\t: X\nmodel name\t: Test CPU @ 3.00GHz\n\nprocessor\t: 1\nmodel name\t: Other\n"
+	if got := cpuModel([]byte(cpuinfo)); got != "Test CPU @ 3.00GHz" {
+		t.Errorf("cpuModel = %q", got)
+	}
+	if got := memTotalMB([]byte("MemTotal:       16384000 kB\nMemFree: 1 kB\n")); got != 16000 {
+		t.Errorf("memTotalMB = %d", got)
+	}
+}

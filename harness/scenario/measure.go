@@ -1,0 +1,328 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/client"
+	"github.com/chronicleweaver/chronicleweaver/harness/env"
+	"github.com/chronicleweaver/chronicleweaver/harness/gen"
+	"github.com/chronicleweaver/chronicleweaver/harness/history"
+	"github.com/chronicleweaver/chronicleweaver/harness/load"
+	"github.com/chronicleweaver/chronicleweaver/harness/report"
+	"github.com/chronicleweaver/chronicleweaver/service/event"
+	"github.com/chronicleweaver/chronicleweaver/service/queue"
+	"github.com/chronicleweaver/chronicleweaver/service/store"
+)
+
+// startEnv starts the backend the options ask for.
+func startEnv(ctx context.Context, s *Scenario, o Options, dir string) (env.Env, error) {
+	backend := o.Backend
+	if o.Target != "" {
+		backend = "external"
+	}
+	switch backend {
+	case "external":
+		if o.Target == "" {
+			return nil, errors.New("scenario: the external backend needs --target")
+		}
+		return env.External(o.Target, o.DatabaseURL), nil
+	case "", "local":
+	default:
+		return nil, fmt.Errorf("scenario: unknown backend %q (local, external)", backend)
+	}
+	settings := maps.Clone(s.Env.Settings)
+	if settings == nil {
+		settings = map[string]string{}
+	}
+	var tags []string
+	if o.PlantedBug != "" {
+		settings["CHRONICLE_PLANTED_BUG"] = o.PlantedBug
+		tags = append(tags, "plantedbugs")
+	}
+	links := false
+	for _, f := range s.Nemesis {
+		links = links || f.Fault == "cut" || f.Fault == "blackhole" || f.Fault == "slow"
+	}
+	return env.StartLocal(ctx, env.LocalOptions{
+		Services: s.Env.Services, Settings: settings, Durable: s.Env.Durable, AppendFsync: s.Env.Fsync,
+		NoAOF: o.PlantedBug == "redis-no-aof", Binary: o.Binary, BuildTags: tags, RunDir: dir,
+		// The fault proxy costs a copy per packet: only where links fail.
+		Proxy: links, Logf: o.Logf,
+	})
+}
+
+// runSearch steps the open-model rate up while each step holds the latency
+// bound without errors or a growing backlog, then (Final) sends the
+// scenario's events at the best rate. It returns when the measured window
+// starts and the event namespace it used.
+func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *history.Recorder, runID string, res *report.Scenario) (time.Time, string, error) {
+	cl := client.New(e.Targets()[0], o.Token)
+	cfg := sourceConfig(s, runID+"-s")
+	cfg.Events = 0
+	src, err := gen.New(cfg)
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("scenario: events: %w", err)
+	}
+	bound := s.Search.P99.D()
+	rate := s.Search.Start
+	var bestStart time.Time
+	for step := 0; step < s.Search.MaxSteps; step++ {
+		st0, err := cl.Stats(ctx)
+		if err != nil {
+			return time.Time{}, "", fmt.Errorf("scenario: stats: %w", err)
+		}
+		stepStart := time.Now()
+		m := model(s)
+		m.Kind, m.Rate, m.RampTo, m.Duration = "open", rate, 0, s.Search.StepDuration.D()
+		if _, err := load.Run(ctx, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist}); err != nil {
+			return time.Time{}, "", fmt.Errorf("scenario: load at %.0f req/s: %w", rate, err)
+		}
+		st1, err := cl.Stats(ctx)
+		if err != nil {
+			return time.Time{}, "", fmt.Errorf("scenario: stats: %w", err)
+		}
+		p := perfOf(hist.Ops(), stepStart)
+		offeredPerSec := int64(rate * float64(s.Events.PerRequest))
+		st := report.Step{
+			Rate: rate, Achieved: p.RequestsPerSec, EventsPerSec: p.EventsPerSec, HTTP: p.HTTP,
+			BacklogGrowth: st1.QueueDepth - st0.QueueDepth, ErrorRate: p.ErrorRate,
+		}
+		st.Pass = p.HTTP.P99 <= float64(bound)/float64(time.Millisecond) && p.ErrorRate == 0 &&
+			st1.QueueDepth <= offeredPerSec && p.RequestsPerSec >= 0.9*rate
+		res.Steps = append(res.Steps, st)
+		o.logf("%s: step %d: %.0f req/s asked, %.0f done, %.0f events/s, p99 %.2f ms, backlog %d: pass=%v",
+			s.Name, step+1, rate, p.RequestsPerSec, p.EventsPerSec, p.HTTP.P99, st1.QueueDepth, st.Pass)
+		dctx, cancel := context.WithTimeout(ctx, s.DrainTimeout.D())
+		_, _, derr := cl.WaitDrained(dctx)
+		cancel()
+		if derr != nil {
+			return time.Time{}, "", fmt.Errorf("scenario: drain after step %d: %w", step+1, derr)
+		}
+		if !st.Pass {
+			break
+		}
+		res.BestRate, bestStart = rate, stepStart
+		rate *= s.Search.Factor
+	}
+	if res.BestRate == 0 {
+		return time.Time{}, "", fmt.Errorf("scenario: even %.0f req/s missed the bound", s.Search.Start)
+	}
+	if !s.Search.Final || s.Events.Total == 0 {
+		return bestStart, runID + "-s", nil
+	}
+	fsrc, err := gen.New(sourceConfig(s, runID+"-f"))
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("scenario: events: %w", err)
+	}
+	finalStart := time.Now()
+	m := model(s)
+	m.Kind, m.Rate, m.RampTo, m.Duration = "open", res.BestRate, 0, 0
+	o.logf("%s: sending %d events at %.0f req/s", s.Name, s.Events.Total, res.BestRate)
+	if _, err := load.Run(ctx, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: fsrc, History: hist,
+		Progress: progress(o, s.Name)}); err != nil {
+		return time.Time{}, "", fmt.Errorf("scenario: final load: %w", err)
+	}
+	return finalStart, runID + "-f", nil
+}
+
+// perfOf measures the publish requests invoked at or after since.
+func perfOf(ops []history.Op, since time.Time) report.Perf {
+	var p report.Perf
+	var lat []float64
+	var first, last time.Time
+	var bad, unanswered int64
+	for _, pr := range history.Pairs(ops, history.FPublish) {
+		if pr.Invoke.Time.Before(since) {
+			continue
+		}
+		if first.IsZero() || pr.Invoke.Time.Before(first) {
+			first = pr.Invoke.Time
+		}
+		if pr.Completion == nil {
+			unanswered++
+			continue
+		}
+		c := pr.Completion
+		p.Requests++
+		if c.Time.After(last) {
+			last = c.Time
+		}
+		if c.Status > 0 {
+			lat = append(lat, float64(c.Latency)/float64(time.Millisecond))
+		}
+		if c.Type == history.OK {
+			p.EventsAcked += int64(len(pr.Invoke.Keys))
+		} else {
+			bad++
+		}
+	}
+	if !first.IsZero() && last.After(first) {
+		p.Seconds = last.Sub(first).Seconds()
+		p.RequestsPerSec = float64(p.Requests) / p.Seconds
+		p.EventsPerSec = float64(p.EventsAcked) / p.Seconds
+	}
+	if total := p.Requests + unanswered; total > 0 {
+		p.ErrorRate = float64(bad+unanswered) / float64(total)
+	}
+	p.HTTP = report.PercentilesOf(lat)
+	return p
+}
+
+// measure fills res.Perf from the history (requests invoked at or after
+// since), the database (publish-to-commit latency, last commit) and the
+// environment (CPU, memory).
+func measure(ctx context.Context, e env.Env, ops []history.Op, prefix string, since time.Time, res *report.Scenario, keepLatencies bool) error {
+	p := perfOf(ops, since)
+	var errs []error
+	if db := e.DatabaseURL(); db != "" {
+		lat, err := client.CommitLatencies(ctx, db, prefix)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		ms := make([]float64, len(lat))
+		for i, s := range lat {
+			ms[i] = s * 1000
+		}
+		p.Commit = report.PercentilesOf(ms)
+		rows, lastCommit, err := client.CommitSpan(ctx, db, prefix)
+		if err != nil {
+			errs = append(errs, err)
+		} else if rows > 0 {
+			p.RowsStored = rows
+			p.FirstToLastCommit = lastCommit.Sub(firstInvoke(ops, since)).Seconds()
+			if p.FirstToLastCommit > 0 {
+				p.RowsPerSec = float64(rows) / p.FirstToLastCommit
+			}
+		}
+	}
+	for _, n := range e.Nodes() {
+		if len(n) < 8 || n[:8] != "service-" {
+			continue
+		}
+		cpu, rss, err := e.Usage(n)
+		if err != nil {
+			if !errors.Is(err, env.ErrUnsupported) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		p.CPUSeconds += cpu
+		p.PeakRSSMiB = max(p.PeakRSSMiB, float64(rss)/(1<<20))
+	}
+	res.Perf = &p
+	var window []history.Op
+	for _, op := range ops {
+		if !op.Time.Before(since) {
+			window = append(window, op)
+		}
+	}
+	res.Series = report.Series(window, time.Second)
+	if keepLatencies {
+		for _, pr := range history.Pairs(window, history.FPublish) {
+			if pr.Completion != nil && pr.Completion.Status > 0 {
+				res.Latencies = append(res.Latencies, float64(pr.Completion.Latency)/float64(time.Millisecond))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func firstInvoke(ops []history.Op, since time.Time) time.Time {
+	for _, op := range ops {
+		if op.Type == history.Invoke && op.F == history.FPublish && !op.Time.Before(since) {
+			return op.Time
+		}
+	}
+	return since
+}
+
+// runBaseline inserts the scenario's events straight into a fresh database
+// on the same PostgreSQL with the service's own batch apply (no HTTP, no
+// Redis), with as many concurrent appliers as the service has workers and
+// as many requests per batch as its BATCH_SIZE.
+func runBaseline(ctx context.Context, s *Scenario, e env.Env, res *report.Scenario) error {
+	db := e.DatabaseURL()
+	if db == "" || s.Events.Total == 0 {
+		return nil
+	}
+	workers := settingInt(s.Env.Settings, "WORKER_COUNT", 4)
+	batch := settingInt(s.Env.Settings, "BATCH_SIZE", 200)
+	url, drop, err := client.FreshDatabase(ctx, db, "baseline")
+	if err != nil {
+		return err
+	}
+	defer drop()
+	st, err := store.Open(ctx, url, store.Options{MaxConns: workers + 2, Method: s.Env.Settings["UPSERT_METHOD"]})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	src, err := gen.New(sourceConfig(s, "baseline"))
+	if err != nil {
+		return err
+	}
+	var entries []store.Entry
+	var copies int64
+	now := time.Now()
+	for i, r := range src.All() {
+		evs, err := event.DecodeRequest(r.Body, event.DefaultLimits())
+		if err != nil {
+			return fmt.Errorf("decode generated request %d: %w", i, err)
+		}
+		copies += int64(len(evs))
+		entries = append(entries, store.Entry{Token: queue.NewToken(), EntryID: fmt.Sprintf("%d-0", i+1),
+			ReceivedAt: now, QueuedAt: now, Events: evs})
+	}
+	batches := make(chan []store.Entry)
+	go func() {
+		defer close(batches)
+		for i := 0; i < len(entries); i += batch {
+			batches <- entries[i:min(i+batch, len(entries))]
+		}
+	}()
+	var wg sync.WaitGroup
+	errc := make(chan error, workers)
+	start := time.Now()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				if _, err := st.ApplyBatch(ctx, "baseline-"+strconv.Itoa(w), b); err != nil {
+					errc <- err
+					for range batches {
+					}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return err
+	}
+	secs := time.Since(start).Seconds()
+	b := &report.Baseline{Events: copies, Seconds: secs, EventsPerSec: float64(copies) / secs}
+	if res.Perf != nil && b.EventsPerSec > 0 {
+		b.Ratio = res.Perf.EventsPerSec / b.EventsPerSec
+	}
+	res.Baseline = b
+	return nil
+}
+
+func settingInt(m map[string]string, k string, def int) int {
+	if v, err := strconv.Atoi(m[k]); err == nil && v > 0 {
+		return v
+	}
+	return def
+}

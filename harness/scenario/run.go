@@ -1,0 +1,272 @@
+package scenario
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/checker"
+	"github.com/chronicleweaver/chronicleweaver/harness/client"
+	"github.com/chronicleweaver/chronicleweaver/harness/env"
+	"github.com/chronicleweaver/chronicleweaver/harness/gen"
+	"github.com/chronicleweaver/chronicleweaver/harness/history"
+	"github.com/chronicleweaver/chronicleweaver/harness/load"
+	"github.com/chronicleweaver/chronicleweaver/harness/nemesis"
+	"github.com/chronicleweaver/chronicleweaver/harness/report"
+)
+
+// Options say where and how to run a scenario.
+type Options struct {
+	Smoke bool // the scenario's smoke overrides apply
+	// RunsDir is the parent of run folders (default "runs").
+	RunsDir string
+	// Backend is local (default), docker, auto or external.
+	Backend string
+	// Target and DatabaseURL select the external backend.
+	Target      string
+	DatabaseURL string
+	Token       string
+	// Binary is a prebuilt service binary (local backend); "" builds one.
+	Binary string
+	// PlantedBug switches on one planted bug (negative controls).
+	PlantedBug string
+	// Logf receives progress lines; nil is quiet.
+	Logf func(format string, args ...any)
+}
+
+func (o Options) logf(format string, args ...any) {
+	if o.Logf != nil {
+		o.Logf(format, args...)
+	}
+}
+
+// Run runs one scenario from start to verdict. The returned result says
+// whether the run was valid; an error means the run itself could not be
+// carried out (and the result records it).
+func Run(ctx context.Context, s *Scenario, o Options) (report.Scenario, error) {
+	res := report.Scenario{Name: s.Name, Kind: s.Kind, Description: strings.TrimSpace(s.Description), Config: s,
+		Published: s.Published, Mode: "full"}
+	if o.Smoke {
+		res.Mode = "smoke"
+	}
+	dir, err := runDir(o, s.Name)
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	res.RunDir = dir
+	err = run(ctx, s, o, &res)
+	if err != nil {
+		res.Error = err.Error()
+		res.Valid = false
+	}
+	if b, jerr := json.MarshalIndent(res, "", "  "); jerr == nil {
+		_ = os.WriteFile(filepath.Join(dir, "result.json"), b, 0o644)
+	}
+	return res, err
+}
+
+func runDir(o Options, name string) (string, error) {
+	parent := o.RunsDir
+	if parent == "" {
+		parent = "runs"
+	}
+	suffix := name
+	if o.PlantedBug != "" {
+		suffix += "-bug-" + o.PlantedBug
+	}
+	dir := filepath.Join(parent, time.Now().UTC().Format("20060102-150405")+"-"+suffix)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("scenario: create run folder: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return dir, nil
+	}
+	return abs, nil
+}
+
+// run does the work of Run; res is filled as it goes.
+func run(ctx context.Context, s *Scenario, o Options, res *report.Scenario) error {
+	e, err := startEnv(ctx, s, o, res.RunDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := e.Close(); cerr != nil {
+			o.logf("%s: closing the environment: %v", s.Name, cerr)
+		}
+	}()
+	info := e.Info()
+	res.Environment = report.Environment{Backend: info.Backend, Services: info.Services, Postgres: info.PostgresVersion,
+		Redis: info.RedisVersion, DurableDB: s.Env.Durable, Settings: info.Settings}
+	if s.Kind == "search" {
+		res.SearchBoundMS = float64(s.Search.P99.D()) / float64(time.Millisecond)
+	}
+	hist, err := history.NewRecorder(filepath.Join(res.RunDir, "history.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer hist.Close()
+
+	targets := e.Targets()
+	cl := client.New(targets[0], o.Token)
+	before, err := cl.Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("scenario: stats before the run: %w", err)
+	}
+	var auditBefore *checker.Audit
+	if a, err := cl.AuditSummary(ctx); err == nil {
+		auditBefore = &a
+	}
+	runID := newRunID(s.Name)
+	ready := func(ctx context.Context) error {
+		for _, t := range targets {
+			if _, err := client.New(t, o.Token).WaitReady(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	// The measured window and namespace: the whole run, or a search's
+	// final (or best) part.
+	since, prefix := time.Now(), runID
+	switch s.Kind {
+	case "search":
+		if since, prefix, err = runSearch(ctx, s, o, e, hist, runID, res); err != nil {
+			return err
+		}
+	default:
+		if err := runLoad(ctx, s, o, e, hist, runID, ready, res); err != nil {
+			return err
+		}
+	}
+
+	// Heal is done by the nemesis; drain, read back, check.
+	dctx, cancel := context.WithTimeout(ctx, s.DrainTimeout.D())
+	if err := ready(dctx); err != nil {
+		o.logf("%s: not every service is ready after the run: %v", s.Name, err)
+	}
+	after, drainTime, derr := cl.WaitDrained(dctx)
+	cancel()
+	res.DrainTime = drainTime.Seconds()
+	if derr != nil {
+		o.logf("%s: queue not drained: %v", s.Name, derr)
+		if st, err := cl.Stats(ctx); err == nil {
+			after = st
+		}
+	}
+	rb := checker.Readback{Before: before, After: after, Drained: derr == nil, AuditBefore: auditBefore}
+	if a, err := cl.AuditSummary(ctx); err == nil {
+		rb.AuditAfter = &a
+	}
+	if db := e.DatabaseURL(); db != "" {
+		rb.Stored, err = client.StoredKeysDB(ctx, db, runID)
+	} else {
+		rb.Stored, err = cl.StoredKeysAPI(ctx, runID)
+	}
+	if err != nil {
+		return fmt.Errorf("scenario: read back stored events: %w", err)
+	}
+	ops := hist.Ops()
+	res.Check = checker.Check(ops, rb)
+	res.Valid = res.Check.Valid
+
+	if err := measure(ctx, e, ops, prefix, since, res, s.Kind == "bench"); err != nil {
+		o.logf("%s: measures incomplete: %v", s.Name, err)
+	}
+	if s.Baseline {
+		if err := runBaseline(ctx, s, e, res); err != nil {
+			return fmt.Errorf("scenario: baseline: %w", err)
+		}
+	}
+	o.logf("%s: %s", s.Name, verdictLine(res))
+	return nil
+}
+
+func verdictLine(res *report.Scenario) string {
+	c := res.Check
+	v := "valid"
+	if !res.Valid {
+		v = "INVALID: " + strings.Join(c.Violations, "; ")
+	}
+	return fmt.Sprintf("attempted %d, acknowledged %d, lost %d, duplicated %d, unexpected %d, recovered %d, faults %d: %s",
+		c.Attempted, c.Acknowledged, c.Lost, c.Duplicated, c.Unexpected, c.Recovered, len(res.Faults), v)
+}
+
+func newRunID(name string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return name + "-" + hex.EncodeToString(b[:])
+}
+
+// sourceConfig is the scenario's event source under a run namespace.
+func sourceConfig(s *Scenario, runID string) gen.Config {
+	return gen.Config{
+		Seed: s.Events.Seed, RunID: runID, Events: s.Events.Total, DuplicateRatio: s.Events.DuplicateRatio,
+		Topics: s.Events.Topics, EventsPerRequest: s.Events.PerRequest, PayloadBytes: s.Events.PayloadBytes,
+		Disorder: s.Events.Disorder.D(),
+	}
+}
+
+func model(s *Scenario) load.Model {
+	return load.Model{
+		Kind: s.Load.Model, Rate: s.Load.Rate, RampTo: s.Load.RampTo, Users: s.Load.Users,
+		Think: s.Load.Think.D(), Duration: s.Load.Duration.D(), Timeout: s.Load.Timeout.D(),
+	}
+}
+
+// runLoad drives the scenario's load with its faults.
+func runLoad(ctx context.Context, s *Scenario, o Options, e env.Env, hist *history.Recorder, runID string, ready nemesis.ReadyFunc, res *report.Scenario) error {
+	src, err := gen.New(sourceConfig(s, runID))
+	if err != nil {
+		return fmt.Errorf("scenario: events: %w", err)
+	}
+	specs := make([]nemesis.Spec, len(s.Nemesis))
+	for i, f := range s.Nemesis {
+		specs[i] = nemesis.Spec{Fault: f.Fault, Target: f.Target, Count: f.Count, Every: f.Every.D(), For: f.For.D(), Latency: f.Latency.D()}
+	}
+	plan := nemesis.Plan(specs, s.Env.Services, s.Events.Seed)
+	m := model(s)
+	if len(plan) > 0 && m.Duration > 0 {
+		// The load outlasts the last heal, so every fault happens under load.
+		m.Duration = max(m.Duration, nemesis.End(plan)+3*time.Second)
+	}
+	start := time.Now()
+	faults := make(chan []report.Fault, 1)
+	if len(plan) > 0 {
+		nem := &nemesis.Nemesis{Env: e, History: hist, Ready: ready}
+		go func() { faults <- nem.Run(ctx, start, plan) }()
+	} else {
+		faults <- nil
+	}
+	_, err = load.Run(ctx, load.Config{
+		Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist,
+		Progress: progress(o, s.Name),
+	})
+	res.Faults = <-faults
+	for _, f := range res.Faults {
+		res.MaxToReady = max(res.MaxToReady, f.ToReady)
+	}
+	if err != nil {
+		return fmt.Errorf("scenario: load: %w", err)
+	}
+	return nil
+}
+
+func progress(o Options, name string) func(load.Progress) {
+	if o.Logf == nil {
+		return nil
+	}
+	return func(p load.Progress) {
+		o.Logf("%s: %4.0fs sent %d ok %d fail %d unknown %d events acked %d",
+			name, p.Elapsed.Seconds(), p.Sent, p.OK, p.Fail, p.Info, p.EventsAcked)
+	}
+}

@@ -1,0 +1,6 @@
+//go:build plantedbugs
+
+package planted
+
+// Enabled is true in builds with the plantedbugs tag.
+const Enabled = true

@@ -1,0 +1,86 @@
+// Package planted holds the negative controls: deliberate bugs that a
+// careless design or refactor would make, switched on one at a time to show
+// that the harness catches them. They exist only in binaries built with the
+// "plantedbugs" build tag; a normal build refuses to start when one is asked
+// for, so a misconfigured control can never pass silently.
+//
+// Select one with CHRONICLE_PLANTED_BUG=<name>.
+package planted
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// EnvVar selects the planted bug.
+const EnvVar = "CHRONICLE_PLANTED_BUG"
+
+// The bugs.
+const (
+	// AckBeforeCommit acknowledges (XACK) a batch before its transaction
+	// commits: a crash in between loses the batch.
+	AckBeforeCommit = "ack-before-commit"
+	// PopAndForget consumes like BRPOP: entries leave the stream when read,
+	// with no pending list, so a crash loses what was read.
+	PopAndForget = "pop-and-forget"
+	// StatsOutsideTx updates the counters in a second transaction after the
+	// acknowledgement: a crash in between leaves the stats wrong.
+	StatsOutsideTx = "stats-outside-tx"
+	// SelectThenInsert drops the unique constraint and deduplicates by
+	// SELECT then INSERT: racing copies are stored twice.
+	SelectThenInsert = "select-then-insert"
+	// NoLedger skips the ledger of applied entries: a redelivered entry is
+	// applied again and its events counted twice.
+	NoLedger = "no-ledger"
+	// RedisNoAOF runs Redis without its append-only file (set up by the
+	// harness, not the service): a Redis restart loses the queue.
+	RedisNoAOF = "redis-no-aof"
+)
+
+// Descriptions says what each bug is, for reports.
+var Descriptions = map[string]string{
+	AckBeforeCommit:  "XACK before COMMIT",
+	PopAndForget:     "pop-and-forget consumption (like BRPOP, no pending list)",
+	StatsOutsideTx:   "stats updated outside the insert transaction",
+	SelectThenInsert: "dedup by SELECT-then-INSERT without the unique constraint",
+	NoLedger:         "no ledger of applied entries (redelivery double-counts)",
+	RedisNoAOF:       "Redis without AOF",
+}
+
+// Names lists the bugs, sorted.
+func Names() []string {
+	var out []string
+	for n := range Descriptions {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var active string
+
+// Active is the planted bug switched on ("" for none).
+func Active() string { return active }
+
+// Is reports whether bug is switched on.
+func Is(bug string) bool { return active != "" && active == bug }
+
+// FromEnv reads the selection. It fails when a bug is asked for in a build
+// without the plantedbugs tag, or when the name is unknown.
+func FromEnv() error {
+	name := strings.TrimSpace(os.Getenv(EnvVar))
+	if name == "" {
+		active = ""
+		return nil
+	}
+	if !Enabled {
+		return fmt.Errorf("config: %s=%q: this binary was built without planted bugs (go build -tags plantedbugs)", EnvVar, name)
+	}
+	if _, ok := Descriptions[name]; !ok {
+		return fmt.Errorf("config: %s=%q: unknown; one of %s", EnvVar, name, strings.Join(Names(), ", "))
+	}
+	active = name
+	return nil
+}
