@@ -229,15 +229,28 @@ func (c *Client) WaitReady(ctx context.Context) (time.Duration, error) {
 // stats and how long it took. Errors reading /stats (a restarting target)
 // are retried; when ctx ends first the error wraps ctx's and names the last
 // state seen.
+// DrainStall is how long WaitDrained accepts stats that do not move while
+// the queue is not empty before it gives up: a working service makes
+// progress on its backlog within seconds.
+var DrainStall = 20 * time.Second
+
 func (c *Client) WaitDrained(ctx context.Context) (checker.Stats, time.Duration, error) {
 	start := time.Now()
 	var prev *checker.Stats
 	var last checker.Stats
 	var lastErr error
+	changed := time.Now()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, pollTimeout)
 		s, err := c.Stats(pctx)
 		cancel()
+		if err == nil && (s.Received != last.Received || s.QueueDepth != last.QueueDepth || s.Pending != last.Pending) {
+			changed = time.Now()
+		}
+		if err == nil && time.Since(changed) > DrainStall {
+			return s, time.Since(start), fmt.Errorf("client: %s stalled: no progress for %s (queue_depth %d, pending %d, received %d)",
+				c.Base, DrainStall, s.QueueDepth, s.Pending, s.Received)
+		}
 		switch {
 		case err != nil:
 			lastErr, prev = err, nil

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chronicleweaver/chronicleweaver/service/config"
 	"github.com/chronicleweaver/chronicleweaver/service/devenv"
+	"github.com/chronicleweaver/chronicleweaver/service/planted"
 )
 
 // LocalOptions configures StartLocal.
@@ -218,7 +219,15 @@ func StartLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
 		l.services = append(l.services, &service{name: name, port: ports[i], logPath: filepath.Join(runDir, name+".log")})
 	}
 	// Validate the settings as the service will, and learn SHUTDOWN_TIMEOUT.
-	cfg, err := config.FromEnv(envLookup(l.serviceEnv(l.services[0])))
+	// (The planted-bug switch is checked by the service binary itself, which
+	// is built with the tag; this process is not.)
+	lookup := envLookup(l.serviceEnv(l.services[0]))
+	cfg, err := config.FromEnv(func(k string) string {
+		if k == planted.EnvVar {
+			return ""
+		}
+		return lookup(k)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("env: service settings: %w", err)
 	}

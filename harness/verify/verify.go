@@ -25,7 +25,7 @@ var Controls = []struct{ Bug, Scenario string }{
 	{planted.PopAndForget, "crash-service"},
 	{planted.StatsOutsideTx, "crash-service"},
 	{planted.SelectThenInsert, "hot-keys"},
-	{planted.NoLedger, "crash-service"},
+	{planted.NoLedger, "slow-postgres"},
 	{planted.RedisNoAOF, "crash-redis"},
 }
 

@@ -137,6 +137,11 @@ var (
 	errDraining     = &statusError{http.StatusServiceUnavailable, "shutting down: publish to another instance or retry"}
 )
 
+// OutcomeHeader tells a client whether a 503 left anything queued:
+// "rejected" (surely nothing: refused before the append) or "unknown" (the
+// append may have happened; a retry is safe either way).
+const OutcomeHeader = "Chronicle-Outcome"
+
 // writeError maps an error to its status and body: the only such mapping.
 func (s *Server) writeError(w http.ResponseWriter, err error) int {
 	var verr *event.ValidationError
@@ -152,6 +157,7 @@ func (s *Server) writeError(w http.ResponseWriter, err error) int {
 	case errors.As(err, &serr):
 		if serr.status == http.StatusServiceUnavailable {
 			s.retryAfter(w)
+			w.Header().Set(OutcomeHeader, "rejected")
 		}
 		if serr.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="chronicleweaver"`)
@@ -160,6 +166,7 @@ func (s *Server) writeError(w http.ResponseWriter, err error) int {
 		return serr.status
 	case errors.Is(err, queue.ErrBackpressure):
 		s.retryAfter(w)
+		w.Header().Set(OutcomeHeader, "rejected")
 		writeJSON(w, http.StatusServiceUnavailable, detail("backlog over QUEUE_MAX_LEN: retry later"))
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled):
@@ -169,6 +176,7 @@ func (s *Server) writeError(w http.ResponseWriter, err error) int {
 	default:
 		s.log.Warn("request failed", "err", err)
 		s.retryAfter(w)
+		w.Header().Set(OutcomeHeader, "unknown")
 		writeJSON(w, http.StatusServiceUnavailable, detail("dependency unavailable: "+err.Error()))
 		return http.StatusServiceUnavailable
 	}

@@ -156,12 +156,17 @@ type statsResponse struct {
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
-	c, err := s.st.Counts(r.Context())
+	// The queue is read before the counters: an entry is acknowledged only
+	// after its batch committed, so a reader that sees queue_depth 0 also
+	// sees every count of what was drained (read the other way round, a
+	// batch committed and acknowledged between the two reads would show an
+	// empty queue with counts that miss it).
+	d, err := s.q.Depth(r.Context())
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	d, err := s.q.Depth(r.Context())
+	c, err := s.st.Counts(r.Context())
 	if err != nil {
 		s.writeError(w, err)
 		return

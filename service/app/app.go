@@ -65,7 +65,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.metrics = metrics.New()
 
 	var err error
-	m.store, err = store.Open(ctx, c.DatabaseURL, store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod})
+	m.store, err = store.Open(ctx, c.DatabaseURL, store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod, Planted: c.PlantedBug})
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.pool = worker.New(worker.Config{
 		Instance: c.InstanceID, Count: c.WorkerCount, BatchSize: c.BatchSize,
-		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts,
+		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, Planted: c.PlantedBug,
 	}, m.queue, m.store, m.metrics, m.Log)
 	m.pool.Start()
 
@@ -129,6 +129,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.stopPoll, m.polled = cancel, make(chan struct{})
 	go m.poll(pctx)
 
+	if c.PlantedBug != "" {
+		m.Log.Warn("PLANTED BUG ACTIVE: this instance is a negative control", "bug", c.PlantedBug)
+	}
 	m.Log.Info("serving", "addr", m.ln.Addr().String(), "instance", c.InstanceID,
 		"workers", c.WorkerCount, "batch_size", c.BatchSize, "stream", m.queue.Stream())
 	return nil
@@ -154,6 +157,17 @@ func (m *Main) Close(ctx context.Context) error {
 	var errs []error
 	if m.api != nil {
 		m.api.Drain()
+		// Keep answering for a moment: /ready says 503 and publishes are
+		// refused, so load balancers and clients move away before the
+		// listener closes.
+		if g := min(m.Config.DrainGrace, m.Config.ShutdownTime/2); g > 0 {
+			t := time.NewTimer(g)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
 	}
 	if m.http != nil {
 		if err := m.http.Shutdown(ctx); err != nil {

@@ -7,11 +7,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chronicleweaver/chronicleweaver/service/planted"
 )
 
 // Config is the complete configuration of one service instance.
@@ -25,21 +28,24 @@ type Config struct {
 	// instances must not share it.
 	InstanceID string // INSTANCE_ID, default: hostname
 
-	WorkerCount   int           // WORKER_COUNT
-	BatchSize     int           // BATCH_SIZE: stream entries read per batch
-	QueueMaxLen   int64         // QUEUE_MAX_LEN: unapplied events before /publish answers 503
-	MaxAttempts   int           // MAX_ATTEMPTS before an entry is dead-lettered
-	MaxBatch      int           // MAX_BATCH: events per request
-	MaxBodyBytes  int64         // MAX_BODY_BYTES
-	ClaimIdle     time.Duration // CLAIM_IDLE: idle time after which another consumer's pending entry is claimed
-	StreamPrefix  string        // STREAM_PREFIX: prefix of every Redis key the service uses
-	ShutdownTime  time.Duration // SHUTDOWN_TIMEOUT
-	APIToken      string        // API_TOKEN: when set, /publish needs "Authorization: Bearer <token>"
-	LogLevel      string        // LOG_LEVEL: debug, info, warn, error
-	DBMaxConns    int           // DB_MAX_CONNS
-	RetryAfter    time.Duration // RETRY_AFTER: the Retry-After hint sent with 503
-	UpsertMethod  string        // UPSERT_METHOD: unnest (default) or copy
-	PublishLinger time.Duration // PUBLISH_LINGER: how long the publisher waits to group concurrent appends (0: no wait)
+	WorkerCount  int           // WORKER_COUNT
+	BatchSize    int           // BATCH_SIZE: stream entries read per batch
+	QueueMaxLen  int64         // QUEUE_MAX_LEN: unapplied events before /publish answers 503
+	MaxAttempts  int           // MAX_ATTEMPTS before an entry is dead-lettered
+	MaxBatch     int           // MAX_BATCH: events per request
+	MaxBodyBytes int64         // MAX_BODY_BYTES
+	ClaimIdle    time.Duration // CLAIM_IDLE: idle time after which another consumer's pending entry is claimed
+	StreamPrefix string        // STREAM_PREFIX: prefix of every Redis key the service uses
+	ShutdownTime time.Duration // SHUTDOWN_TIMEOUT
+	DrainGrace   time.Duration // DRAIN_GRACE: on SIGTERM, how long /ready answers 503 before the listener closes
+	APIToken     string        // API_TOKEN: when set, /publish needs "Authorization: Bearer <token>"
+	LogLevel     string        // LOG_LEVEL: debug, info, warn, error
+	DBMaxConns   int           // DB_MAX_CONNS
+	RetryAfter   time.Duration // RETRY_AFTER: the Retry-After hint sent with 503
+	UpsertMethod string        // UPSERT_METHOD: unnest (default) or copy
+	// PlantedBug switches on a negative control (CHRONICLE_PLANTED_BUG);
+	// only binaries built with the plantedbugs tag accept one.
+	PlantedBug string
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -62,6 +68,7 @@ func Defaults() Config {
 		ClaimIdle:    30 * time.Second,
 		StreamPrefix: "chronicle:",
 		ShutdownTime: 30 * time.Second,
+		DrainGrace:   time.Second,
 		LogLevel:     "info",
 		DBMaxConns:   0, // 0: WorkerCount + 8
 		RetryAfter:   time.Second,
@@ -87,12 +94,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.duration("CLAIM_IDLE", &c.ClaimIdle, 100*time.Millisecond)
 	p.str("STREAM_PREFIX", &c.StreamPrefix)
 	p.duration("SHUTDOWN_TIMEOUT", &c.ShutdownTime, time.Second)
+	p.duration("DRAIN_GRACE", &c.DrainGrace, 0)
 	p.str("API_TOKEN", &c.APIToken)
 	p.enum("LOG_LEVEL", &c.LogLevel, "debug", "info", "warn", "error")
 	p.int("DB_MAX_CONNS", &c.DBMaxConns, 0, 10_000)
 	p.duration("RETRY_AFTER", &c.RetryAfter, time.Second)
 	p.enum("UPSERT_METHOD", &c.UpsertMethod, "unnest", "copy")
-	p.duration("PUBLISH_LINGER", &c.PublishLinger, 0)
+	p.str(planted.EnvVar, &c.PlantedBug)
 	if p.err != nil {
 		return Config{}, p.err
 	}
@@ -113,7 +121,7 @@ func (c Config) Validate() error {
 	if c.StreamPrefix == "" {
 		return errors.New("config: STREAM_PREFIX: must not be empty")
 	}
-	return nil
+	return planted.Check(c.PlantedBug)
 }
 
 // MaxConns is the PostgreSQL pool size.
@@ -127,6 +135,12 @@ func (c Config) MaxConns() int {
 func checkURL(name, raw string, schemes ...string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
+		// The *url.Error repeats the raw URL, password included: keep
+		// only the reason.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
 		return fmt.Errorf("config: %s: not a URL: %w", name, err)
 	}
 	for _, s := range schemes {
@@ -202,7 +216,9 @@ func (p *parser) duration(name string, dst *time.Duration, lo time.Duration) {
 	d, err := time.ParseDuration(v)
 	if err != nil {
 		n, nerr := strconv.ParseFloat(v, 64)
-		if nerr != nil {
+		// NaN, infinities and values past time.Duration's range have no
+		// defined conversion to a Duration.
+		if nerr != nil || math.IsNaN(n) || math.Abs(n) > math.MaxInt64/float64(time.Second) {
 			p.fail(name, v, `must be a duration such as "30s" or a number of seconds`)
 			return
 		}

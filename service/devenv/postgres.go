@@ -22,8 +22,12 @@ import (
 
 // PostgresOptions configures StartPostgres.
 type PostgresOptions struct {
-	// Durable keeps fsync and synchronous_commit on (benchmarks). When false (tests) fsync=off,
-	// which is still safe against process kills (pg_ctl -m immediate), only not against OS crashes.
+	// Durable keeps fsync on (benchmarks). When false (tests) fsync=off and
+	// full_page_writes=off, which is still safe against process kills
+	// (pg_ctl -m immediate), only not against OS crashes. synchronous_commit
+	// stays on either way: with it off a committed transaction can be lost
+	// by a process kill, which would break the service's guarantee for a
+	// reason that is not the service's.
 	Durable bool
 	// Settings are extra postgresql.conf settings, e.g. "max_connections": "200".
 	// They override the defaults. "port" cannot be set (it is chosen by StartPostgres).
@@ -205,7 +209,6 @@ func (p *Postgres) writeConfig() error {
 	}
 	if !p.opts.Durable {
 		settings["fsync"] = "off"
-		settings["synchronous_commit"] = "off"
 		settings["full_page_writes"] = "off"
 	}
 	for k, v := range p.opts.Settings {

@@ -24,12 +24,16 @@ import (
 type RedisOptions struct {
 	// AppendFsync is the appendfsync policy: "everysec" (default), "always" or "no".
 	AppendFsync string
+	// NoAOF runs Redis without persistence at all (appendonly no, and no RDB
+	// snapshots either): a killed or restarted server comes back empty. It
+	// exists to plant the "Redis without AOF" bug in fault tests.
+	NoAOF bool
 	// Logf, if set, receives lifecycle messages (start, stop, port retries).
 	Logf func(format string, args ...any)
 }
 
 // Redis is a redis-server in a temporary directory, run as a child process
-// with the append-only file on and RDB snapshots off. Its methods are safe for
+// with the append-only file on (unless RedisOptions.NoAOF) and RDB snapshots off. Its methods are safe for
 // concurrent use; lifecycle methods (Start, Stop, Kill, Close) are serialised.
 type Redis struct {
 	opts     RedisOptions
@@ -108,6 +112,10 @@ func StartRedis(ctx context.Context, opts RedisOptions) (_ *Redis, err error) {
 }
 
 func (r *Redis) writeConfig() error {
+	appendonly := "yes"
+	if r.opts.NoAOF {
+		appendonly = "no"
+	}
 	// Values are quoted for sdssplitargs, which understands Go-style \" and \\.
 	conf := fmt.Sprintf(`# Written by devenv. The port is given on the command line.
 bind 127.0.0.1
@@ -118,11 +126,11 @@ dir %s
 pidfile %s
 logfile ""
 save ""
-appendonly yes
+appendonly %s
 appendfsync %s
 appenddirname "appendonlydir"
 appendfilename "appendonly.aof"
-`, strconv.Quote(r.dir), strconv.Quote(filepath.Join(r.dir, "redis.pid")), r.opts.AppendFsync)
+`, strconv.Quote(r.dir), strconv.Quote(filepath.Join(r.dir, "redis.pid")), appendonly, r.opts.AppendFsync)
 	if err := os.WriteFile(r.confPath, []byte(conf), 0o600); err != nil {
 		return fmt.Errorf("redis: write config: %w", err)
 	}

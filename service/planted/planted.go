@@ -4,12 +4,12 @@
 // "plantedbugs" build tag; a normal build refuses to start when one is asked
 // for, so a misconfigured control can never pass silently.
 //
-// Select one with CHRONICLE_PLANTED_BUG=<name>.
+// Select one with CHRONICLE_PLANTED_BUG=<name>; the service passes the
+// selection down to the store and the workers in their options.
 package planted
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 )
@@ -59,20 +59,10 @@ func Names() []string {
 	return out
 }
 
-var active string
-
-// Active is the planted bug switched on ("" for none).
-func Active() string { return active }
-
-// Is reports whether bug is switched on.
-func Is(bug string) bool { return active != "" && active == bug }
-
-// FromEnv reads the selection. It fails when a bug is asked for in a build
-// without the plantedbugs tag, or when the name is unknown.
-func FromEnv() error {
-	name := strings.TrimSpace(os.Getenv(EnvVar))
+// Check validates a selection ("" for none). It fails when a bug is asked
+// for in a build without the plantedbugs tag, or when the name is unknown.
+func Check(name string) error {
 	if name == "" {
-		active = ""
 		return nil
 	}
 	if !Enabled {
@@ -81,6 +71,5 @@ func FromEnv() error {
 	if _, ok := Descriptions[name]; !ok {
 		return fmt.Errorf("config: %s=%q: unknown; one of %s", EnvVar, name, strings.Join(Names(), ", "))
 	}
-	active = name
 	return nil
 }

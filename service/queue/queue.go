@@ -164,6 +164,50 @@ func (q *Queue) Read(ctx context.Context, consumer string, count int, block time
 	return q.readGroup(ctx, consumer, ">", count, block)
 }
 
+// forgetScript deletes read entries and shrinks the backlog: what a
+// pop-style queue does on read. Only the planted bug pop-and-forget uses it.
+// KEYS: stream, backlog. ARGV: id/count pairs.
+var forgetScript = redis.NewScript(`
+for i = 1, #ARGV, 2 do
+  if redis.call('XDEL', KEYS[1], ARGV[i]) == 1 then
+    redis.call('DECRBY', KEYS[2], ARGV[i + 1])
+  end
+end
+return 0
+`)
+
+// ReadAndForget reads like Read but takes the entries off the queue at once
+// (XREADGROUP NOACK, then XDEL): no pending list remembers them. It is the
+// planted bug pop-and-forget (the original design's BRPOP), never the
+// normal path.
+func (q *Queue) ReadAndForget(ctx context.Context, consumer string, count int, block time.Duration) ([]Entry, error) {
+	streams, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: Group, Consumer: consumer, Streams: []string{q.stream, ">"},
+		Count: int64(count), Block: block, NoAck: true,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue: read %s as %s: %w", q.stream, consumer, err)
+	}
+	var out []Entry
+	var args []any
+	for _, s := range streams {
+		for _, m := range s.Messages {
+			e := parse(m)
+			out = append(out, e)
+			args = append(args, e.ID, e.Count)
+		}
+	}
+	if len(args) > 0 {
+		if err := forgetScript.Run(ctx, q.rdb, []string{q.stream, q.back}, args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return out, fmt.Errorf("queue: forget read entries: %w", err)
+		}
+	}
+	return out, nil
+}
+
 // ReadPending returns up to count of consumer's own pending entries with IDs
 // greater than after ("0" for all): what a restarted worker left unacknowledged.
 func (q *Queue) ReadPending(ctx context.Context, consumer, after string, count int) ([]Entry, error) {

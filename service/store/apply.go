@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chronicleweaver/chronicleweaver/service/event"
+	"github.com/chronicleweaver/chronicleweaver/service/planted"
 )
 
 // Batch upsert methods.
@@ -36,6 +37,16 @@ type Applied struct {
 	Inserted   int   // rows inserted (first copies)
 	Dropped    int   // duplicate copies recorded
 	StoredAt   time.Time
+
+	// Deferred holds the counter updates left out of the transaction by the
+	// planted bug stats-outside-tx (nil otherwise): see ApplyCounters.
+	Deferred *Counters
+}
+
+// Counters are per-topic counter increments of one worker.
+type Counters struct {
+	worker string
+	per    map[string]*topicCount
 }
 
 // copyRow is one event copy of a fresh entry.
@@ -82,7 +93,12 @@ func (s *Store) ApplyBatch(ctx context.Context, worker string, entries []Entry) 
 
 		b := &pgx.Batch{}
 		queueDropped(b, worker, dups)
-		queueCounters(b, worker, firsts, inserted, dups)
+		per := counts(firsts, inserted, dups)
+		if s.opts.Planted == planted.StatsOutsideTx {
+			res.Deferred = &Counters{worker: worker, per: per}
+		} else {
+			queueCounterRows(b, worker, per)
+		}
 		if b.Len() == 0 {
 			return nil
 		}
@@ -102,6 +118,14 @@ func (s *Store) ApplyBatch(ctx context.Context, worker string, entries []Entry) 
 // returns the indexes of those it inserted (the fresh ones). The others are
 // sorted into res.Seen and res.SeenFailed by the outcome recorded earlier.
 func (s *Store) claimLedger(ctx context.Context, tx pgx.Tx, entries []Entry, outcome byte, res *Applied) ([]int, error) {
+	if s.opts.Planted == planted.NoLedger {
+		fresh := make([]int, len(entries))
+		for i := range entries {
+			fresh[i] = i
+		}
+		res.Fresh = fresh
+		return fresh, nil
+	}
 	// One candidate per token: a token twice in a batch (a retried append)
 	// is the same entry.
 	first := make(map[string]int, len(entries))
@@ -240,8 +264,10 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, worker string, firs
 	}
 	var rows pgx.Rows
 	var err error
-	switch s.opts.Method {
-	case MethodCopy:
+	switch {
+	case s.opts.Planted == planted.SelectThenInsert:
+		rows, err = s.selectThenInsert(ctx, tx, worker, firsts)
+	case s.opts.Method == MethodCopy:
 		rows, err = s.insertViaCopy(ctx, tx, worker, firsts)
 	default:
 		c := columns(firsts)
@@ -288,6 +314,43 @@ func (s *Store) insertViaCopy(ctx context.Context, tx pgx.Tx, worker string, fir
 	return tx.Query(ctx, fmt.Sprintf(insertEventsSelect, copyTable), worker)
 }
 
+// selectThenInsert is the planted bug select-then-insert: it looks the keys
+// up, then inserts those it did not find, with no unique constraint to stop
+// a concurrent batch doing the same (Migrate dropped it).
+func (s *Store) selectThenInsert(ctx context.Context, tx pgx.Tx, worker string, firsts []copyRow) (pgx.Rows, error) {
+	c := columns(firsts)
+	rows, err := tx.Query(ctx, `SELECT e.topic, e.event_id FROM events e
+		JOIN unnest($1::text[], $2::text[]) AS u(topic, event_id) ON e.topic = u.topic AND e.event_id = u.event_id`, c.topics, c.ids)
+	if err != nil {
+		return nil, err
+	}
+	found := map[event.Key]bool{}
+	for rows.Next() {
+		var k event.Key
+		if err := rows.Scan(&k.Topic, &k.EventID); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		found[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var missing []copyRow
+	for _, r := range firsts {
+		if !found[r.ev.Key()] {
+			missing = append(missing, r)
+		}
+	}
+	m := columns(missing)
+	return tx.Query(ctx, `
+		INSERT INTO events (topic, event_id, source, ts, payload, received_at, queued_at, stored_at, worker_id, entry_id)
+		SELECT topic, event_id, source, ts, payload, received_at, queued_at, clock_timestamp(), $1, entry_id
+		FROM `+unnestSource+`
+		RETURNING topic, event_id`, worker,
+		m.topics, m.ids, m.sources, m.ts, m.payloads, m.received, m.queued, m.entryIDs)
+}
+
 func queueDropped(b *pgx.Batch, worker string, dups []copyRow) {
 	if len(dups) == 0 {
 		return
@@ -303,7 +366,23 @@ func queueDropped(b *pgx.Batch, worker string, dups []copyRow) {
 
 type topicCount struct{ processed, dropped, failed int64 }
 
-func queueCounters(b *pgx.Batch, worker string, firsts []copyRow, inserted map[event.Key]bool, dups []copyRow) {
+// ApplyCounters writes counter updates in a transaction of their own: the
+// planted bug stats-outside-tx, never the normal path.
+func (s *Store) ApplyCounters(ctx context.Context, c *Counters) error {
+	if c == nil {
+		return nil
+	}
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		queueCounterRows(b, c.worker, c.per)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("store: counters: %w", err)
+		}
+		return nil
+	})
+}
+
+func counts(firsts []copyRow, inserted map[event.Key]bool, dups []copyRow) map[string]*topicCount {
 	per := map[string]*topicCount{}
 	get := func(t string) *topicCount {
 		c := per[t]
@@ -321,7 +400,7 @@ func queueCounters(b *pgx.Batch, worker string, firsts []copyRow, inserted map[e
 	for _, r := range dups {
 		get(r.ev.Topic).dropped++
 	}
-	queueCounterRows(b, worker, per)
+	return per
 }
 
 func queueCounterRows(b *pgx.Batch, worker string, per map[string]*topicCount) {

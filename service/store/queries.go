@@ -66,6 +66,12 @@ func ParseCursor(s string) (Cursor, error) {
 		return Cursor{}, ErrBadCursor
 	}
 	c.TS = time.UnixMicro(us).UTC()
+	// Event timestamps lie in years 0001..9999 (the request rule), so no
+	// page returns a cursor outside them; such an instant would also
+	// overflow on its way to PostgreSQL and select a wrong page.
+	if y := c.TS.Year(); y < 1 || y > 9999 {
+		return Cursor{}, ErrBadCursor
+	}
 	return c, nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chronicleweaver/chronicleweaver/service/event"
 	"github.com/chronicleweaver/chronicleweaver/service/metrics"
+	"github.com/chronicleweaver/chronicleweaver/service/planted"
 	"github.com/chronicleweaver/chronicleweaver/service/queue"
 	"github.com/chronicleweaver/chronicleweaver/service/store"
 )
@@ -27,6 +28,7 @@ type Config struct {
 	ClaimIdle   time.Duration // claim other consumers' entries idle this long
 	MaxAttempts int           // data failures of one entry before it is dead-lettered
 	Block       time.Duration // how long a read waits for new entries (default 1s)
+	Planted     string        // a negative control (see service/planted); "" in production
 }
 
 // ConsumerName is the stable name of worker i of an instance, so a restarted
@@ -126,7 +128,11 @@ func (w *worker) run(ctx context.Context) {
 		if w.draining() {
 			block = -1 // do not wait: an empty read means drained
 		}
-		entries, err := w.q.Read(ctx, w.name, w.cfg.BatchSize, block)
+		read := w.q.Read
+		if w.cfg.Planted == planted.PopAndForget {
+			read = w.q.ReadAndForget
+		}
+		entries, err := read(ctx, w.name, w.cfg.BatchSize, block)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -219,6 +225,9 @@ func (w *worker) process(ctx context.Context, entries []queue.Entry) {
 // are retried until ctx ends; a batch refused for its data is split, and an
 // entry refused MaxAttempts times is dead-lettered.
 func (w *worker) apply(ctx context.Context, qs []queue.Entry, es []store.Entry) {
+	if w.cfg.Planted == planted.AckBeforeCommit {
+		w.ack(ctx, qs)
+	}
 	for fails := 0; ; {
 		start := time.Now()
 		res, err := w.st.ApplyBatch(ctx, w.name, es)
@@ -273,6 +282,11 @@ func (w *worker) committed(ctx context.Context, start time.Time, qs []queue.Entr
 		toAck = append(toAck, qs[i])
 	}
 	w.ack(ctx, toAck)
+	if res.Deferred != nil { // planted bug stats-outside-tx: counters after the ack
+		if err := w.st.ApplyCounters(ctx, res.Deferred); err != nil {
+			w.log.Warn("counters update failed", "worker", w.name, "err", err)
+		}
+	}
 	for _, i := range res.SeenFailed {
 		w.deadLetter(ctx, qs[i], "recorded as failed before a crash")
 	}
