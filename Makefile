@@ -1,14 +1,16 @@
-# ChronicleWeaver: `make run` runs the service on throwaway local servers,
-# `make verify` is the test command (CI runs it through .ci/run).
+# ChronicleWeaver. The two commands a newcomer needs:
+#   make run      the service on throwaway local PostgreSQL + Redis (no Docker)
+#   make verify   the test command (CI runs it through .ci/run)
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-PKGS := ./...
 # Short fuzz run of the request decoder in `make verify`.
 FUZZTIME ?= 20s
 export RAPID_NOFAILFILE ?= 1
+CHRONICLE := $(GO) run ./harness/cmd/chronicle
 
-.PHONY: all build run deps fmt-check vet test fuzz verify verify-full bench report up down images-offline clean
+.PHONY: all build run deps fmt-check vet test fuzz verify-suite bench-smoke verify verify-full \
+	bench report clean
 
 all: build
 
@@ -26,16 +28,35 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet:
-	$(GO) vet $(PKGS)
+	$(GO) vet ./...
 
+# Unit, integration and property tests (bounded). -short leaves out the
+# fault suite, which verify-suite runs on its own.
 test: deps
-	$(GO) test -count=1 -timeout 15m $(PKGS)
+	$(GO) test -short -count=1 -timeout 15m ./...
 
 fuzz:
 	$(GO) test ./service/event -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
 
-verify: deps fmt-check vet build test fuzz
+# The fault scenarios and the planted-bug controls; writes results/verify.*.
+verify-suite: deps
+	CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 30m -run TestVerify -v ./harness/verify
+
+# The benchmark scenarios, a few seconds each, through the checker.
+bench-smoke: deps
+	$(CHRONICLE) bench --smoke --out runs/bench-smoke
+
+verify: deps fmt-check vet build test fuzz verify-suite bench-smoke
 	@echo "verify: all green"
+
+# Every fault scenario and property at full length.
+verify-full: deps fmt-check vet build
+	CHRONICLE_FULL=1 $(GO) test -count=1 -timeout 60m ./properties/...
+	CHRONICLE_FULL=1 CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 90m -run TestVerify -v ./harness/verify
+
+# Regenerates results/bench.md, results/bench.json and results/plots/.
+bench: deps
+	$(CHRONICLE) bench --out results
 
 clean:
 	rm -rf $(BIN) runs

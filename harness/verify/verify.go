@@ -71,3 +71,12 @@ func Summary(v report.Verify) string {
 	}
 	return strings.Join(bad, "; ")
 }
+
+// FillHeader copies the environment of a run into a results header (the
+// first run's; settings that differ are in each scenario's record).
+func FillHeader(h *report.Header, res report.Scenario) {
+	e := res.Environment
+	if h.Backend == "" && e.Backend != "" {
+		h.Backend, h.Postgres, h.Redis, h.DurableDB, h.Settings = e.Backend, e.Postgres, e.Redis, e.DurableDB, e.Settings
+	}
+}

@@ -89,7 +89,7 @@ func (m *Main) Run(ctx context.Context) error {
 	ropts.ReadTimeout = 3 * time.Second
 	ropts.WriteTimeout = 3 * time.Second
 	m.rdb = redis.NewClient(ropts)
-	m.queue = queue.New(m.rdb, queue.Options{Prefix: c.StreamPrefix, MaxLen: c.QueueMaxLen})
+	m.queue = queue.New(m.rdb, queue.Options{Prefix: c.StreamPrefix, MaxLen: c.QueueMaxLen, Group: true})
 	if err := m.retry(ctx, "set up the Redis stream", func() error { return m.queue.Setup(ctx) }); err != nil {
 		return err
 	}
@@ -185,6 +185,9 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.stopPoll != nil {
 		m.stopPoll()
 		<-m.polled
+	}
+	if m.queue != nil {
+		m.queue.Close()
 	}
 	if m.rdb != nil {
 		_ = m.rdb.Close()

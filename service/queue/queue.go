@@ -65,6 +65,10 @@ func (e Entry) QueuedAt() time.Time {
 type Options struct {
 	Prefix string // key prefix, e.g. "chronicle:"
 	MaxLen int64  // QUEUE_MAX_LEN: backlog (events) at which Append refuses
+	// Group makes concurrent Append calls share Redis round trips: appends
+	// that arrive while one script call is in flight go together in the
+	// next (no waiting is added). Close stops the grouping goroutine.
+	Group bool
 }
 
 // Queue is a Redis Stream with one consumer group.
@@ -74,16 +78,41 @@ type Queue struct {
 	stream string
 	back   string
 	dead   string
+
+	appends chan *pendingAppend // to the grouping goroutine (Options.Group)
+	stop    chan struct{}       // closed by Close
+	stopped chan struct{}       // closed when the grouping goroutine returned
 }
 
 // New returns a Queue on rdb. Call Setup before reading.
 func New(rdb redis.UniversalClient, opts Options) *Queue {
-	return &Queue{
+	q := &Queue{
 		rdb:    rdb,
 		opts:   opts,
 		stream: opts.Prefix + "stream",
 		back:   opts.Prefix + "backlog",
 		dead:   opts.Prefix + "dead",
+	}
+	if opts.Group {
+		q.appends = make(chan *pendingAppend)
+		q.stop = make(chan struct{})
+		q.stopped = make(chan struct{})
+		go q.group()
+	}
+	return q
+}
+
+// Close stops the grouping goroutine (when Options.Group); appends waiting
+// for it fail.
+func (q *Queue) Close() {
+	if q.stop == nil {
+		return
+	}
+	select {
+	case <-q.stop:
+	default:
+		close(q.stop)
+		<-q.stopped
 	}
 }
 
@@ -142,6 +171,9 @@ type Message struct {
 // It returns ErrBackpressure when the backlog is at or over MaxLen. Any
 // other error leaves the outcome unknown: the entry may have been added.
 func (q *Queue) Append(ctx context.Context, m Message) (string, error) {
+	if q.appends != nil {
+		return q.groupedAppend(ctx, m)
+	}
 	res, err := appendScript.Run(ctx, q.rdb, []string{q.stream, q.back},
 		q.opts.MaxLen, m.Count,
 		fieldToken, m.Token,
@@ -156,6 +188,112 @@ func (q *Queue) Append(ctx context.Context, m Message) (string, error) {
 		return "", fmt.Errorf("queue: append to %s: %w", q.stream, err)
 	}
 	return res, nil
+}
+
+// appendManyScript is appendScript for several entries in one call: each
+// is refused or appended in order, the backlog growing as it goes.
+// KEYS: stream, backlog. ARGV: maxlen, then per entry: n, token, received, body.
+// Returns one element per entry: its ID, or "BACKPRESSURE".
+var appendManyScript = redis.NewScript(`
+local max = tonumber(ARGV[1])
+local b = tonumber(redis.call('GET', KEYS[2]) or '0')
+local added = 0
+local out = {}
+for i = 2, #ARGV, 4 do
+  if b + added >= max then
+    out[#out + 1] = 'BACKPRESSURE'
+  else
+    out[#out + 1] = redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1], 'r', ARGV[i + 2], 'n', ARGV[i], 'e', ARGV[i + 3])
+    added = added + tonumber(ARGV[i])
+  end
+end
+if added > 0 then
+  redis.call('INCRBY', KEYS[2], added)
+end
+return out
+`)
+
+// Group limits: entries and body bytes per script call.
+const (
+	groupMaxEntries = 256
+	groupMaxBytes   = 1 << 20
+)
+
+type pendingAppend struct {
+	m    Message
+	id   string
+	err  error
+	done chan struct{}
+}
+
+func (q *Queue) groupedAppend(ctx context.Context, m Message) (string, error) {
+	p := &pendingAppend{m: m, done: make(chan struct{})}
+	select {
+	case q.appends <- p:
+	case <-q.stop:
+		return "", fmt.Errorf("queue: append to %s: queue closed", q.stream)
+	case <-ctx.Done():
+		return "", fmt.Errorf("queue: append to %s: %w", q.stream, ctx.Err())
+	}
+	select {
+	case <-p.done:
+		return p.id, p.err
+	case <-ctx.Done():
+		// The group is on its way: the outcome is unknown.
+		return "", fmt.Errorf("queue: append to %s: %w", q.stream, ctx.Err())
+	}
+}
+
+// group is the goroutine behind grouped appends: it takes what is waiting,
+// sends it as one script call and answers each caller.
+func (q *Queue) group() {
+	defer close(q.stopped)
+	var batch []*pendingAppend
+	for {
+		select {
+		case <-q.stop:
+			return
+		case p := <-q.appends:
+			batch = append(batch[:0], p)
+		}
+		size := len(batch[0].m.Body)
+	more:
+		for len(batch) < groupMaxEntries && size < groupMaxBytes {
+			select {
+			case p := <-q.appends:
+				batch = append(batch, p)
+				size += len(p.m.Body)
+			default:
+				break more
+			}
+		}
+		q.appendMany(batch)
+	}
+}
+
+func (q *Queue) appendMany(batch []*pendingAppend) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	args := make([]any, 0, 1+4*len(batch))
+	args = append(args, q.opts.MaxLen)
+	for _, p := range batch {
+		args = append(args, p.m.Count, p.m.Token, p.m.ReceivedAt.UnixNano(), p.m.Body)
+	}
+	res, err := appendManyScript.Run(ctx, q.rdb, []string{q.stream, q.back}, args...).StringSlice()
+	if err == nil && len(res) != len(batch) {
+		err = fmt.Errorf("script answered %d results for %d entries", len(res), len(batch))
+	}
+	for i, p := range batch {
+		switch {
+		case err != nil:
+			p.err = fmt.Errorf("queue: append to %s: %w", q.stream, err)
+		case res[i] == "BACKPRESSURE":
+			p.err = ErrBackpressure
+		default:
+			p.id = res[i]
+		}
+		close(p.done)
+	}
 }
 
 // Read returns up to count entries never delivered to the group, waiting at

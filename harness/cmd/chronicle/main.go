@@ -150,7 +150,7 @@ func benchCmd(ctx context.Context, args []string) error {
 			failed = append(failed, n+": invalid")
 		}
 		b.Scenarios = append(b.Scenarios, res)
-		fillHeader(&b.Header, res)
+		verify.FillHeader(&b.Header, res)
 		if ctx.Err() != nil {
 			break
 		}
@@ -186,7 +186,7 @@ func verifyCmd(ctx context.Context, args []string) error {
 			o.Logf("%s: %v", n, err)
 		}
 		v.Scenarios = append(v.Scenarios, res)
-		fillHeader(&v.Header, res)
+		verify.FillHeader(&v.Header, res)
 		if ctx.Err() != nil {
 			break
 		}
@@ -228,16 +228,6 @@ func pick(all []string, only string) []string {
 		return all
 	}
 	return strings.Split(only, ",")
-}
-
-// fillHeader copies the environment a run reports into the header.
-// Settings differing between scenarios are reported per scenario; the
-// header keeps the first run's.
-func fillHeader(h *report.Header, res report.Scenario) {
-	e := res.Environment
-	if h.Backend == "" && e.Backend != "" {
-		h.Backend, h.Postgres, h.Redis, h.DurableDB, h.Settings = e.Backend, e.Postgres, e.Redis, e.DurableDB, e.Settings
-	}
 }
 
 // logger prints harness lines to stderr with the time since start.

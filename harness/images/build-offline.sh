@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# build-offline.sh: build PostgreSQL and Redis images without an image
+# registry, for air-gapped machines that still reach a Debian archive.
+#
+#   harness/images/build-offline.sh [--force]
+#
+# A Debian bookworm root file system is made with debootstrap (minbase plus
+# postgresql-15 and redis-server) from the archive this machine's apt uses,
+# imported as a base image, and two small images are built on it whose
+# entrypoints behave like the official postgres and redis images
+# (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB, PGDATA; redis-server with
+# AOF on). Tags (overridable through the environment):
+#
+#   CHRONICLE_OFFLINE_BASE      chronicleweaver/bookworm-base:offline
+#   CHRONICLE_OFFLINE_POSTGRES  chronicleweaver/postgres:15-offline
+#   CHRONICLE_OFFLINE_REDIS     chronicleweaver/redis:7-offline
+#
+# It does nothing when all three tags exist; --force rebuilds them.
+# CHRONICLE_DEBIAN_MIRROR overrides the archive read from the apt sources.
+# debootstrap needs root; it is installed with apt-get when missing.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+base_tag="${CHRONICLE_OFFLINE_BASE:-chronicleweaver/bookworm-base:offline}"
+pg_tag="${CHRONICLE_OFFLINE_POSTGRES:-chronicleweaver/postgres:15-offline}"
+redis_tag="${CHRONICLE_OFFLINE_REDIS:-chronicleweaver/redis:7-offline}"
+suite=bookworm
+
+force=0
+for a in "$@"; do
+  case "$a" in
+    --force) force=1 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build-offline: unknown argument $a (usage: $0 [--force])" >&2; exit 2 ;;
+  esac
+done
+
+say() { echo "build-offline: $*" >&2; }
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+if ! docker version >/dev/null 2>&1; then
+  say "no Docker daemon answers (docker version failed)"; exit 1
+fi
+if [ "$force" = 0 ] && have_image "$base_tag" && have_image "$pg_tag" && have_image "$redis_tag"; then
+  say "$pg_tag and $redis_tag exist (--force rebuilds them)"
+  exit 0
+fi
+start=$SECONDS
+
+# debian_mirror prints the archive URI that apt uses for $suite: the first
+# "deb" entry of /etc/apt/sources.list(.d) (one-line or deb822 format) whose
+# suite is exactly $suite.
+debian_mirror() {
+  local f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -r "$f" ] || continue
+    awk -v s="$suite" '
+      $1 == "deb" {
+        i = 2
+        if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+        if ($(i+1) == s) { print $i; exit }
+      }' "$f"
+  done
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -r "$f" ] || continue
+    awk -v s="$suite" '
+      function flush() {
+        if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " s " ") && uris != "") { split(uris, u, " "); print u[1]; found = 1 }
+        types = ""; suites = ""; uris = ""
+      }
+      /^[ \t]*$/ { flush(); if (found) exit; next }
+      /^[ \t]*#/ { next }
+      tolower($1) == "types:"  { $1 = ""; types = $0 }
+      tolower($1) == "suites:" { $1 = ""; suites = $0 }
+      tolower($1) == "uris:"   { $1 = ""; uris = $0 }
+      END { if (!found) flush() }' "$f"
+  done | sed 's/^ *//' | head -n 1
+}
+
+mirror="${CHRONICLE_DEBIAN_MIRROR:-$(debian_mirror)}"
+if [ -z "$mirror" ]; then
+  say "no '$suite' Debian archive in /etc/apt/sources.list(.d): set CHRONICLE_DEBIAN_MIRROR"; exit 1
+fi
+
+if ! command -v debootstrap >/dev/null 2>&1; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    say "debootstrap is missing: install it (Debian: sudo apt-get install -y debootstrap) or run as root"; exit 1
+  fi
+  say "installing debootstrap with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+fi
+if [ "$(id -u)" != 0 ]; then
+  say "debootstrap needs root: run as root (or with sudo)"; exit 1
+fi
+
+work="$(mktemp -d "${TMPDIR:-/var/tmp}/chronicle-offline.XXXXXX")"
+cleanup() {
+  # debootstrap may leave /proc or /sys mounted in the target if it fails.
+  for m in proc sys dev/pts dev; do umount -l "$work/rootfs/$m" 2>/dev/null || true; done
+  rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
+
+say "debootstrap $suite (minbase + postgresql-15, redis-server) from $mirror into $work"
+t0=$SECONDS
+if ! debootstrap --variant=minbase --include=postgresql-15,redis-server \
+    "$suite" "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1; then
+  tail -n 30 "$work/debootstrap.log" >&2
+  [ -f "$work/rootfs/debootstrap/debootstrap.log" ] && tail -n 30 "$work/rootfs/debootstrap/debootstrap.log" >&2
+  say "debootstrap failed"; exit 1
+fi
+say "debootstrap took $((SECONDS - t0)) s"
+
+# Slim the tree: the package cache and lists, docs, and the cluster the
+# postgresql package created (the entrypoint makes its own in PGDATA).
+r="$work/rootfs"
+rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/* "$r"/debootstrap \
+  "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/info/* \
+  "$r"/var/lib/postgresql/15/main "$r"/etc/postgresql/15/main "$r"/var/log/*.log \
+  "$r"/tmp/* "$r"/var/tmp/*
+# The build machine's resolver and hosts must not end up in the image.
+: >"$r/etc/resolv.conf"
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$r/etc/hosts"
+
+say "importing $base_tag"
+tar --numeric-owner --xattrs -C "$r" -c . | docker import \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'ENV LANG=C.UTF-8' \
+  --change 'CMD ["/bin/bash"]' \
+  - "$base_tag" >/dev/null
+rm -rf --one-file-system "$r"
+
+for img in postgres redis; do
+  tag="$pg_tag"; [ "$img" = redis ] && tag="$redis_tag"
+  say "building $tag"
+  docker build -q --build-arg "BASE=$base_tag" -t "$tag" "$here/$img" >/dev/null
+done
+
+say "built $base_tag, $pg_tag, $redis_tag in $((SECONDS - start)) s"
