@@ -177,6 +177,10 @@ func run(ctx context.Context, s *Scenario, o Options, res *report.Scenario) erro
 	}
 	ops := hist.Ops()
 	res.Check = checker.Check(ops, rb)
+	if s.Expect.Rejected && res.Check.Requests.Fail == 0 {
+		res.Check.Violations = append(res.Check.Violations, "scenario: expected publishes refused with 503 (backpressure), none were")
+		res.Check.Valid = false
+	}
 	res.Valid = res.Check.Valid
 
 	if err := measure(ctx, e, ops, prefix, since, res, s.Kind == "bench"); err != nil {

@@ -33,9 +33,19 @@ type Scenario struct {
 	Published map[string]float64 `yaml:"published"`
 	// DrainTimeout bounds the wait for the queue to drain after the load.
 	DrainTimeout Duration `yaml:"drain_timeout"`
+	// Expect states what the faults must provoke, so a scenario whose fault
+	// had no effect does not pass as valid.
+	Expect Expect `yaml:"expect"`
 	// Smoke overrides parts of the scenario for `make verify` (a few
 	// seconds each).
 	Smoke *Override `yaml:"smoke"`
+}
+
+// Expect lists effects a scenario must show.
+type Expect struct {
+	// Rejected: some publishes must be refused (503 before anything was
+	// queued: backpressure), none may hang.
+	Rejected bool `yaml:"rejected"`
 }
 
 // EnvSpec is the system under test.

@@ -66,10 +66,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w -t 60 start >/dev/null
   psql=(psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$user" --dbname postgres -q)
   if [ "$db" != postgres ]; then
-    exists="$("${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = :'db'" -v db="$db")"
-    if [ -z "$exists" ]; then
-      "${psql[@]}" -v db="$db" -c 'CREATE DATABASE :"db"' >/dev/null
-    fi
+    # psql interpolates variables only in what it reads, not in -c.
+    echo 'CREATE DATABASE :"db"' | "${psql[@]}" -v db="$db" >/dev/null
   fi
   for f in /docker-entrypoint-initdb.d/*; do
     case "$f" in
