@@ -44,19 +44,26 @@ verify-suite: deps
 
 # The benchmark scenarios, a few seconds each, through the checker.
 bench-smoke: deps
-	$(CHRONICLE) bench --smoke --out runs/bench-smoke
+	$(CHRONICLE) bench --smoke --out runs/bench-smoke --only seed-k6,stress-20k,throughput,single-events
 
 verify: deps fmt-check vet build test fuzz verify-suite bench-smoke
+	$(CHRONICLE) report
 	@echo "verify: all green"
 
 # Every fault scenario and property at full length.
 verify-full: deps fmt-check vet build
 	CHRONICLE_FULL=1 $(GO) test -count=1 -timeout 60m ./properties/...
 	CHRONICLE_FULL=1 CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 90m -run TestVerify -v ./harness/verify
+	$(CHRONICLE) report
 
 # Regenerates results/bench.md, results/bench.json and results/plots/.
 bench: deps
 	$(CHRONICLE) bench --out results
+	$(CHRONICLE) report --repo
+
+# Rewrites the generated sections of REPORT.md from results/*.json.
+report:
+	$(CHRONICLE) report --repo
 
 clean:
 	rm -rf $(BIN) runs

@@ -5,6 +5,7 @@
 //	chronicle run --scenario NAME [--smoke] [--target URL [--database-url URL]] [--planted-bug BUG]
 //	chronicle bench [--smoke] [--out results] [--only a,b]
 //	chronicle verify [--full] [--out results] [--only a,b] [--no-controls]
+//	chronicle report [--results results] [--doc REPORT.md] [--check] [--repo]
 package main
 
 import (
@@ -29,6 +30,7 @@ const usage = `chronicle: the ChronicleWeaver harness
   chronicle run --scenario NAME [flags]   run one scenario and check it
   chronicle bench [flags]                 run the benchmark scenarios, write results/bench.*
   chronicle verify [flags]                run the fault suite and planted bugs, write results/verify.*
+  chronicle report [flags]                regenerate REPORT.md's generated sections from results/*.json
 
 Run "chronicle COMMAND -h" for the flags of a command.
 `
@@ -50,6 +52,8 @@ func main() {
 		err = benchCmd(ctx, os.Args[2:])
 	case "verify":
 		err = verifyCmd(ctx, os.Args[2:])
+	case "report":
+		err = reportCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -125,7 +129,10 @@ func runCmd(ctx context.Context, args []string) error {
 }
 
 // benchScenarios are the scenarios `make bench` measures, in order.
-var benchScenarios = []string{"seed-k6", "stress-20k", "throughput", "single-events"}
+var benchScenarios = []string{
+	"seed-k6", "stress-20k", "throughput", "single-events",
+	"scale-1", "scale-2", "scale-3", "aof-everysec", "aof-always", "upsert-unnest", "upsert-copy",
+}
 
 func benchCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)

@@ -1,0 +1,1071 @@
+package report
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// REPORT.md mixes hand-written prose with generated sections. A generated
+// section is the lines between two markers, each alone on its line:
+//
+//	<!-- generated:NAME -->
+//	... rewritten by `make report` ...
+//	<!-- /generated:NAME -->
+//
+// Sections renders every section from the files under results/, Update
+// replaces the bodies in a document, and Regenerate does both for a
+// document on disk (`chronicle report`, and the test that keeps REPORT.md
+// current). Nothing in a section is typed by hand: every number comes from
+// results/*.json, and an input that is missing renders as a one-line notice
+// naming the file and the command that writes it.
+
+// SectionNames are the generated sections Sections renders, in the order
+// the report is expected to use them.
+var SectionNames = []string{
+	"provenance", "bench-summary", "original", "throughput", "single-events", "stress-20k",
+	"scaling", "aof", "upsert", "verify", "planted", "properties", "figures",
+}
+
+// Inputs are what the generated sections are made of: the files under
+// results/. A nil field is a file that does not exist (yet).
+type Inputs struct {
+	Bench  *Bench  // bench.json
+	Verify *Verify // verify.json
+	// Properties are properties.json's rows; nil when the file is missing
+	// (an empty, non-nil slice is a file without rows).
+	Properties []Property
+	Repo       *Repo // repo.json
+	// Plots are the file names of the PNGs in results/plots/; the figures
+	// section links only plots listed here.
+	Plots []string
+	// ResultsDir is the slash-separated path from the document to
+	// results/, for links ("" means "results").
+	ResultsDir string
+}
+
+// What writes each results file, for the notices of missing inputs.
+var makers = map[string]string{
+	"bench.json":      "make bench",
+	"verify.json":     "make verify",
+	"properties.json": "CHRONICLE_RESULTS=results go test ./properties/",
+	"repo.json":       "make report",
+}
+
+// LoadInputs reads resultsDir/bench.json, verify.json, properties.json and
+// repo.json, each optional, and lists resultsDir/plots/*.png. A file that
+// exists but cannot be read or decoded is an error. ResultsDir is set to
+// resultsDir as given, which is right for a document in the working
+// directory; Regenerate sets it relative to the document.
+func LoadInputs(resultsDir string) (Inputs, error) {
+	in := Inputs{ResultsDir: filepath.ToSlash(filepath.Clean(resultsDir))}
+	exists := func(name string) (string, bool, error) {
+		p := filepath.Join(resultsDir, name)
+		_, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return p, false, nil
+		case err != nil:
+			return p, false, fmt.Errorf("report: %w", err)
+		}
+		return p, true, nil
+	}
+	if p, ok, err := exists("bench.json"); err != nil {
+		return in, err
+	} else if ok {
+		b, err := ReadBench(p)
+		if err != nil {
+			return in, err
+		}
+		in.Bench = &b
+	}
+	if p, ok, err := exists("verify.json"); err != nil {
+		return in, err
+	} else if ok {
+		v, err := ReadVerify(p)
+		if err != nil {
+			return in, err
+		}
+		in.Verify = &v
+	}
+	if p, ok, err := exists("properties.json"); err != nil {
+		return in, err
+	} else if ok {
+		ps, err := ReadProperties(p)
+		if err != nil {
+			return in, err
+		}
+		in.Properties = ps.Properties
+		if in.Properties == nil {
+			in.Properties = []Property{}
+		}
+	}
+	if p, ok, err := exists("repo.json"); err != nil {
+		return in, err
+	} else if ok {
+		r, err := ReadRepo(p)
+		if err != nil {
+			return in, err
+		}
+		in.Repo = &r
+	}
+	entries, err := os.ReadDir(filepath.Join(resultsDir, "plots"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return in, fmt.Errorf("report: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".png") {
+			in.Plots = append(in.Plots, e.Name())
+		}
+	}
+	return in, nil
+}
+
+// Sections renders every generated section (keyed by the names in
+// SectionNames) from in. The same inputs always give the same bytes.
+func Sections(in Inputs) map[string]string {
+	d := docCtx{in: in, results: in.ResultsDir}
+	if d.results == "" {
+		d.results = "results"
+	}
+	return map[string]string{
+		"provenance":    d.provenance(),
+		"bench-summary": d.benchSummary(),
+		"original":      d.original(),
+		"throughput":    d.search("throughput"),
+		"single-events": d.search("single-events"),
+		"stress-20k":    d.stress(),
+		"scaling":       d.scaling(),
+		"aof":           d.aof(),
+		"upsert":        d.upsert(),
+		"verify":        d.verify(),
+		"planted":       d.planted(),
+		"properties":    d.properties(),
+		"figures":       d.figures(),
+	}
+}
+
+// docCtx renders sections; results is the link path to results/.
+type docCtx struct {
+	in      Inputs
+	results string
+}
+
+func (d docCtx) file(name string) string { return path.Join(d.results, name) }
+
+// missing is the notice for a results file that does not exist.
+func (d docCtx) missing(name string) string {
+	return fmt.Sprintf("_No %s yet: %s writes it._", codeSpan(d.file(name)), codeSpan(makers[name]))
+}
+
+// noScenario is the notice for a bench scenario absent from bench.json.
+func (d docCtx) noScenario(name string) string {
+	return fmt.Sprintf("_No scenario %s in %s: %s runs it._", codeSpan(name), codeSpan(d.file("bench.json")), codeSpan(makers["bench.json"]))
+}
+
+func (d docCtx) benchScenario(name string) *Scenario {
+	if d.in.Bench == nil {
+		return nil
+	}
+	for i := range d.in.Bench.Scenarios {
+		if d.in.Bench.Scenarios[i].Name == name {
+			return &d.in.Bench.Scenarios[i]
+		}
+	}
+	return nil
+}
+
+// link is a link to a scenario's section in bench.md or verify.md.
+func (d docCtx) link(s Scenario, doc string) string {
+	return "[" + esc(s.Name) + "](" + d.file(doc) + "#" + anchor(sectionTitle(s)) + ")"
+}
+
+// notes flags runs whose figures are not (full) results.
+func (d docCtx) notes(md *mdWriter, ss ...*Scenario) {
+	for _, s := range ss {
+		if s == nil {
+			continue
+		}
+		if v := verdict(*s); v != "valid" {
+			md.para("**%s is INVALID: its figures are not results** (see %s).", esc(s.Name), d.link(*s, "bench.md"))
+		}
+		if s.Mode == "smoke" {
+			md.para("_%s ran in smoke mode (a few seconds): its figures are not a measurement._", esc(s.Name))
+		}
+		if s.Perf == nil && s.Error == "" {
+			md.para("_%s recorded no measures._", esc(s.Name))
+		}
+	}
+}
+
+func (d docCtx) provenance() string {
+	var md mdWriter
+	type src struct {
+		name string
+		h    *Header
+	}
+	var present []src
+	var notices []string
+	if d.in.Bench != nil {
+		present = append(present, src{"bench.json", &d.in.Bench.Header})
+	} else {
+		notices = append(notices, d.missing("bench.json"))
+	}
+	if d.in.Verify != nil {
+		present = append(present, src{"verify.json", &d.in.Verify.Header})
+	} else {
+		notices = append(notices, d.missing("verify.json"))
+	}
+	if len(present) > 0 {
+		t := table{head: []string{"Field"}, align: "l"}
+		rows := make([][][2]string, len(present))
+		for i, p := range present {
+			t.head = append(t.head, code(d.file(p.name)))
+			t.align += "l"
+			rows[i] = headerRows(*p.h)
+		}
+		for r := range rows[0] {
+			cells := []string{rows[0][r][0]}
+			for i := range present {
+				v := rows[i][r][1]
+				switch rows[i][r][0] {
+				case "Commit", "Command", "Settings":
+					v = code(v)
+				default:
+					v = esc(v)
+				}
+				cells = append(cells, v)
+			}
+			t.add(cells...)
+		}
+		md.table(t)
+	}
+	for _, n := range notices {
+		md.para("%s", n)
+	}
+	if r := d.in.Repo; r != nil {
+		md.para("Repository, as measured into %s by %s:", codeSpan(d.file("repo.json")), codeSpan(makers["repo.json"]))
+		t := table{head: []string{"Measure", "Value"}, align: "lr"}
+		t.add("Commit", code(orDash(r.Commit)))
+		t.add("Go files", fmtCount(int64(r.GoFiles)))
+		t.add("Lines of Go", fmtCount(int64(r.GoLines)))
+		t.add("Test files (`*_test.go`)", fmtCount(int64(r.TestFiles)))
+		t.add("Test, benchmark and fuzz functions", fmtCount(int64(r.TestFuncs)))
+		md.table(t)
+	} else {
+		md.para("%s", d.missing("repo.json"))
+	}
+	return string(md.bytes())
+}
+
+func (d docCtx) benchSummary() string {
+	if d.in.Bench == nil {
+		return d.missing("bench.json")
+	}
+	var md mdWriter
+	if len(d.in.Bench.Scenarios) == 0 {
+		md.para("_%s holds no scenario._", codeSpan(d.file("bench.json")))
+		return string(md.bytes())
+	}
+	t := table{
+		head:  []string{"Scenario", "Mode", "Events/s", "Req/s", "HTTP p50", "HTTP p95", "HTTP p99", "Commit p50", "Commit p99", "CPU s", "Peak RSS MiB", "Valid"},
+		align: "llrrrrrrrrrl",
+	}
+	var invalid []string
+	for _, s := range d.in.Bench.Scenarios {
+		row := []string{d.link(s, "bench.md"), esc(orDash(s.Mode))}
+		if p := s.Perf; p != nil {
+			row = append(row, fmtRate(p.EventsPerSec), fmtReqRate(p.RequestsPerSec),
+				fmtPct(p.HTTP, p.HTTP.P50), fmtPct(p.HTTP, p.HTTP.P95), fmtPct(p.HTTP, p.HTTP.P99),
+				fmtPct(p.Commit, p.Commit.P50), fmtPct(p.Commit, p.Commit.P99),
+				fixed(p.CPUSeconds, 1), fixed(p.PeakRSSMiB, 1))
+		} else {
+			for range 9 {
+				row = append(row, dash)
+			}
+		}
+		row = append(row, verdict(s))
+		t.add(row...)
+		if verdict(s) != "valid" {
+			invalid = append(invalid, d.link(s, "bench.md"))
+		}
+	}
+	md.table(t)
+	md.para("Latencies in ms (HTTP: at the load generator; commit: publish to row committed); a dash means not measured. "+
+		"Details per scenario in [%s](%s).", esc(d.file("bench.md")), d.file("bench.md"))
+	if len(invalid) > 0 {
+		md.para("**INVALID runs: %s.** Their figures are not results.", strings.Join(invalid, ", "))
+	}
+	return string(md.bytes())
+}
+
+// originalRows are the original design's published figures (a bench
+// scenario's `published:` keys) and our counterparts.
+var originalRows = []struct {
+	key, label string
+	ours       func(*Perf) float64
+	format     func(float64) string
+}{
+	{"events_per_second", "Events/s", func(p *Perf) float64 { return p.EventsPerSec }, fmtRate},
+	{"p50_ms", "HTTP p50 (ms)", func(p *Perf) float64 { return p.HTTP.P50 }, fmtMS},
+	{"p90_ms", "HTTP p90 (ms)", func(p *Perf) float64 { return p.HTTP.P90 }, fmtMS},
+	{"p95_ms", "HTTP p95 (ms)", func(p *Perf) float64 { return p.HTTP.P95 }, fmtMS},
+	{"max_ms", "HTTP max (ms)", func(p *Perf) float64 { return p.HTTP.Max }, fmtMS},
+	{"error_rate", "Error rate", func(p *Perf) float64 { return p.ErrorRate }, fmtPercent},
+	{"events_total", "Events acknowledged", func(p *Perf) float64 { return float64(p.EventsAcked) }, func(v float64) string { return fixed(v, 0) }},
+	{"seconds_total", "Duration (s)", func(p *Perf) float64 { return p.Seconds }, fmtSec},
+}
+
+// testFilesKey is the published key of the original's number of test files.
+const testFilesKey = "test_files"
+
+func (d docCtx) original() string {
+	if d.in.Bench == nil {
+		return d.missing("bench.json")
+	}
+	var md mdWriter
+	t := table{head: []string{"Measure", "Original (published)", "Ours", "Ratio (ours / original)"}, align: "lrrr"}
+	known := map[string]bool{testFilesKey: true}
+	for _, r := range originalRows {
+		known[r.key] = true
+	}
+	var withPublished []*Scenario
+	origTests, hasOrigTests := 0.0, false
+	for i := range d.in.Bench.Scenarios {
+		s := &d.in.Bench.Scenarios[i]
+		if len(s.Published) == 0 {
+			continue
+		}
+		withPublished = append(withPublished, s)
+		if v, ok := s.Published[testFilesKey]; ok && !hasOrigTests {
+			origTests, hasOrigTests = v, true
+		}
+		for _, r := range originalRows {
+			orig, ok := s.Published[r.key]
+			if !ok {
+				continue
+			}
+			oursS, ratioS := dash, dash
+			if s.Perf != nil {
+				ours := r.ours(s.Perf)
+				oursS, ratioS = r.format(ours), fmtRatio(ratio(ours, orig))
+			}
+			t.add(r.label+" ("+esc(s.Name)+")", r.format(orig), oursS, ratioS)
+		}
+		var extra []string
+		for k := range s.Published {
+			if !known[k] {
+				extra = append(extra, k)
+			}
+		}
+		slices.Sort(extra)
+		for _, k := range extra {
+			t.add(code(k)+" ("+esc(s.Name)+")", fixed(s.Published[k], 2), dash, dash)
+		}
+	}
+	if hasOrigTests || d.in.Repo != nil {
+		origS, oursS, ratioS := dash, dash, dash
+		if hasOrigTests {
+			origS = fixed(origTests, 0)
+		}
+		if d.in.Repo != nil {
+			oursS = fmtCount(int64(d.in.Repo.TestFiles))
+			if hasOrigTests {
+				ratioS = fmtRatio(ratio(float64(d.in.Repo.TestFiles), origTests))
+			}
+		}
+		t.add("Test files", origS, oursS, ratioS)
+	}
+	if len(t.rows) == 0 {
+		md.para("_No published figures of the original in %s (a scenario file's %s keys)._",
+			codeSpan(d.file("bench.json")), codeSpan("published:"))
+	} else {
+		md.table(t)
+		ours := codeSpan(d.file("bench.json"))
+		if d.in.Repo != nil {
+			ours += " and " + codeSpan(d.file("repo.json"))
+		}
+		md.para("Original: the figures published with the original design, as recorded in the scenario files. "+
+			"Ours: %s. A ratio above one means ours is higher (better for events/s, worse for latencies).", ours)
+	}
+	d.notes(&md, withPublished...)
+	if d.in.Repo == nil {
+		md.para("%s", d.missing("repo.json"))
+	}
+	return string(md.bytes())
+}
+
+func (d docCtx) search(name string) string {
+	if d.in.Bench == nil {
+		return d.missing("bench.json")
+	}
+	s := d.benchScenario(name)
+	if s == nil {
+		return d.noScenario(name)
+	}
+	var md mdWriter
+	d.notes(&md, s)
+	if len(s.Steps) > 0 {
+		t := table{head: []string{"Offered req/s", "Achieved req/s", "Events/s", "HTTP p99 (ms)", "Backlog growth", "Pass"}, align: "rrrrrl"}
+		for _, st := range s.Steps {
+			pass := "yes"
+			if !st.Pass {
+				pass = "no"
+			}
+			t.add(fmtReqRate(st.Rate), fmtReqRate(st.Achieved), fmtRate(st.EventsPerSec), fmtPct(st.HTTP, st.HTTP.P99),
+				fmtCount(st.BacklogGrowth), pass)
+		}
+		md.table(t)
+	} else {
+		md.para("_%s recorded no rate-search step._", esc(s.Name))
+	}
+	bound := ""
+	if s.SearchBoundMS > 0 {
+		bound = " (bound: HTTP p99 at most " + fmtMS(s.SearchBoundMS) + " ms, no backlog growth)"
+	}
+	if s.BestRate > 0 {
+		md.para("Highest passing rate: %s requests/s%s.", fmtReqRate(s.BestRate), bound)
+	} else if len(s.Steps) > 0 {
+		md.para("No rate passed%s.", bound)
+	}
+	if p := s.Perf; p != nil {
+		if s.BestRate > 0 {
+			md.para("The measured run, at the highest passing rate:")
+		} else {
+			md.para("The measured run:")
+		}
+		t := table{head: []string{"Measure", "Value"}, align: "lr"}
+		t.add("Duration, first request sent to last answer (s)", fmtSec(p.Seconds))
+		t.add("Requests/s", fmtReqRate(p.RequestsPerSec))
+		t.add("Event copies acknowledged", fmtCount(p.EventsAcked))
+		t.add("Acknowledged events/s", fmtRate(p.EventsPerSec))
+		t.add("Distinct events stored", fmtCount(p.RowsStored))
+		t.add("First request to last commit (s)", fmtSec(p.FirstToLastCommit))
+		t.add("Stored events/s (first request to last commit)", fmtRate(p.RowsPerSec))
+		t.add("HTTP p50 / p99 (ms)", fmtPct(p.HTTP, p.HTTP.P50)+" / "+fmtPct(p.HTTP, p.HTTP.P99))
+		t.add("Publish to commit p50 / p99 (ms)", fmtPct(p.Commit, p.Commit.P50)+" / "+fmtPct(p.Commit, p.Commit.P99))
+		t.add("Error rate", fmtPercent(p.ErrorRate))
+		md.table(t)
+	}
+	if bl := s.Baseline; bl != nil {
+		md.para("Baseline: the same events inserted straight into PostgreSQL with the service's batched upsert:")
+		t := table{head: []string{"Measure", "Value"}, align: "lr"}
+		t.add("Events inserted", fmtCount(bl.Events))
+		t.add("Seconds", fmtSec(bl.Seconds))
+		t.add("Raw PostgreSQL events/s", fmtRate(bl.EventsPerSec))
+		if s.Perf != nil {
+			t.add("Service acknowledged events/s", fmtRate(s.Perf.EventsPerSec))
+		}
+		t.add("Service / raw PostgreSQL (events/s)", fmtRatio(bl.Ratio))
+		md.table(t)
+	}
+	return string(md.bytes())
+}
+
+func (d docCtx) stress() string {
+	const name = "stress-20k"
+	if d.in.Bench == nil {
+		return d.missing("bench.json")
+	}
+	s := d.benchScenario(name)
+	if s == nil {
+		return d.noScenario(name)
+	}
+	var md mdWriter
+	d.notes(&md, s)
+	if p := s.Perf; p != nil {
+		t := table{head: []string{"Measure", "Value"}, align: "lr"}
+		t.add("Event copies acknowledged", fmtCount(p.EventsAcked))
+		t.add("Distinct events stored", fmtCount(p.RowsStored))
+		t.add("First request to last commit (s)", fmtSec(p.FirstToLastCommit))
+		t.add("Acknowledged events/s (first request to last answer)", fmtRate(p.EventsPerSec))
+		t.add("Stored events/s (first request to last commit)", fmtRate(p.RowsPerSec))
+		md.table(t)
+	}
+	return string(md.bytes())
+}
+
+// present splits names into the bench scenarios found and a notice per
+// name not found.
+func (d docCtx) present(names ...string) (found []*Scenario, notices []string) {
+	for _, n := range names {
+		if s := d.benchScenario(n); s != nil {
+			found = append(found, s)
+		} else {
+			notices = append(notices, d.noScenario(n))
+		}
+	}
+	return found, notices
+}
+
+func perfOf(s *Scenario, f func(*Perf) float64) float64 {
+	if s == nil || s.Perf == nil {
+		return nanValue
+	}
+	return f(s.Perf)
+}
+
+var nanValue = math.NaN()
+
+func events(p *Perf) float64      { return p.EventsPerSec }
+func httpP50(p *Perf) float64     { return p.HTTP.P50 }
+func httpP99(p *Perf) float64     { return p.HTTP.P99 }
+func firstToLast(p *Perf) float64 { return p.FirstToLastCommit }
+
+// perfCell formats a measure of s, a dash when s has none (or, for a
+// latency, no samples).
+func perfCell(s *Scenario, f func(*Perf) float64, format func(float64) string) string {
+	if s == nil || s.Perf == nil {
+		return dash
+	}
+	return format(f(s.Perf))
+}
+
+func latencyCell(s *Scenario, p func(*Perf) Percentiles, f func(*Perf) float64) string {
+	if s == nil || s.Perf == nil {
+		return dash
+	}
+	return fmtPct(p(s.Perf), f(s.Perf))
+}
+
+func httpOf(p *Perf) Percentiles { return p.HTTP }
+
+func (d docCtx) scaling() string {
+	if d.in.Bench == nil {
+		return d.missing("bench.json")
+	}
+	found, notices := d.present("scale-1", "scale-2", "scale-3")
+	var md mdWriter
+	if len(found) > 0 {
+		base := d.benchScenario("scale-1")
+		t := table{head: []string{"Scenario", "Instances", "Events/s", "HTTP p99 (ms)", "CPU s", "Peak RSS MiB", "Speedup (events/s vs scale-1)"},
+			align: "lrrrrrr"}
+		for _, s := range found {
+			inst := dash
+			if s.Environment.Services > 0 {
+				inst = fmtCount(int64(s.Environment.Services))
+			}
+			t.add(d.link(*s, "bench.md"), inst, perfCell(s, events, fmtRate), latencyCell(s, httpOf, httpP99),
+				perfCell(s, func(p *Perf) float64 { return p.CPUSeconds }, func(v float64) string { return fixed(v, 1) }),
+				perfCell(s, func(p *Perf) float64 { return p.PeakRSSMiB }, func(v float64) string { return fixed(v, 1) }),
+				fmtRatio(ratio(perfOf(s, events), perfOf(base, events))))
+		}
+		md.table(t)
+		md.para("CPU s and peak RSS are of the service processes.")
+	}
+	d.notes(&md, found...)
+	for _, n := range notices {
+		md.para("%s", n)
+	}
+	return string(md.bytes())
+}
+
+func (d docCtx) aof() string {
+	if d.in.Bench == nil {
+		return d.missing("bench.json")
+	}
+	found, notices := d.present("aof-everysec", "aof-always")
+	var md mdWriter
+	if len(found) > 0 {
+		t := table{head: []string{"Scenario", "Redis appendfsync", "Events/s", "HTTP p50 (ms)", "HTTP p99 (ms)"}, align: "llrrr"}
+		for _, s := range found {
+			t.add(d.link(*s, "bench.md"), code(strings.TrimPrefix(s.Name, "aof-")), perfCell(s, events, fmtRate),
+				latencyCell(s, httpOf, httpP50), latencyCell(s, httpOf, httpP99))
+		}
+		md.table(t)
+		ev, al := d.benchScenario("aof-everysec"), d.benchScenario("aof-always")
+		if ev != nil && al != nil && ev.Perf != nil && al.Perf != nil {
+			md.para("Cost of %s (always / everysec): events/s %s, HTTP p50 %s, HTTP p99 %s.", code("appendfsync always"),
+				fmtRatio(ratio(perfOf(al, events), perfOf(ev, events))),
+				fmtRatio(ratio(perfOf(al, httpP50), perfOf(ev, httpP50))),
+				fmtRatio(ratio(perfOf(al, httpP99), perfOf(ev, httpP99))))
+		}
+	}
+	d.notes(&md, found...)
+	for _, n := range notices {
+		md.para("%s", n)
+	}
+	return string(md.bytes())
+}
+
+func (d docCtx) upsert() string {
+	if d.in.Bench == nil {
+		return d.missing("bench.json")
+	}
+	found, notices := d.present("upsert-unnest", "upsert-copy")
+	var md mdWriter
+	if len(found) > 0 {
+		t := table{head: []string{"Scenario", "Method", "Events/s", "First request to last commit (s)", "Stored events/s"}, align: "llrrr"}
+		for _, s := range found {
+			method := s.Environment.Settings["UPSERT_METHOD"]
+			cell := dash
+			if method != "" {
+				cell = code(method)
+			}
+			t.add(d.link(*s, "bench.md"), cell, perfCell(s, events, fmtRate), perfCell(s, firstToLast, fmtSec),
+				perfCell(s, func(p *Perf) float64 { return p.RowsPerSec }, fmtRate))
+		}
+		md.table(t)
+		un, cp := d.benchScenario("upsert-unnest"), d.benchScenario("upsert-copy")
+		if un != nil && cp != nil && un.Perf != nil && cp.Perf != nil {
+			md.para("copy / unnest: events/s %s, first request to last commit %s.",
+				fmtRatio(ratio(perfOf(cp, events), perfOf(un, events))),
+				fmtRatio(ratio(perfOf(cp, firstToLast), perfOf(un, firstToLast))))
+		}
+	}
+	d.notes(&md, found...)
+	for _, n := range notices {
+		md.para("%s", n)
+	}
+	return string(md.bytes())
+}
+
+func (d docCtx) verify() string {
+	v := d.in.Verify
+	if v == nil {
+		return d.missing("verify.json")
+	}
+	var md mdWriter
+	if len(v.Scenarios) == 0 {
+		md.para("_%s holds no scenario._", codeSpan(d.file("verify.json")))
+		return string(md.bytes())
+	}
+	t := table{
+		head: []string{"Scenario", "Mode", "Faults", "Attempted", "Acknowledged", "Lost", "Duplicated", "Unexpected", "Recovered",
+			"Stats exact", "Audit exact", "Max to ready (s)", "Verdict"},
+		align: "llrrrrrrrllrl",
+	}
+	var invalid []string
+	faults, withFaults, failed := 0, 0, 0
+	var longest *Scenario
+	for i := range v.Scenarios {
+		s := &v.Scenarios[i]
+		c := s.Check
+		toReady := dash
+		if len(s.Faults) > 0 {
+			toReady = fmtSec(s.MaxToReady)
+			faults += len(s.Faults)
+			withFaults++
+			for _, f := range s.Faults {
+				if f.Error != "" {
+					failed++
+				}
+			}
+			if longest == nil || s.MaxToReady > longest.MaxToReady {
+				longest = s
+			}
+		}
+		t.add(d.link(*s, "verify.md"), esc(orDash(s.Mode)), faultCount(*s),
+			fmtCount(int64(c.Attempted)), fmtCount(int64(c.Acknowledged)), fmtCount(int64(c.Lost)),
+			fmtCount(int64(c.Duplicated)), fmtCount(int64(c.Unexpected)), fmtCount(int64(c.Recovered)),
+			yesNo(c.StatsExact), yesNo(c.AuditExact), toReady, verdict(*s))
+		if verdict(*s) != "valid" {
+			invalid = append(invalid, d.link(*s, "verify.md"))
+		}
+	}
+	md.table(t)
+	if faults > 0 {
+		failedNote := ""
+		if failed > 0 {
+			failedNote = fmt.Sprintf(" (**%s failed to inject**)", fmtCount(int64(failed)))
+		}
+		md.para("%s in %s%s; the longest recovery (heal to every service ready) took %s s (%s).",
+			plural(faults, "fault"), plural(withFaults, "scenario"), failedNote, fmtSec(longest.MaxToReady), esc(longest.Name))
+	} else {
+		md.para("No fault was injected.")
+	}
+	if len(invalid) > 0 {
+		md.para("**INVALID: %s.** See [%s](%s) for what the checker reported.", strings.Join(invalid, ", "),
+			esc(d.file("verify.md")), d.file("verify.md"))
+	} else {
+		md.para("All %s valid. Details per scenario in [%s](%s).", plural(len(v.Scenarios), "scenario"),
+			esc(d.file("verify.md")), d.file("verify.md"))
+	}
+	return string(md.bytes())
+}
+
+// plural is "1 thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmtCount(int64(n)) + " " + thing + "s"
+}
+
+// plantedLen is the length of the checker's report in the planted table.
+const plantedLen = 120
+
+func (d docCtx) planted() string {
+	v := d.in.Verify
+	if v == nil {
+		return d.missing("verify.json")
+	}
+	var md mdWriter
+	if len(v.PlantedBugs) == 0 {
+		md.para("_%s records no planted-bug run._", codeSpan(d.file("verify.json")))
+		return string(md.bytes())
+	}
+	t := table{head: []string{"Planted bug", "What it is", "Scenario", "Caught", "What the checker reported"}, align: "lllll"}
+	var missed []string
+	for _, b := range v.PlantedBugs {
+		reported := dash
+		if len(b.Violations) > 0 {
+			reported = esc(shorten(strings.Join(b.Violations, "; "), plantedLen))
+		}
+		t.add(code(b.Bug), esc(orDash(b.What)), esc(orDash(b.Scenario)), yesNo(b.Caught), reported)
+		if !b.Caught {
+			missed = append(missed, code(b.Bug))
+		}
+	}
+	md.table(t)
+	caught := len(v.PlantedBugs) - len(missed)
+	if len(missed) > 0 {
+		md.para("**%s of %s planted bugs caught; NOT caught: %s.**", fmtCount(int64(caught)), fmtCount(int64(len(v.PlantedBugs))),
+			strings.Join(missed, ", "))
+	} else {
+		md.para("%s of %s planted bugs caught.", fmtCount(int64(caught)), fmtCount(int64(len(v.PlantedBugs))))
+	}
+	return string(md.bytes())
+}
+
+func (d docCtx) properties() string {
+	if d.in.Properties == nil {
+		return d.missing("properties.json")
+	}
+	var md mdWriter
+	ps := sortedProperties(d.in.Properties)
+	if len(ps) == 0 {
+		md.para("_%s holds no property run._", codeSpan(d.file("properties.json")))
+		return string(md.bytes())
+	}
+	t := table{head: []string{"Property", "Bug", "Checks", "Failed", "Verdict", "Shrunk steps", "Example"}, align: "llrllrl"}
+	var bad []string
+	for _, p := range ps {
+		bug, v := "none", "pass"
+		if p.Bug != "" {
+			bug = code(p.Bug)
+			v = "caught"
+			if !p.Failed {
+				v = "**NOT caught**"
+				bad = append(bad, p.Property+" with "+p.Bug)
+			}
+		} else if p.Failed {
+			v = "**FAILED**"
+			bad = append(bad, p.Property)
+		}
+		failed := "no"
+		if p.Failed {
+			failed = "yes"
+		}
+		shrunk := dash
+		if p.Failed {
+			shrunk = fmtCount(int64(p.ShrunkSteps))
+		}
+		example := dash
+		if p.Example != "" {
+			example = code(shorten(p.Example, exampleLen))
+		}
+		t.add(esc(p.Property), bug, fmtCount(int64(p.Checks)), failed, v, shrunk, example)
+	}
+	md.table(t)
+	if len(bad) > 0 {
+		md.para("**Unexpected outcome: %s.**", esc(strings.Join(bad, "; ")))
+	} else {
+		md.para("Every clean run passed and every planted bug was caught. Counterexamples in full: [%s](%s).",
+			esc(d.file("properties.md")), d.file("properties.md"))
+	}
+	return string(md.bytes())
+}
+
+// figureKinds are the plots WriteBench draws for a scenario (file suffix),
+// in its order, with a caption.
+var figureKinds = []struct{ suffix, alt, caption string }{
+	{"throughput", "throughput over time", "throughput over time: acknowledged events/s (top), requests sent and errors per second (bottom)"},
+	{"latency", "latency over time", "HTTP request latency over time, p50 and p99"},
+	{"latency-distribution", "request latency distribution", "cumulative distribution of HTTP request latency"},
+	{"search", "rate search", "rate search: HTTP p99 against the offered rate, with the bound (top); achieved against offered rate (bottom)"},
+}
+
+func (d docCtx) figures() string {
+	if d.in.Bench == nil {
+		return d.missing("bench.json")
+	}
+	have := map[string]bool{}
+	for _, p := range d.in.Plots {
+		have[p] = true
+	}
+	var md mdWriter
+	for _, s := range d.in.Bench.Scenarios {
+		for _, k := range figureKinds {
+			file := fileName(s.Name) + "-" + k.suffix + ".png"
+			if !have[file] {
+				continue
+			}
+			rel := d.file("plots/" + file)
+			md.para("![%s](%s)", esc(s.Name+": "+k.alt), rel)
+			caption := "_" + esc(s.Name) + ": " + esc(k.caption) + "._"
+			if s.Mode == "smoke" {
+				caption += " _Smoke run._"
+			}
+			if verdict(s) != "valid" {
+				caption += " **INVALID run.**"
+			}
+			md.para("%s", caption)
+		}
+	}
+	if len(md.bytes()) == 0 {
+		return fmt.Sprintf("_No plots in %s yet: %s draws them._", codeSpan(d.file("plots")+"/"), codeSpan(makers["bench.json"]))
+	}
+	return string(md.bytes())
+}
+
+// Markers.
+
+var (
+	markerRe   = regexp.MustCompile(`^<!-- (/?)generated:([a-z0-9][a-z0-9-]*) -->$`)
+	fenceRe    = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})")
+	markerLike = regexp.MustCompile(`^<!--\s*/?\s*generated\s*:`)
+)
+
+// span is one generated section of a document: the line indexes of its
+// markers.
+type span struct {
+	name        string
+	open, close int
+}
+
+// parseMarkers finds the generated sections of a document's lines. Lines in
+// fenced code blocks outside sections are prose (a marker shown as an
+// example is not one).
+func parseMarkers(lines []string) ([]span, error) {
+	var spans []span
+	seen := map[string]bool{}
+	cur := -1   // index in spans of the open section, -1 outside
+	fence := "" // the open fence outside sections, "" outside a fence
+	for i, raw := range lines {
+		line := strings.TrimRight(raw, " \t\r")
+		if cur < 0 {
+			if m := fenceRe.FindStringSubmatch(line); m != nil {
+				switch {
+				case fence == "":
+					fence = m[1]
+					continue
+				case m[1][0] == fence[0] && len(m[1]) >= len(fence) && strings.TrimSpace(line[len(m[0]):]) == "":
+					fence = ""
+					continue
+				}
+			}
+			if fence != "" {
+				continue
+			}
+		}
+		m := markerRe.FindStringSubmatch(strings.TrimLeft(line, " \t"))
+		if m == nil {
+			if markerLike.MatchString(strings.TrimLeft(line, " \t")) {
+				return nil, fmt.Errorf("line %d: malformed marker %q (want <!-- generated:NAME --> or <!-- /generated:NAME -->)", i+1, line)
+			}
+			continue
+		}
+		closing, name := m[1] == "/", m[2]
+		switch {
+		case !closing && cur >= 0:
+			return nil, fmt.Errorf("line %d: section %q opened inside section %q (opened line %d): sections do not nest",
+				i+1, name, spans[cur].name, spans[cur].open+1)
+		case !closing && seen[name]:
+			return nil, fmt.Errorf("line %d: section %q appears twice", i+1, name)
+		case !closing:
+			seen[name] = true
+			spans = append(spans, span{name: name, open: i, close: -1})
+			cur = len(spans) - 1
+		case cur < 0:
+			return nil, fmt.Errorf("line %d: section %q closed but not open", i+1, name)
+		case spans[cur].name != name:
+			return nil, fmt.Errorf("line %d: section %q closed while section %q (opened line %d) is open",
+				i+1, name, spans[cur].name, spans[cur].open+1)
+		default:
+			spans[cur].close = i
+			cur = -1
+		}
+	}
+	if cur >= 0 {
+		return nil, fmt.Errorf("line %d: section %q is never closed", spans[cur].open+1, spans[cur].name)
+	}
+	return spans, nil
+}
+
+// bodyLines are the lines written between a section's markers: the body
+// between blank lines, so that Markdown sees it as blocks of its own.
+func bodyLines(body string) []string {
+	body = strings.Trim(body, "\n")
+	out := []string{""}
+	if body != "" {
+		out = append(out, strings.Split(body, "\n")...)
+		out = append(out, "")
+	}
+	return out
+}
+
+// sectionsFor parses doc and checks its markers against sections.
+func sectionsFor(doc []byte, sections map[string]string) ([]string, []span, error) {
+	lines := strings.Split(string(doc), "\n")
+	spans, err := parseMarkers(lines)
+	if err != nil {
+		return nil, nil, fmt.Errorf("report: %w", err)
+	}
+	inDoc := map[string]bool{}
+	var unknown []string
+	for _, s := range spans {
+		inDoc[s.name] = true
+		if _, ok := sections[s.name]; !ok {
+			unknown = append(unknown, s.name)
+		}
+	}
+	var unplaced []string
+	for name := range sections {
+		if !inDoc[name] {
+			unplaced = append(unplaced, name)
+		}
+	}
+	slices.Sort(unplaced)
+	var errs []error
+	if len(unknown) > 0 {
+		errs = append(errs, fmt.Errorf("report: the document has markers for unknown sections: %s", strings.Join(unknown, ", ")))
+	}
+	if len(unplaced) > 0 {
+		errs = append(errs, fmt.Errorf("report: the document has no markers for sections: %s (add <!-- generated:NAME --> and <!-- /generated:NAME --> lines)",
+			strings.Join(unplaced, ", ")))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	return lines, spans, nil
+}
+
+// Update replaces the body of each marked section of doc with
+// sections[NAME], leaving every other line as it is. It is an error when a
+// marker in doc names no section, a section has no marker in doc, or the
+// markers are malformed, unbalanced, nested or repeated. Update is
+// idempotent.
+func Update(doc []byte, sections map[string]string) ([]byte, error) {
+	lines, spans, err := sectionsFor(doc, sections)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	prev := 0
+	for _, s := range spans {
+		out = append(out, lines[prev:s.open+1]...)
+		out = append(out, bodyLines(sections[s.name])...)
+		prev = s.close
+	}
+	out = append(out, lines[prev:]...)
+	return []byte(strings.Join(out, "\n")), nil
+}
+
+// SectionDiff is a generated section whose body in a document differs from
+// what Update writes.
+type SectionDiff struct {
+	Name string
+	// Line is the first differing line (1-based, in the document), Have
+	// the document's line there and Want the line Update writes there (the
+	// closing marker, where one side ends before the other).
+	Line       int
+	Have, Want string
+}
+
+// Diff lists the sections of doc, in document order, whose bodies differ
+// from what Update(doc, sections) writes; none when doc is current. Its
+// errors are Update's.
+func Diff(doc []byte, sections map[string]string) ([]SectionDiff, error) {
+	lines, spans, err := sectionsFor(doc, sections)
+	if err != nil {
+		return nil, err
+	}
+	var diffs []SectionDiff
+	for _, s := range spans {
+		have, want := lines[s.open+1:s.close], bodyLines(sections[s.name])
+		if slices.Equal(have, want) {
+			continue
+		}
+		// Compare up to and including the closing marker: one side may end
+		// where the other goes on.
+		have, want = append(slices.Clip(have), lines[s.close]), append(want, lines[s.close])
+		i := 0
+		for i < len(have)-1 && i < len(want)-1 && have[i] == want[i] {
+			i++
+		}
+		diffs = append(diffs, SectionDiff{Name: s.name, Line: s.open + 2 + i, Have: have[i], Want: want[i]})
+	}
+	return diffs, nil
+}
+
+// Regeneration is a document as it is on disk and as `make report` writes
+// it.
+type Regeneration struct {
+	Path     string
+	Old, New []byte
+	Stale    []SectionDiff // sections that differ, in document order
+}
+
+// Regenerate reads the document at docPath and the results in resultsDir
+// (links in the document point to resultsDir relative to the document),
+// and renders what the document's generated sections should be. It writes
+// nothing.
+func Regenerate(docPath, resultsDir string) (Regeneration, error) {
+	g := Regeneration{Path: docPath}
+	old, err := os.ReadFile(docPath)
+	if err != nil {
+		return g, fmt.Errorf("report: %w", err)
+	}
+	g.Old = old
+	in, err := LoadInputs(resultsDir)
+	if err != nil {
+		return g, err
+	}
+	rel, err := relPath(filepath.Dir(docPath), resultsDir)
+	if err != nil {
+		return g, err
+	}
+	in.ResultsDir = rel
+	sections := Sections(in)
+	if g.New, err = Update(old, sections); err != nil {
+		return g, fmt.Errorf("%s: %w", docPath, err)
+	}
+	if g.Stale, err = Diff(old, sections); err != nil {
+		return g, fmt.Errorf("%s: %w", docPath, err)
+	}
+	return g, nil
+}
+
+// Write writes the regenerated document when it differs from the one on
+// disk; it reports whether it wrote.
+func (g Regeneration) Write() (bool, error) {
+	if bytes.Equal(g.Old, g.New) {
+		return false, nil
+	}
+	return true, writeFile(g.Path, g.New)
+}
+
+func relPath(from, to string) (string, error) {
+	af, err := filepath.Abs(from)
+	if err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	at, err := filepath.Abs(to)
+	if err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	rel, err := filepath.Rel(af, at)
+	if err != nil {
+		return "", fmt.Errorf("report: results folder relative to the document: %w", err)
+	}
+	return filepath.ToSlash(rel), nil
+}

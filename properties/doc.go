@@ -1,0 +1,26 @@
+// Package properties holds ChronicleWeaver's property-based tests: rapid
+// draws requests (and, for the state machine, faults), a real environment
+// (harness/env: PostgreSQL, Redis and the service as local processes)
+// answers them, and harness/checker.Check judges the history against what
+// was read back. Nothing is mocked.
+//
+// The properties (one test each):
+//
+//   - TestRacingDuplicates: copies of one key sent concurrently are stored
+//     once and counted exactly (stats and audit).
+//   - TestSetSemantics: the stored set is the set of distinct acknowledged
+//     keys, each payload is one of its copies, and GET /events pages walk the
+//     set once in timestamp order.
+//   - TestStateMachine: publishes mixed with service, Redis and PostgreSQL
+//     crashes keep every guarantee at every drain-and-check.
+//   - TestBadInput: invalid requests get their documented status and leave
+//     no trace.
+//
+// TestPlantedBugsAreCaught runs the relevant property against each planted
+// bug (service/planted) and requires it to fail.
+//
+// Check counts are bounded by default and longer with CHRONICLE_FULL=1;
+// -rapid.checks, -rapid.steps and -rapid.shrinktime (or RAPID_CHECKS, ...)
+// override them. With CHRONICLE_RESULTS=dir the outcomes are written to
+// dir/properties.md and dir/properties.json.
+package properties

@@ -1,0 +1,328 @@
+package properties
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/env"
+	"github.com/chronicleweaver/chronicleweaver/harness/report"
+)
+
+// full selects the long budgets (CHRONICLE_FULL=1).
+var full = os.Getenv("CHRONICLE_FULL") == "1"
+
+// Check budgets: rapid checks per property, bounded and full. rapid divides
+// them by 5 under -short; -rapid.checks or RAPID_CHECKS replace them.
+var (
+	racingChecks  = budget{bounded: 25, full: 200}
+	setChecks     = budget{bounded: 25, full: 200}
+	badChecks     = budget{bounded: 25, full: 100}
+	machineChecks = budget{bounded: 8, full: 50}
+)
+
+// State machine steps (rapid's average Repeat length; halved under -short)
+// and the time rapid may spend shrinking one failure.
+var (
+	machineSteps = budget{bounded: 15, full: 20}
+	shrinkTime   = map[bool]time.Duration{false: 30 * time.Second, true: 2 * time.Minute}
+)
+
+type budget struct{ bounded, full int }
+
+func (b budget) n() int {
+	if full {
+		return b.full
+	}
+	return b.bounded
+}
+
+// runRoot is the parent of every environment's run folder (logs); it is
+// removed when every test passed.
+var runRoot string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	configureRapid()
+	var err error
+	if runRoot, err = os.MkdirTemp("", "chronicle-properties-"); err != nil {
+		fmt.Fprintln(os.Stderr, "properties:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	closeSharedEnvs()
+	if dir := os.Getenv("CHRONICLE_RESULTS"); dir != "" {
+		if ps := results.all(); len(ps) > 0 {
+			if err := report.WriteProperties(dir, ps); err != nil {
+				fmt.Fprintln(os.Stderr, "properties: write results:", err)
+				code = max(code, 1)
+			} else {
+				fmt.Printf("properties: wrote %s\n", filepath.Join(dir, "properties.md"))
+			}
+		}
+	}
+	if code == 0 {
+		os.RemoveAll(runRoot)
+	} else {
+		fmt.Fprintf(os.Stderr, "properties: service, PostgreSQL and Redis logs kept in %s\n", runRoot)
+	}
+	os.Exit(code)
+}
+
+// checksOverridden is set when the user chose the number of checks
+// (-rapid.checks or RAPID_CHECKS): the budgets then do not apply.
+var checksOverridden bool
+
+// configureRapid sets rapid's steps, shrink time and fail files unless the
+// command line or the environment chose them. Fail files are off: these
+// tests replay by seed (rapid prints it), and a fail file would make the
+// planted-bug runs replay their own failures.
+func configureRapid() {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	chosen := func(name, envVar string) bool {
+		_, ok := os.LookupEnv(envVar)
+		return set[name] || ok
+	}
+	checksOverridden = chosen("rapid.checks", "RAPID_CHECKS")
+	defaults := []struct{ name, envVar, value string }{
+		{"rapid.steps", "RAPID_STEPS", strconv.Itoa(machineSteps.n())},
+		{"rapid.shrinktime", "RAPID_SHRINKTIME", shrinkTime[full].String()},
+		{"rapid.nofailfile", "RAPID_NOFAILFILE", "true"},
+	}
+	for _, d := range defaults {
+		if !chosen(d.name, d.envVar) {
+			if err := flag.Set(d.name, d.value); err != nil {
+				panic(err)
+			}
+		}
+	}
+}
+
+// checksMu serialises setting -rapid.checks with rapid reading it: rapid
+// reads it once, before the first check, so the lock is held from the Set
+// to the first call of the property.
+var checksMu sync.Mutex
+
+// runStats counts the calls of a property in one rapid.Check and keeps the
+// smallest failing call's log.
+type runStats struct {
+	mu        sync.Mutex
+	calls     int // every call: checks, then reproduction and shrinking
+	firstFail int // the call that failed first (0: none)
+
+	lines []string // the current call's log (see logf)
+	// smallest is the log of the failing call with the fewest steps (the
+	// latest among equals): rapid's minimised counterexample, as it ran.
+	// rapid replays the minimised case once more for its own report, but
+	// against a real environment a timing-dependent failure may not recur
+	// in that replay; this is the run that did fail.
+	smallest      []string
+	smallestSteps int
+}
+
+// active maps the *rapid.T of a running call to its runStats, for logf.
+var active sync.Map
+
+// logf logs to t and to the current call's log.
+func logf(t *rapid.T, format string, args ...any) {
+	t.Helper()
+	t.Logf(format, args...)
+	if st, ok := active.Load(t); ok {
+		s := st.(*runStats)
+		s.mu.Lock()
+		s.lines = append(s.lines, fmt.Sprintf(format, args...))
+		s.mu.Unlock()
+	}
+}
+
+// counterexample returns the smallest failing call's log lines and its
+// number of steps.
+func (s *runStats) counterexample() ([]string, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.smallest...), s.smallestSteps
+}
+
+func (s *runStats) endCall(call int, failed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !failed {
+		return
+	}
+	if s.firstFail == 0 {
+		s.firstFail = call
+	}
+	steps := 0
+	for _, l := range s.lines {
+		if strings.HasPrefix(l, stepPrefix) {
+			steps++
+		}
+	}
+	if s.smallest == nil || steps <= s.smallestSteps {
+		s.smallest, s.smallestSteps = s.lines, steps
+	}
+}
+
+func (s *runStats) checksToFailure() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.firstFail > 0 {
+		return s.firstFail
+	}
+	return s.calls
+}
+
+func (s *runStats) failed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.firstFail > 0
+}
+
+// check runs prop with rapid for b's number of checks (unless overridden)
+// and counts its calls in st.
+func check(tb rapid.TB, b budget, st *runStats, prop func(*rapid.T)) {
+	tb.Helper()
+	checksMu.Lock()
+	var once sync.Once
+	unlock := func() { once.Do(checksMu.Unlock) }
+	defer unlock()
+	if !checksOverridden {
+		if err := flag.Set("rapid.checks", strconv.Itoa(b.n())); err != nil {
+			tb.Fatalf("set -rapid.checks: %v", err)
+		}
+	}
+	rapid.Check(tb, func(t *rapid.T) {
+		unlock()
+		st.mu.Lock()
+		st.calls++
+		call := st.calls
+		st.lines = nil
+		st.mu.Unlock()
+		active.Store(t, st)
+		defer func() {
+			active.Delete(t)
+			st.endCall(call, t.Failed())
+		}()
+		prop(t)
+	})
+}
+
+// results collects the outcomes for CHRONICLE_RESULTS.
+var results resultSet
+
+type resultSet struct {
+	mu sync.Mutex
+	ps []report.Property
+}
+
+func (r *resultSet) add(p report.Property) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ps = append(r.ps, p)
+}
+
+func (r *resultSet) all() []report.Property {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]report.Property(nil), r.ps...)
+}
+
+// recordClean records a clean run of property name (deferred by the test).
+func recordClean(t *testing.T, name string, st *runStats) {
+	results.add(report.Property{Property: name, Checks: st.checksToFailure(), Failed: t.Failed()})
+}
+
+// --- shared environments ---
+
+// Settings of the environment shared by the request-level properties
+// (racing duplicates, set semantics, bad input): four workers taking one
+// entry at a time, so that copies race in concurrent transactions, and small request
+// limits so that 413 is cheap to provoke.
+const (
+	maxBatch     = 50
+	maxBodyBytes = 128 << 10
+)
+
+var apiSettings = map[string]string{
+	"WORKER_COUNT":   "4",
+	"BATCH_SIZE":     "1",
+	"MAX_BATCH":      strconv.Itoa(maxBatch),
+	"MAX_BODY_BYTES": strconv.Itoa(maxBodyBytes),
+}
+
+// Settings of the state machine's environment: two workers with small
+// batches (a kill lands mid-batch) and a short CLAIM_IDLE, so that an entry
+// held by a stuck worker is claimed and applied twice (the ledger's job).
+var machineSettings = map[string]string{
+	"WORKER_COUNT": "2",
+	"BATCH_SIZE":   "4",
+	"CLAIM_IDLE":   "200ms",
+}
+
+type sharedEnv struct {
+	once sync.Once
+	env  *env.Local
+	err  error
+	// mu is held by the test using the environment: stats deltas need it
+	// to themselves.
+	mu sync.Mutex
+}
+
+var shared = struct {
+	mu   sync.Mutex
+	envs map[string]*sharedEnv
+}{envs: map[string]*sharedEnv{}}
+
+// useSharedEnv returns the environment called name (started on first use
+// with settings) and holds it for t until t ends.
+func useSharedEnv(t *testing.T, name string, settings map[string]string) *env.Local {
+	t.Helper()
+	shared.mu.Lock()
+	s := shared.envs[name]
+	if s == nil {
+		s = &sharedEnv{}
+		shared.envs[name] = s
+	}
+	shared.mu.Unlock()
+	s.mu.Lock()
+	t.Cleanup(s.mu.Unlock)
+	s.once.Do(func() {
+		s.env, s.err = startEnv(name, env.LocalOptions{Settings: settings})
+	})
+	if s.err != nil {
+		t.Fatalf("start environment %s: %v", name, s.err)
+	}
+	return s.env
+}
+
+func closeSharedEnvs() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	for name, s := range shared.envs {
+		if s.env != nil {
+			if err := s.env.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "properties: close environment %s: %v\n", name, err)
+			}
+		}
+	}
+}
+
+// startEnv starts one service instance with PostgreSQL and Redis, its logs
+// in runRoot/name.
+func startEnv(name string, o env.LocalOptions) (*env.Local, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	o.Services = 1
+	o.RunDir = filepath.Join(runRoot, name)
+	return env.StartLocal(ctx, o)
+}

@@ -1,0 +1,191 @@
+package properties
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/env"
+	"github.com/chronicleweaver/chronicleweaver/harness/report"
+	"github.com/chronicleweaver/chronicleweaver/service/planted"
+)
+
+// TestPlantedBugsAreCaught switches each planted bug on (a service built
+// with the plantedbugs tag) and runs the property meant to expose it; the
+// property must fail. rapid reports to a recording TB, so the inner failure
+// is data for this test, not a failure of it. For each bug it logs, and
+// records for CHRONICLE_RESULTS, the checks run up to the first failure and
+// the shrunk counterexample.
+//
+// Under -short only the cheap control runs (select-then-insert, caught by
+// racing duplicates); the others each start an environment and crash it.
+func TestPlantedBugsAreCaught(t *testing.T) {
+	t.Parallel()
+	controls := []struct {
+		bug      string
+		property string
+		settings map[string]string
+		noAOF    bool
+		prop     func(e *env.Local) func(*rapid.T)
+		checks   budget
+	}{
+		{bug: planted.SelectThenInsert, property: propRacing, settings: apiSettings,
+			prop: func(e *env.Local) func(*rapid.T) { return racingDuplicates(e) }, checks: racingChecks},
+		{bug: planted.AckBeforeCommit, property: propMachine, settings: machineSettings, prop: stateMachine, checks: machineChecks},
+		{bug: planted.PopAndForget, property: propMachine, settings: machineSettings, prop: stateMachine, checks: machineChecks},
+		{bug: planted.StatsOutsideTx, property: propMachine, settings: machineSettings, prop: stateMachine, checks: machineChecks},
+		{bug: planted.NoLedger, property: propMachine, settings: machineSettings, prop: stateMachine, checks: machineChecks},
+		{bug: planted.RedisNoAOF, property: propMachine, settings: machineSettings, noAOF: true, prop: stateMachine, checks: machineChecks},
+	}
+	for _, c := range controls {
+		t.Run(c.bug, func(t *testing.T) {
+			if testing.Short() && c.property == propMachine {
+				t.Skip("-short: the state machine controls take minutes")
+			}
+			t.Parallel()
+			plantedSlots <- struct{}{}
+			defer func() { <-plantedSlots }()
+
+			settings := map[string]string{planted.EnvVar: c.bug}
+			for k, v := range c.settings {
+				settings[k] = v
+			}
+			e, err := startEnv("planted-"+c.bug, env.LocalOptions{
+				Settings: settings, BuildTags: []string{"plantedbugs"}, NoAOF: c.noAOF,
+			})
+			if err != nil {
+				t.Fatalf("start environment: %v", err)
+			}
+			defer func() {
+				if err := e.Close(); err != nil {
+					t.Logf("close environment: %v", err)
+				}
+			}()
+
+			st := &runStats{}
+			rec := runRecorded(t.Name(), func(tb rapid.TB) { check(tb, c.checks, st, c.prop(e)) })
+			res := report.Property{Property: c.property, Bug: c.bug, Checks: st.checksToFailure(), Failed: rec.Failed()}
+			if res.Failed {
+				lines, steps := st.counterexample()
+				res.ShrunkSteps, res.Example = steps, strings.Join(lines, "\n")
+			}
+			results.add(res)
+			t.Logf("rapid said:\n%s\nrapid's replay of the minimised case:\n%s", rec.errorText(), rec.logText())
+			if !res.Failed {
+				t.Fatalf("planted bug %s (%s) NOT caught by %s in %d checks", c.bug, planted.Descriptions[c.bug], c.property, res.Checks)
+			}
+			t.Logf("%s caught by %s after %d checks; shrunk to %d steps:\n%s",
+				c.bug, c.property, res.Checks, res.ShrunkSteps, res.Example)
+		})
+	}
+}
+
+// plantedSlots bounds the planted-bug environments running at once.
+var plantedSlots = make(chan struct{}, 2)
+
+// recorder is a rapid.TB that records instead of failing: rapid.Check
+// reports a failing property to it like to a *testing.T, and FailNow ends
+// the goroutine (runtime.Goexit) as testing does.
+type recorder struct {
+	name string
+
+	mu     sync.Mutex
+	logs   []string // every line logged, in order
+	errs   []string
+	failed bool // Fail, Error or Fatal was called
+}
+
+var _ rapid.TB = (*recorder)(nil)
+
+// runRecorded runs fn with a recorder in its own goroutine (FailNow ends
+// it) and returns the recorder.
+func runRecorded(name string, fn func(tb rapid.TB)) *recorder {
+	r := &recorder{name: name}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(r)
+	}()
+	<-done
+	return r
+}
+
+func (r *recorder) Helper()      {}
+func (r *recorder) Name() string { return r.name }
+
+func (r *recorder) Context() context.Context { return context.Background() }
+
+func (r *recorder) Logf(format string, args ...any) { r.Log(fmt.Sprintf(format, args...)) }
+
+func (r *recorder) Log(args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logs = append(r.logs, strings.TrimSuffix(fmt.Sprintln(args...), "\n"))
+}
+
+func (r *recorder) Errorf(format string, args ...any) { r.Error(fmt.Sprintf(format, args...)) }
+
+func (r *recorder) Error(args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, strings.TrimSuffix(fmt.Sprintln(args...), "\n"))
+	r.failed = true
+}
+
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.Errorf(format, args...)
+	r.FailNow()
+}
+
+func (r *recorder) Fatal(args ...any) {
+	r.Error(args...)
+	r.FailNow()
+}
+
+func (r *recorder) FailNow() {
+	r.Fail()
+	runtime.Goexit()
+}
+
+func (r *recorder) Fail() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed = true
+}
+
+func (r *recorder) Failed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
+}
+
+func (r *recorder) Skipf(format string, args ...any) { r.Skip(fmt.Sprintf(format, args...)) }
+
+func (r *recorder) Skip(args ...any) {
+	r.Log(args...)
+	r.SkipNow()
+}
+
+func (r *recorder) SkipNow() { runtime.Goexit() }
+
+// logText is everything logged to r: the replay of the minimised case.
+func (r *recorder) logText() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.logs, "\n")
+}
+
+// errorText is what rapid reported (with the seed to replay).
+func (r *recorder) errorText() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.errs) == 0 {
+		return "(nothing: the property passed)"
+	}
+	return strings.Join(r.errs, "\n")
+}
