@@ -91,11 +91,17 @@ func End(plan []Action) time.Duration {
 // ReadyFunc waits until every service answers /ready.
 type ReadyFunc func(ctx context.Context) error
 
+// BacklogFunc reads the queue's backlog (events appended, not yet applied).
+type BacklogFunc func(ctx context.Context) (int64, error)
+
 // Nemesis runs a plan against an environment.
 type Nemesis struct {
 	Env     env.Env
 	History *history.Recorder
 	Ready   ReadyFunc
+	// Backlog, when set, is read before each fault; after the heal the
+	// nemesis measures how long the backlog takes to come back to that level.
+	Backlog BacklogFunc
 }
 
 // Run executes the plan from start; it returns when every fault was applied
@@ -136,6 +142,12 @@ func (n *Nemesis) Run(ctx context.Context, start time.Time, plan []Action) []rep
 // apply injects one fault, holds it, heals it and measures the recovery.
 func (n *Nemesis) apply(ctx context.Context, a Action) report.Fault {
 	f := report.Fault{Kind: a.Fault, Target: a.Node, At: time.Now()}
+	before := int64(-1)
+	if n.Backlog != nil {
+		if b, err := n.Backlog(ctx); err == nil {
+			before = b
+		}
+	}
 	inv := n.History.Invoke(history.NemesisProcess, a.Fault, nil, a.Node)
 	err := n.inject(ctx, a)
 	n.complete(inv, err)
@@ -158,7 +170,27 @@ func (n *Nemesis) apply(ctx context.Context, a Action) report.Fault {
 		}
 	}
 	f.ToReady = time.Since(healedAt).Seconds()
+	if before >= 0 {
+		f.ToDrained = n.backToLevel(ctx, before, healedAt)
+	}
 	return f
+}
+
+// backToLevel polls the backlog until it is at most level (plus the
+// backlog a healthy service carries anyway: at least 100 events) and
+// returns the seconds since healedAt; -1 when it did not within a minute.
+func (n *Nemesis) backToLevel(ctx context.Context, level int64, healedAt time.Time) float64 {
+	level = max(level, 100)
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if b, err := n.Backlog(ctx); err == nil && b <= level {
+			return time.Since(healedAt).Seconds()
+		}
+		if !waitUntil(ctx, time.Now().Add(50*time.Millisecond)) {
+			break
+		}
+	}
+	return -1
 }
 
 func (n *Nemesis) complete(inv history.Op, err error) {

@@ -104,6 +104,9 @@ type Fault struct {
 	Held float64 `json:"held_seconds"`
 	// ToReady is from the heal to every service answering /ready 200.
 	ToReady float64 `json:"to_ready_seconds"`
+	// ToDrained is from the heal until the backlog is back to its level
+	// before the fault (the load goes on meanwhile).
+	ToDrained float64 `json:"to_drained_seconds"`
 	Error   string  `json:"error,omitempty"`
 }
 

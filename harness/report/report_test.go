@@ -486,8 +486,8 @@ func TestWriteVerify(t *testing.T) {
 		"**1 of 2 planted bugs caught; NOT caught: `skip-dedup`.**",
 		"| dedup | none | 100 | no | — | — |",
 		"| dedup | `skip-dedup` | 12 | yes | 3 | `publish [t/a, t/a] \\| restart \\| drain` |",
-		"| 1 | kill | service-0 | 0.00 | 0.10 | 1.45 | — |",
-		"| 3 | kill | service-0 | 5.00 | 0.10 | 1.95 | **signal: no such process** |",
+		"| 1 | kill | service-0 | 0.00 | 0.10 | 1.45 | 0.00 | — |",
+		"| 3 | kill | service-0 | 5.00 | 0.10 | 1.95 | 0.00 | **signal: no such process** |",
 		"- 5 acknowledged keys lost",
 	)
 

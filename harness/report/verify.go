@@ -162,7 +162,7 @@ func writeFaults(md *mdWriter, s Scenario) {
 			first = f.At
 		}
 	}
-	t := table{head: []string{"#", "Kind", "Target", "At (s)", "Held (s)", "To ready (s)", "Error"}, align: "rllrrrl"}
+	t := table{head: []string{"#", "Kind", "Target", "At (s)", "Held (s)", "To ready (s)", "Backlog back (s)", "Error"}, align: "rllrrrrl"}
 	for i, f := range s.Faults {
 		at := dash
 		if !f.At.IsZero() {
@@ -172,7 +172,11 @@ func writeFaults(md *mdWriter, s Scenario) {
 		if f.Error != "" {
 			errS = "**" + esc(shorten(f.Error, violationsLen)) + "**"
 		}
-		t.add(strconv.Itoa(i+1), esc(orDash(f.Kind)), esc(orDash(f.Target)), at, fmtSec(f.Held), fmtSec(f.ToReady), errS)
+		drained := fmtSec(f.ToDrained)
+		if f.ToDrained < 0 {
+			drained = "not within 60 s"
+		}
+		t.add(strconv.Itoa(i+1), esc(orDash(f.Kind)), esc(orDash(f.Target)), at, fmtSec(f.Held), fmtSec(f.ToReady), drained, errS)
 	}
 	md.table(t)
 	if !first.IsZero() {

@@ -246,7 +246,12 @@ func runLoad(ctx context.Context, s *Scenario, o Options, e env.Env, hist *histo
 	start := time.Now()
 	faults := make(chan []report.Fault, 1)
 	if len(plan) > 0 {
-		nem := &nemesis.Nemesis{Env: e, History: hist, Ready: ready}
+		cl := client.New(e.Targets()[0], o.Token)
+		backlog := func(ctx context.Context) (int64, error) {
+			st, err := cl.Stats(ctx)
+			return st.QueueDepth, err
+		}
+		nem := &nemesis.Nemesis{Env: e, History: hist, Ready: ready, Backlog: backlog}
 		go func() { faults <- nem.Run(ctx, start, plan) }()
 	} else {
 		faults <- nil
