@@ -9,8 +9,8 @@ FUZZTIME ?= 20s
 export RAPID_NOFAILFILE ?= 1
 CHRONICLE := $(GO) run ./harness/cmd/chronicle
 
-.PHONY: all build run deps fmt-check vet test fuzz verify-suite bench-smoke verify verify-full \
-	bench report clean
+.PHONY: all build run deps fmt-check vet test fuzz verify-suite bench-smoke verify-docker verify verify-full \
+	bench report images-offline up down clean
 
 all: build
 
@@ -46,7 +46,16 @@ verify-suite: deps
 bench-smoke: deps
 	$(CHRONICLE) bench --smoke --out runs/bench-smoke --only seed-k6,stress-20k,throughput,single-events
 
-verify: deps fmt-check vet build test fuzz verify-suite bench-smoke
+# The fault scenarios that must also hold on the docker backend (skipped
+# with a message when no Docker daemon answers; the docker tests of
+# harness/env and the compose smoke test run in `test`).
+verify-docker: build
+	@if docker info >/dev/null 2>&1; then \
+		$(CHRONICLE) run --backend docker --smoke --scenario crash-service && \
+		$(CHRONICLE) run --backend docker --smoke --scenario crash-redis; \
+	else echo "verify-docker: skipped: no Docker daemon answers"; fi
+
+verify: deps fmt-check vet build test fuzz verify-suite bench-smoke verify-docker
 	$(CHRONICLE) report
 	@echo "verify: all green"
 
@@ -64,6 +73,16 @@ bench: deps
 # Rewrites the generated sections of REPORT.md from results/*.json.
 report:
 	$(CHRONICLE) report --repo
+
+# Containers: images that build without a registry, and the compose stack.
+images-offline:
+	harness/images/build-offline.sh
+
+up: build
+	harness/images/compose.sh up -d --build --wait
+
+down:
+	harness/images/compose.sh down -v --remove-orphans
 
 clean:
 	rm -rf $(BIN) runs

@@ -14,6 +14,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/chronicleweaver/chronicleweaver/harness/client"
 	"github.com/chronicleweaver/chronicleweaver/harness/env"
 	"github.com/chronicleweaver/chronicleweaver/harness/report"
 )
@@ -53,6 +54,10 @@ var runRoot string
 func TestMain(m *testing.M) {
 	flag.Parse()
 	configureRapid()
+	// A service that makes no progress on a non-empty queue for this long
+	// is stuck (only planted bugs do that here); the default 20 s would
+	// make every reproduction of such a failure slow.
+	client.DrainStall = 8 * time.Second
 	var err error
 	if runRoot, err = os.MkdirTemp("", "chronicle-properties-"); err != nil {
 		fmt.Fprintln(os.Stderr, "properties:", err)
@@ -145,12 +150,32 @@ func logf(t *rapid.T, format string, args ...any) {
 	}
 }
 
-// counterexample returns the smallest failing call's log lines and its
-// number of steps.
+// counterexample returns the smallest failing call's example (see
+// example) and its number of steps.
 func (s *runStats) counterexample() ([]string, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]string(nil), s.smallest...), s.smallestSteps
+	ex, steps, _ := example(s.smallest)
+	return ex, steps
+}
+
+// example picks from a call's log the lines that say what the check did
+// (a race's plan, each step) and what it found (violations), the number of
+// steps, and whether a violation was found.
+func example(lines []string) (ex []string, steps int, violation bool) {
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, stepPrefix):
+			steps++
+			ex = append(ex, l)
+		case strings.HasPrefix(l, violationPrefix):
+			violation = true
+			ex = append(ex, l)
+		case strings.HasPrefix(l, racePrefix):
+			ex = append(ex, l)
+		}
+	}
+	return ex, steps, violation
 }
 
 func (s *runStats) endCall(call int, failed bool) {
@@ -162,11 +187,9 @@ func (s *runStats) endCall(call int, failed bool) {
 	if s.firstFail == 0 {
 		s.firstFail = call
 	}
-	steps := 0
-	for _, l := range s.lines {
-		if strings.HasPrefix(l, stepPrefix) {
-			steps++
-		}
+	_, steps, violation := example(s.lines)
+	if !violation {
+		return // the harness failed (e.g. an environment left broken), not the property
 	}
 	if s.smallest == nil || steps <= s.smallestSteps {
 		s.smallest, s.smallestSteps = s.lines, steps
@@ -209,9 +232,15 @@ func check(tb rapid.TB, b budget, st *runStats, prop func(*rapid.T)) {
 		st.lines = nil
 		st.mu.Unlock()
 		active.Store(t, st)
+		t0 := time.Now()
 		defer func() {
 			active.Delete(t)
 			st.endCall(call, t.Failed())
+			if os.Getenv("TRACE") != "" {
+				st.mu.Lock()
+				fmt.Fprintf(os.Stderr, "TRACE %s call %d failed=%v %v steps=%d last=%q\n", tb.Name(), call, t.Failed(), time.Since(t0).Round(time.Millisecond), len(st.lines), lastLine(st.lines))
+				st.mu.Unlock()
+			}
 		}()
 		prop(t)
 	})
@@ -237,9 +266,17 @@ func (r *resultSet) all() []report.Property {
 	return append([]report.Property(nil), r.ps...)
 }
 
-// recordClean records a clean run of property name (deferred by the test).
+// recordClean records a clean run of property name (deferred by the test)
+// and, when it failed, logs the smallest failing run: rapid's replay of
+// the minimised case, printed above, may pass when the failure depends on
+// timing.
 func recordClean(t *testing.T, name string, st *runStats) {
-	results.add(report.Property{Property: name, Checks: st.checksToFailure(), Failed: t.Failed()})
+	p := report.Property{Property: name, Checks: st.checksToFailure(), Failed: t.Failed()}
+	if lines, steps := st.counterexample(); p.Failed && len(lines) > 0 {
+		p.ShrunkSteps, p.Example = steps, strings.Join(lines, "\n")
+		t.Logf("smallest failing run (%d steps):\n%s", steps, p.Example)
+	}
+	results.add(p)
 }
 
 // --- shared environments ---
@@ -325,4 +362,11 @@ func startEnv(name string, o env.LocalOptions) (*env.Local, error) {
 	o.Services = 1
 	o.RunDir = filepath.Join(runRoot, name)
 	return env.StartLocal(ctx, o)
+}
+
+func lastLine(l []string) string {
+	if len(l) == 0 {
+		return ""
+	}
+	return l[len(l)-1]
 }

@@ -71,11 +71,16 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 			rec := runRecorded(t.Name(), func(tb rapid.TB) { check(tb, c.checks, st, c.prop(e)) })
 			res := report.Property{Property: c.property, Bug: c.bug, Checks: st.checksToFailure(), Failed: rec.Failed()}
 			if res.Failed {
-				lines, steps := st.counterexample()
+				// rapid's replay of the minimised case, if it failed again;
+				// else the smallest failing run (see runStats).
+				lines, steps, replayed := example(rec.lines())
+				if !replayed {
+					lines, steps = st.counterexample()
+				}
 				res.ShrunkSteps, res.Example = steps, strings.Join(lines, "\n")
 			}
 			results.add(res)
-			t.Logf("rapid said:\n%s\nrapid's replay of the minimised case:\n%s", rec.errorText(), rec.logText())
+			t.Logf("rapid said:\n%s\nrapid's replay of the minimised case:\n%s", rec.errorText(), strings.Join(rec.lines(), "\n"))
 			if !res.Failed {
 				t.Fatalf("planted bug %s (%s) NOT caught by %s in %d checks", c.bug, planted.Descriptions[c.bug], c.property, res.Checks)
 			}
@@ -173,11 +178,11 @@ func (r *recorder) Skip(args ...any) {
 
 func (r *recorder) SkipNow() { runtime.Goexit() }
 
-// logText is everything logged to r: the replay of the minimised case.
-func (r *recorder) logText() string {
+// lines are the lines logged to r: rapid's replay of the minimised case.
+func (r *recorder) lines() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return strings.Join(r.logs, "\n")
+	return append([]string(nil), r.logs...)
 }
 
 // errorText is what rapid reported (with the seed to replay).

@@ -46,6 +46,7 @@ pick() {
     say "$official is not present: using $offline ($var)"
   else
     export "$var=$official"
+    say "neither $official nor $offline is present: compose will pull $official (without a registry: harness/images/build-offline.sh first)"
   fi
 }
 pick CHRONICLE_POSTGRES_IMAGE postgres:17-bookworm "${CHRONICLE_OFFLINE_POSTGRES:-chronicleweaver/postgres:15-offline}"

@@ -32,9 +32,24 @@ func startEnv(ctx context.Context, s *Scenario, o Options, dir string) (env.Env,
 			return nil, errors.New("scenario: the external backend needs --target")
 		}
 		return env.External(o.Target, o.DatabaseURL), nil
-	case "", "local":
+	case "auto":
+		if env.DockerAvailable(ctx) {
+			backend = "docker"
+		}
+	case "", "local", "docker":
 	default:
-		return nil, fmt.Errorf("scenario: unknown backend %q (local, external)", backend)
+		return nil, fmt.Errorf("scenario: unknown backend %q (local, docker, auto, external)", backend)
+	}
+	if backend == "docker" {
+		if o.PlantedBug != "" {
+			return nil, errors.New("scenario: planted bugs run on the local backend only (the image is built without them)")
+		}
+		if s.Env.Durable {
+			o.logf("%s: the docker backend runs PostgreSQL with its image's settings (durable)", s.Name)
+		}
+		return env.StartDocker(ctx, env.DockerOptions{
+			Services: s.Env.Services, Settings: s.Env.Settings, AppendFsync: s.Env.Fsync, RunDir: dir, Logf: o.Logf,
+		})
 	}
 	settings := maps.Clone(s.Env.Settings)
 	if settings == nil {

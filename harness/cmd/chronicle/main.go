@@ -70,7 +70,7 @@ func main() {
 // common registers the flags every running command takes.
 func common(fs *flag.FlagSet, o *scenario.Options) {
 	fs.StringVar(&o.RunsDir, "runs", "runs", "parent folder of run folders (history, logs)")
-	fs.StringVar(&o.Backend, "backend", "local", "environment: local (processes) or external")
+	fs.StringVar(&o.Backend, "backend", "local", "environment: local (processes), docker (testcontainers), auto (docker when a daemon answers) or external")
 	fs.StringVar(&o.Target, "target", "", "base URL of an already running service (external backend)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "with --target: PostgreSQL URL for the final read-back (else GET /events)")
 	fs.StringVar(&o.Token, "token", os.Getenv("API_TOKEN"), "bearer token for /publish")

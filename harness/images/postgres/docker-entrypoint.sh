@@ -46,7 +46,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 
   pwfile=()
   if [ -n "$password" ]; then
-    printf '%s\n' "$password" >/tmp/pgpass.$$
+    (umask 077 && printf '%s\n' "$password" >/tmp/pgpass.$$)
     pwfile=(--pwfile=/tmp/pgpass.$$)
   fi
   # shellcheck disable=SC2086 # POSTGRES_INITDB_ARGS is a list of words
@@ -71,7 +71,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   fi
   for f in /docker-entrypoint-initdb.d/*; do
     case "$f" in
-      *.sh) log "running $f"; if [ -x "$f" ]; then "$f"; else . "$f"; fi ;;
+      *.sh)
+        log "running $f"
+        # shellcheck disable=SC1090 # the user's scripts
+        if [ -x "$f" ]; then "$f"; else . "$f"; fi
+        ;;
       *.sql) log "running $f"; "${psql[@]}" --dbname "$db" -f "$f" ;;
       *) ;;
     esac

@@ -16,6 +16,9 @@ if [ "$1" != redis-server ]; then
   exec "$@"
 fi
 shift
+case "${1:-}" in
+  -v|--version|-h|--help|--test-memory) exec redis-server "$@" ;;
+esac
 
 if [ "$(id -u)" = 0 ]; then
   mkdir -p /data
