@@ -107,7 +107,7 @@ type Fault struct {
 	// ToDrained is from the heal until the backlog is back to its level
 	// before the fault (the load goes on meanwhile).
 	ToDrained float64 `json:"to_drained_seconds"`
-	Error   string  `json:"error,omitempty"`
+	Error     string  `json:"error,omitempty"`
 }
 
 // Point is one bucket of a time series.
