@@ -31,7 +31,7 @@ import (
 // are not stored either.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	e := useSharedEnv(t, "api", apiSettings)
+	e := useSharedEnv(t, "api", env.LocalOptions{Settings: apiSettings})
 	st := &runStats{}
 	defer recordClean(t, propBad, st)
 	check(t, badChecks, st, badInput(e))

@@ -21,6 +21,10 @@
 //
 // Check counts are bounded by default and longer with CHRONICLE_FULL=1;
 // -rapid.checks, -rapid.steps and -rapid.shrinktime (or RAPID_CHECKS, ...)
-// override them. With CHRONICLE_RESULTS=dir the outcomes are written to
-// dir/properties.md and dir/properties.json.
+// override them; -short divides them (rapid's rule) and skips the
+// state-machine planted bugs. A failure prints rapid's seed
+// (-rapid.seed=N replays it) and the smallest failing run. With
+// CHRONICLE_RESULTS=dir the outcomes are written to dir/properties.md and
+// dir/properties.json. The state machine's Redis runs with appendfsync
+// always unless CHRONICLE_REDIS_FSYNC says otherwise (see machineFsync).
 package properties

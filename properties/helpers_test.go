@@ -120,7 +120,7 @@ func newEvent(k history.Key, seq int, ts time.Time, msg string) ev {
 	return ev{EventID: k.ID, Topic: k.Topic, Source: "properties", Timestamp: stamp, Payload: p}
 }
 
-// timeGen draws an event time near baseTime at microsecond resolution
+// drawTime draws an event time near baseTime at microsecond resolution
 // (what PostgreSQL keeps): small offsets are likely, so ties happen.
 func drawTime(t *rapid.T, label string) time.Time {
 	us := rapid.Int64Range(-30*60*1_000_000, 30*60*1_000_000).Draw(t, label)

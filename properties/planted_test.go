@@ -31,16 +31,17 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 		property string
 		settings map[string]string
 		noAOF    bool
+		fsync    string
 		prop     func(e *env.Local) func(*rapid.T)
 		checks   budget
 	}{
 		{bug: planted.SelectThenInsert, property: propRacing, settings: apiSettings,
-			prop: func(e *env.Local) func(*rapid.T) { return racingDuplicates(e) }, checks: racingChecks},
-		{bug: planted.AckBeforeCommit, property: propMachine, settings: machineSettings, prop: stateMachine, checks: machineChecks},
-		{bug: planted.PopAndForget, property: propMachine, settings: machineSettings, prop: stateMachine, checks: machineChecks},
-		{bug: planted.StatsOutsideTx, property: propMachine, settings: machineSettings, prop: stateMachine, checks: machineChecks},
-		{bug: planted.NoLedger, property: propMachine, settings: machineSettings, prop: stateMachine, checks: machineChecks},
-		{bug: planted.RedisNoAOF, property: propMachine, settings: machineSettings, noAOF: true, prop: stateMachine, checks: machineChecks},
+			prop: func(e *env.Local) func(*rapid.T) { return racingDuplicates(e) }, checks: racingChecks.twice()},
+		{bug: planted.AckBeforeCommit, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
+		{bug: planted.PopAndForget, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
+		{bug: planted.StatsOutsideTx, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
+		{bug: planted.NoLedger, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
+		{bug: planted.RedisNoAOF, property: propMachine, settings: machineSettings, noAOF: true, prop: stateMachine, checks: machineChecks.twice()},
 	}
 	for _, c := range controls {
 		t.Run(c.bug, func(t *testing.T) {
@@ -56,7 +57,7 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 				settings[k] = v
 			}
 			e, err := startEnv("planted-"+c.bug, env.LocalOptions{
-				Settings: settings, BuildTags: []string{"plantedbugs"}, NoAOF: c.noAOF,
+				Settings: settings, BuildTags: []string{"plantedbugs"}, NoAOF: c.noAOF, AppendFsync: c.fsync,
 			})
 			if err != nil {
 				t.Fatalf("start environment: %v", err)
@@ -91,7 +92,7 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 }
 
 // plantedSlots bounds the planted-bug environments running at once.
-var plantedSlots = make(chan struct{}, 2)
+var plantedSlots = make(chan struct{}, 3)
 
 // recorder is a rapid.TB that records instead of failing: rapid.Check
 // reports a failing property to it like to a *testing.T, and FailNow ends

@@ -20,7 +20,7 @@ import (
 // PROCESSED and N-1 DROPPED audit entries. checker.Check must be valid.
 func TestRacingDuplicates(t *testing.T) {
 	t.Parallel()
-	e := useSharedEnv(t, "api", apiSettings)
+	e := useSharedEnv(t, "api", env.LocalOptions{Settings: apiSettings})
 	st := &runStats{}
 	defer recordClean(t, propRacing, st)
 	check(t, racingChecks, st, racingDuplicates(e))

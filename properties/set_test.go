@@ -23,7 +23,7 @@ import (
 // once, in non-increasing timestamp order.
 func TestSetSemantics(t *testing.T) {
 	t.Parallel()
-	e := useSharedEnv(t, "api", apiSettings)
+	e := useSharedEnv(t, "api", env.LocalOptions{Settings: apiSettings})
 	st := &runStats{}
 	defer recordClean(t, propSet, st)
 	check(t, setChecks, st, setSemantics(e))

@@ -20,10 +20,16 @@ type Properties struct {
 // then by property and bug), so the same results give the same files but
 // for the header's commit and date.
 func WriteProperties(dir string, ps []Property) error {
+	return WritePropertiesWithHeader(dir, CollectHeader("go test ./properties/"), ps)
+}
+
+// WritePropertiesWithHeader is WriteProperties under a header the caller
+// completed (PostgreSQL and Redis versions, backend, settings).
+func WritePropertiesWithHeader(dir string, h Header, ps []Property) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	p := Properties{Header: CollectHeader("go test ./properties/"), Properties: sortedProperties(ps)}
+	p := Properties{Header: h, Properties: sortedProperties(ps)}
 	if err := writeJSON(filepath.Join(dir, "properties.json"), p); err != nil {
 		return err
 	}
@@ -81,7 +87,11 @@ func propertiesMarkdown(p Properties) []byte {
 		if r.Failed {
 			shrunk = fmtCount(int64(r.ShrunkSteps))
 		}
-		t.add(esc(r.Property), bug, fmtCount(int64(r.Checks)), yesNo(r.Failed), verdict, shrunk)
+		failed := "no"
+		if r.Failed {
+			failed = "yes"
+		}
+		t.add(esc(r.Property), bug, fmtCount(int64(r.Checks)), failed, verdict, shrunk)
 	}
 	md.table(t)
 	switch {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,7 @@ type Main struct {
 	http     *http.Server
 	ln       net.Listener
 	served   chan error
+	debug    *http.Server // pprof, when DEBUG_ADDR is set
 	stopPoll context.CancelFunc
 	polled   chan struct{}
 }
@@ -96,7 +98,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.pool = worker.New(worker.Config{
 		Instance: c.InstanceID, Count: c.WorkerCount, BatchSize: c.BatchSize,
-		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, Planted: c.PlantedBug,
+		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, Planted: c.PlantedBug, Linger: c.BatchLinger,
 	}, m.queue, m.store, m.metrics, m.Log)
 	m.pool.Start()
 
@@ -124,6 +126,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Serve(m.ln) }()
+
+	if c.DebugAddr != "" {
+		if err := m.serveDebug(c.DebugAddr); err != nil {
+			return err
+		}
+	}
 
 	pctx, cancel := context.WithCancel(context.Background())
 	m.stopPoll, m.polled = cancel, make(chan struct{})
@@ -168,6 +176,9 @@ func (m *Main) Close(ctx context.Context) error {
 			}
 			t.Stop()
 		}
+	}
+	if m.debug != nil {
+		_ = m.debug.Close()
 	}
 	if m.http != nil {
 		if err := m.http.Shutdown(ctx); err != nil {
@@ -237,6 +248,25 @@ func (m *Main) retry(ctx context.Context, what string, fn func() error) error {
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
+}
+
+// serveDebug exposes net/http/pprof on its own listener (DEBUG_ADDR), never
+// on the API port.
+func (m *Main) serveDebug(addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("app: DEBUG_ADDR %s: %w", addr, err)
+	}
+	m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = m.debug.Serve(ln) }()
+	m.Log.Info("pprof listening", "addr", ln.Addr().String())
+	return nil
 }
 
 // Healthcheck asks the service on 127.0.0.1:port for /health and returns a

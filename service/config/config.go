@@ -30,6 +30,7 @@ type Config struct {
 
 	WorkerCount  int           // WORKER_COUNT
 	BatchSize    int           // BATCH_SIZE: stream entries read per batch
+	BatchLinger  time.Duration // BATCH_LINGER: wait to fill a batch that is not full
 	QueueMaxLen  int64         // QUEUE_MAX_LEN: unapplied events before /publish answers 503
 	MaxAttempts  int           // MAX_ATTEMPTS before an entry is dead-lettered
 	MaxBatch     int           // MAX_BATCH: events per request
@@ -43,6 +44,7 @@ type Config struct {
 	DBMaxConns   int           // DB_MAX_CONNS
 	RetryAfter   time.Duration // RETRY_AFTER: the Retry-After hint sent with 503
 	UpsertMethod string        // UPSERT_METHOD: unnest (default) or copy
+	DebugAddr    string        // DEBUG_ADDR: when set, net/http/pprof listens there (e.g. 127.0.0.1:6060)
 	// PlantedBug switches on a negative control (CHRONICLE_PLANTED_BUG);
 	// only binaries built with the plantedbugs tag accept one.
 	PlantedBug string
@@ -61,6 +63,7 @@ func Defaults() Config {
 		InstanceID:   host,
 		WorkerCount:  4,
 		BatchSize:    200,
+		BatchLinger:  2 * time.Millisecond,
 		QueueMaxLen:  1_000_000,
 		MaxAttempts:  5,
 		MaxBatch:     10_000,
@@ -87,6 +90,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.str("INSTANCE_ID", &c.InstanceID)
 	p.int("WORKER_COUNT", &c.WorkerCount, 1, 1024)
 	p.int("BATCH_SIZE", &c.BatchSize, 1, 100_000)
+	p.duration("BATCH_LINGER", &c.BatchLinger, 0)
 	p.int64("QUEUE_MAX_LEN", &c.QueueMaxLen, 1, 1<<50)
 	p.int("MAX_ATTEMPTS", &c.MaxAttempts, 1, 1000)
 	p.int("MAX_BATCH", &c.MaxBatch, 1, 1_000_000)
@@ -100,6 +104,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.int("DB_MAX_CONNS", &c.DBMaxConns, 0, 10_000)
 	p.duration("RETRY_AFTER", &c.RetryAfter, time.Second)
 	p.enum("UPSERT_METHOD", &c.UpsertMethod, "unnest", "copy")
+	p.str("DEBUG_ADDR", &c.DebugAddr)
 	p.str(planted.EnvVar, &c.PlantedBug)
 	if p.err != nil {
 		return Config{}, p.err

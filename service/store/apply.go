@@ -63,6 +63,10 @@ type copyRow struct {
 //
 // An error leaves nothing applied. IsTransient tells whether to retry as is.
 func (s *Store) ApplyBatch(ctx context.Context, worker string, entries []Entry) (Applied, error) {
+	if s.opts.Method == MethodUnnest && s.opts.Planted == "" {
+		return s.applyOneStatement(ctx, worker, entries)
+	}
+	// The copy method and the planted bugs take the multi-statement path.
 	var res Applied
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		res = Applied{}

@@ -28,7 +28,11 @@ type Config struct {
 	ClaimIdle   time.Duration // claim other consumers' entries idle this long
 	MaxAttempts int           // data failures of one entry before it is dead-lettered
 	Block       time.Duration // how long a read waits for new entries (default 1s)
-	Planted     string        // a negative control (see service/planted); "" in production
+	// Linger: when a read returns less than a full batch, wait this long
+	// and top the batch up before applying it. Fewer, larger transactions
+	// cost PostgreSQL less per event; the price is Linger of latency.
+	Linger  time.Duration
+	Planted string // a negative control (see service/planted); "" in production
 }
 
 // ConsumerName is the stable name of worker i of an instance, so a restarted
@@ -133,6 +137,11 @@ func (w *worker) run(ctx context.Context) {
 			read = w.q.ReadAndForget
 		}
 		entries, err := read(ctx, w.name, w.cfg.BatchSize, block)
+		if err == nil && len(entries) > 0 && len(entries) < w.cfg.BatchSize && w.cfg.Linger > 0 && !w.draining() {
+			pause(ctx, 0, w.cfg.Linger)
+			more, merr := read(ctx, w.name, w.cfg.BatchSize-len(entries), -1)
+			entries, err = append(entries, more...), merr
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -354,11 +363,14 @@ func (w *worker) ack(ctx context.Context, entries []queue.Entry) {
 }
 
 // pause waits a backoff that grows with the number of consecutive failures
-// (50 ms doubling to 2 s), or until ctx ends.
-func pause(ctx context.Context, fails int) {
-	d := 50 * time.Millisecond << min(fails-1, 6)
-	d = min(d, 2*time.Second)
-	t := time.NewTimer(d)
+// (50 ms doubling to 2 s), or exactly d when given, or until ctx ends.
+func pause(ctx context.Context, fails int, d ...time.Duration) {
+	wait := 50 * time.Millisecond << min(max(fails-1, 0), 6)
+	wait = min(wait, 2*time.Second)
+	if len(d) > 0 {
+		wait = d[0]
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
