@@ -336,7 +336,7 @@ var machineSettings = map[string]string{
 // machineFsync is Redis's appendfsync in the state machine's environment:
 // "always" unless CHRONICLE_REDIS_FSYNC says otherwise.
 //
-// With the default "everysec" this property finds acknowledged events lost
+// With "everysec" (the contract's default; the project now defaults to "always") this property finds acknowledged events lost
 // when Redis is killed shortly after a PostgreSQL restart: while its
 // background fsync of the AOF is slow (the disk is busy with PostgreSQL's
 // recovery), Redis postpones the AOF write() by up to 2 s but still

@@ -79,7 +79,7 @@ type DockerOptions struct {
 	// service from this module's source into DefaultServiceImage (see
 	// BuildServiceImage).
 	ServiceImage string
-	AppendFsync  string // Redis appendfsync: everysec (default), always or no
+	AppendFsync  string // Redis appendfsync: always (default), everysec or no
 	// RunDir receives every container's log at Close (service-N.log,
 	// postgres.log, redis.log). Created if missing; "" makes a temporary one.
 	RunDir string
@@ -415,7 +415,7 @@ func StartDocker(ctx context.Context, o DockerOptions) (_ *Docker, err error) {
 	}
 	switch o.AppendFsync {
 	case "":
-		o.AppendFsync = "everysec"
+		o.AppendFsync = "always"
 	case "everysec", "always", "no":
 	default:
 		return nil, fmt.Errorf("env: AppendFsync %q: must be everysec, always or no", o.AppendFsync)

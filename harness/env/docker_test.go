@@ -246,7 +246,7 @@ func TestDockerKillRestart(t *testing.T) {
 		t.Errorf("Usage(redis): %v, want ErrUnsupported", err)
 	}
 	info := d.Info()
-	if info.Backend != "docker" || info.PostgresVersion == "" || info.RedisVersion == "" || info.RedisPersistence != "aof everysec" {
+	if info.Backend != "docker" || info.PostgresVersion == "" || info.RedisVersion == "" || info.RedisPersistence != "aof always" {
 		t.Errorf("Info() = %+v", info)
 	}
 	t.Logf("usage of %s: %.2f s CPU, %d MiB peak; %+v", svc, cpu, mem>>20, info)

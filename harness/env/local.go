@@ -31,7 +31,7 @@ type LocalOptions struct {
 	// it runs with fsync off but synchronous_commit on, which is still safe
 	// against process kills: a commit has reached the kernel when it returns.
 	Durable     bool
-	AppendFsync string // Redis appendfsync: everysec (default), always or no
+	AppendFsync string // Redis appendfsync: always (default), everysec or no
 	NoAOF       bool   // planted bug: Redis without AOF (nor snapshots)
 	// Binary is the service binary; "" builds ./service/cmd/chronicleweaver
 	// of this module with `go build` into RunDir, once per process and set
@@ -307,7 +307,7 @@ func (l *Local) Info() Info {
 func (l *Local) makeInfo() Info {
 	persistence := "aof " + l.opts.AppendFsync
 	if l.opts.AppendFsync == "" {
-		persistence = "aof everysec"
+		persistence = "aof always"
 	}
 	if l.opts.NoAOF {
 		persistence = "none"

@@ -203,7 +203,7 @@ func TestLocal(t *testing.T) {
 	info := l.Info()
 	if info.Backend != "local" || info.Services != 1 || !strings.HasPrefix(info.PostgresVersion, "PostgreSQL ") ||
 		!strings.HasPrefix(info.RedisVersion, "Redis ") || info.Settings["WORKER_COUNT"] != "2" ||
-		info.Settings["LOG_LEVEL"] != "info" || info.RedisPersistence != "aof everysec" || !info.Proxied {
+		info.Settings["LOG_LEVEL"] != "info" || info.RedisPersistence != "aof always" || !info.Proxied {
 		t.Errorf("Info() = %+v", info)
 	}
 	for k := range info.Settings {

@@ -52,7 +52,7 @@ type Expect struct {
 type EnvSpec struct {
 	Services int               `yaml:"services"`    // service instances (default 1)
 	Durable  bool              `yaml:"durable"`     // PostgreSQL fsync on (benchmarks)
-	Fsync    string            `yaml:"appendfsync"` // Redis appendfsync: everysec (default), always
+	Fsync    string            `yaml:"appendfsync"` // Redis appendfsync: always (default), everysec
 	Settings map[string]string `yaml:"settings"`    // service environment
 }
 

@@ -96,6 +96,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	m.checkPersistence(ctx)
+
 	m.pool = worker.New(worker.Config{
 		Instance: c.InstanceID, Count: c.WorkerCount, BatchSize: c.BatchSize,
 		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, Planted: c.PlantedBug, Linger: c.BatchLinger,
@@ -207,6 +209,26 @@ func (m *Main) Close(ctx context.Context) error {
 		m.store.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// checkPersistence says in the log what Redis's persistence means for the
+// guarantee "acknowledged means durable". It does not refuse to start: the
+// operator may know better (and the negative controls need a Redis
+// without AOF).
+func (m *Main) checkPersistence(ctx context.Context) {
+	aof, fsync, err := m.queue.Persistence(ctx)
+	switch {
+	case err != nil:
+		m.Log.Warn("cannot read Redis persistence settings; acknowledged events are durable only with appendonly yes", "err", err)
+	case aof != "yes":
+		m.Log.Error("Redis runs without AOF (appendonly no): a Redis restart loses acknowledged events; set appendonly yes")
+	case fsync == "everysec":
+		m.Log.Warn("Redis appendfsync everysec: a machine crash, or a Redis kill while its disk is slow, can lose up to about 2 s of acknowledged events; appendfsync always closes that window")
+	case fsync == "no":
+		m.Log.Warn("Redis appendfsync no: a machine crash can lose acknowledged events; appendfsync always closes that window")
+	default:
+		m.Log.Info("Redis persistence", "appendonly", aof, "appendfsync", fsync)
+	}
 }
 
 // poll refreshes the queue gauges every second.

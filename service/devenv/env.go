@@ -26,7 +26,7 @@ type Env struct {
 }
 
 // StartEnv starts a PostgreSQL (not durable) and a Redis (appendfsync
-// everysec) concurrently. logf may be nil. The caller must Close the Env.
+// always) concurrently. logf may be nil. The caller must Close the Env.
 func StartEnv(ctx context.Context, logf func(format string, args ...any)) (*Env, error) {
 	var (
 		wg     sync.WaitGroup

@@ -22,7 +22,7 @@ import (
 
 // RedisOptions configures StartRedis.
 type RedisOptions struct {
-	// AppendFsync is the appendfsync policy: "everysec" (default), "always" or "no".
+	// AppendFsync is the appendfsync policy: "always" (default), "everysec" or "no".
 	AppendFsync string
 	// NoAOF runs Redis without persistence at all (appendonly no, and no RDB
 	// snapshots either): a killed or restarted server comes back empty. It
@@ -58,7 +58,7 @@ type Redis struct {
 func StartRedis(ctx context.Context, opts RedisOptions) (_ *Redis, err error) {
 	switch opts.AppendFsync {
 	case "":
-		opts.AppendFsync = "everysec"
+		opts.AppendFsync = "always"
 	case "everysec", "always", "no":
 	default:
 		return nil, fmt.Errorf(`redis: invalid AppendFsync %q: use "everysec", "always" or "no"`, opts.AppendFsync)

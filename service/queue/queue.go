@@ -139,6 +139,22 @@ func (q *Queue) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Persistence reads Redis's appendonly and appendfsync settings (CONFIG GET;
+// managed services that disable CONFIG give an error).
+func (q *Queue) Persistence(ctx context.Context) (appendonly, appendfsync string, err error) {
+	for _, p := range []struct {
+		key string
+		dst *string
+	}{{"appendonly", &appendonly}, {"appendfsync", &appendfsync}} {
+		v, err := q.rdb.ConfigGet(ctx, p.key).Result()
+		if err != nil {
+			return "", "", fmt.Errorf("queue: CONFIG GET %s: %w", p.key, err)
+		}
+		*p.dst = v[p.key]
+	}
+	return appendonly, appendfsync, nil
+}
+
 // NewToken returns a fresh random entry token.
 func NewToken() string {
 	var b [16]byte

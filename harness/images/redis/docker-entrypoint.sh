@@ -2,7 +2,7 @@
 # Entrypoint of the offline redis image. `redis-server [ARGS...]` (or only
 # options) runs
 #
-#   redis-server --appendonly yes --appendfsync everysec --dir /data \
+#   redis-server --appendonly yes --appendfsync always --dir /data \
 #                --protected-mode no --bind 0.0.0.0 ARGS...
 #
 # as the redis user; later options override earlier ones, so ARGS can change
@@ -32,5 +32,5 @@ if [ "$#" -gt 0 ] && [ "${1:0:1}" != '-' ]; then
   conf=("$1")
   shift
 fi
-exec redis-server "${conf[@]}" --appendonly yes --appendfsync everysec --dir /data \
+exec redis-server "${conf[@]}" --appendonly yes --appendfsync always --dir /data \
   --protected-mode no --bind 0.0.0.0 "$@"
