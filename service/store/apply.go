@@ -164,35 +164,49 @@ func (s *Store) claimLedger(ctx context.Context, tx pgx.Tx, entries []Entry, out
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: ledger insert: %w", err)
 	}
-	var fresh []int
+	if err := classify(ctx, tx, entries, first, isFresh, res); err != nil {
+		return nil, err
+	}
+	return res.Fresh, nil
+}
+
+// querier is what classify needs of a transaction or a pool.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// classify sorts a batch's entries after the ledger insert: the first entry
+// of each token the insert returned is fresh (res.Fresh); the others were
+// applied before, or are a second copy of a fresh entry in this very batch
+// (res.Seen: acknowledge them), or were recorded as failed (res.SeenFailed:
+// dead-letter them). Outcomes are looked up only when some entry is not
+// fresh, which happens after a crash.
+func classify(ctx context.Context, q querier, entries []Entry, first map[string]int, isFresh map[string]bool, res *Applied) error {
 	var seen []string
 	for i, e := range entries {
-		switch {
-		case first[e.Token] == i && isFresh[e.Token]:
-			fresh = append(fresh, i)
-		default:
+		if first[e.Token] == i && isFresh[e.Token] {
+			res.Fresh = append(res.Fresh, i)
+		} else if !isFresh[e.Token] {
 			seen = append(seen, e.Token)
 		}
 	}
-	res.Fresh = fresh
-	if len(seen) == 0 {
-		return fresh, nil
-	}
 	outcomes := map[string]byte{}
-	rows, err = tx.Query(ctx, `SELECT token, outcome::text FROM applied_entries WHERE token = ANY($1)`, seen)
-	if err != nil {
-		return nil, fmt.Errorf("store: ledger lookup: %w", err)
-	}
-	for rows.Next() {
-		var t, o string
-		if err := rows.Scan(&t, &o); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("store: ledger lookup: scan: %w", err)
+	if len(seen) > 0 {
+		rows, err := q.Query(ctx, `SELECT token, outcome::text FROM applied_entries WHERE token = ANY($1)`, seen)
+		if err != nil {
+			return fmt.Errorf("store: ledger lookup: %w", err)
 		}
-		outcomes[t] = o[0]
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: ledger lookup: %w", err)
+		for rows.Next() {
+			var t, o string
+			if err := rows.Scan(&t, &o); err != nil {
+				rows.Close()
+				return fmt.Errorf("store: ledger lookup: scan: %w", err)
+			}
+			outcomes[t] = o[0]
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: ledger lookup: %w", err)
+		}
 	}
 	for i, e := range entries {
 		if first[e.Token] == i && isFresh[e.Token] {
@@ -201,12 +215,10 @@ func (s *Store) claimLedger(ctx context.Context, tx pgx.Tx, entries []Entry, out
 		if outcomes[e.Token] == 'f' {
 			res.SeenFailed = append(res.SeenFailed, i)
 		} else {
-			// Applied earlier, or a second copy of a fresh entry in this
-			// very batch (applied now): acknowledge either way.
 			res.Seen = append(res.Seen, i)
 		}
 	}
-	return fresh, nil
+	return nil
 }
 
 // splitFirsts returns the first copy of each key, sorted by key, and the

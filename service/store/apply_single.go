@@ -125,42 +125,8 @@ func (s *Store) applyOneStatement(ctx context.Context, worker string, entries []
 	for _, t := range freshTokens {
 		isFresh[t] = true
 	}
-	var seen []string
-	for i, e := range entries {
-		if first[e.Token] == i && isFresh[e.Token] {
-			res.Fresh = append(res.Fresh, i)
-		} else if !isFresh[e.Token] {
-			seen = append(seen, e.Token)
-		}
-	}
-	outcomes := map[string]byte{}
-	if len(seen) > 0 {
-		// Applied (or failed) before: a redelivery. Rare, so a second query.
-		rows, err := s.pool.Query(ctx, `SELECT token, outcome::text FROM applied_entries WHERE token = ANY($1)`, seen)
-		if err != nil {
-			return Applied{}, fmt.Errorf("store: ledger lookup: %w", err)
-		}
-		for rows.Next() {
-			var t, o string
-			if err := rows.Scan(&t, &o); err != nil {
-				rows.Close()
-				return Applied{}, fmt.Errorf("store: ledger lookup: scan: %w", err)
-			}
-			outcomes[t] = o[0]
-		}
-		if err := rows.Err(); err != nil {
-			return Applied{}, fmt.Errorf("store: ledger lookup: %w", err)
-		}
-	}
-	for i, e := range entries {
-		if first[e.Token] == i && isFresh[e.Token] {
-			continue
-		}
-		if outcomes[e.Token] == 'f' {
-			res.SeenFailed = append(res.SeenFailed, i)
-		} else {
-			res.Seen = append(res.Seen, i)
-		}
+	if err := classify(ctx, s.pool, entries, first, isFresh, &res); err != nil {
+		return Applied{}, err
 	}
 	return res, nil
 }
