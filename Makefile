@@ -9,7 +9,7 @@ FUZZTIME ?= 20s
 export RAPID_NOFAILFILE ?= 1
 CHRONICLE := $(GO) run ./harness/cmd/chronicle
 
-.PHONY: all build run deps fmt-check vet test fuzz verify-suite bench-smoke verify-docker verify verify-full \
+.PHONY: all build run deps fmt-check vet test properties fuzz verify-suite bench-smoke verify-docker verify verify-full \
 	bench report images-offline up down clean
 
 all: build
@@ -30,10 +30,17 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# Unit, integration and property tests (bounded). -short leaves out the
-# fault suite, which verify-suite runs on its own.
+# Unit and integration tests (and the docker backend and compose smoke
+# tests where a Docker daemon answers). -short leaves out the fault suite;
+# the fault suite and the properties run in their own steps below.
 test: deps
-	$(GO) test -short -count=1 -timeout 15m ./...
+	$(GO) test -short -count=1 -timeout 15m $$($(GO) list ./... | grep -v '/properties$$')
+
+# Property tests (bounded; CHRONICLE_FULL=1 for the long run), with the
+# planted-bug detection; writes results/properties.*.
+properties: deps
+	CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 20m ./properties/
+	@sed -n "/^| Property/,/^$$/p" results/properties.md
 
 fuzz:
 	$(GO) test ./service/event -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
@@ -55,13 +62,13 @@ verify-docker: build
 		$(CHRONICLE) run --backend docker --smoke --scenario crash-redis; \
 	else echo "verify-docker: skipped: no Docker daemon answers"; fi
 
-verify: deps fmt-check vet build test fuzz verify-suite bench-smoke verify-docker
+verify: deps fmt-check vet build test fuzz properties verify-suite bench-smoke verify-docker
 	$(CHRONICLE) report
 	@echo "verify: all green"
 
 # Every fault scenario and property at full length.
 verify-full: deps fmt-check vet build
-	CHRONICLE_FULL=1 $(GO) test -count=1 -timeout 60m ./properties/...
+	CHRONICLE_FULL=1 CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 60m ./properties/
 	CHRONICLE_FULL=1 CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 90m -run TestVerify -v ./harness/verify
 	$(CHRONICLE) report
 

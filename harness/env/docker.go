@@ -2,7 +2,6 @@ package env
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -12,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -33,6 +31,7 @@ import (
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 
 	"github.com/chronicleweaver/chronicleweaver/service/config"
+	"github.com/chronicleweaver/chronicleweaver/service/devenv"
 	"github.com/chronicleweaver/chronicleweaver/service/planted"
 )
 
@@ -115,10 +114,7 @@ type Docker struct {
 	shutdown time.Duration
 	info     Info
 
-	ctx       context.Context // cancelled by Close
-	cancel    context.CancelFunc
-	closeOnce sync.Once
-	closeErr  error
+	lifetime
 }
 
 var _ Env = (*Docker)(nil)
@@ -400,18 +396,8 @@ func readBuildOutput(r io.Reader) error {
 // service answers GET /ready with 200. On failure everything created is
 // removed again. The caller must Close the result (tests: t.Cleanup).
 func StartDocker(ctx context.Context, o DockerOptions) (_ *Docker, err error) {
-	if o.Services < 1 {
-		return nil, fmt.Errorf("env: DockerOptions.Services = %d: need at least 1", o.Services)
-	}
-	for k := range o.Settings {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return nil, fmt.Errorf("env: invalid setting name %q", k)
-		}
-		for _, r := range reservedSettings {
-			if k == r {
-				return nil, fmt.Errorf("env: setting %s is chosen by the docker backend and cannot be set", k)
-			}
-		}
+	if err := checkServices("DockerOptions", "docker", o.Services, o.Settings); err != nil {
+		return nil, err
 	}
 	switch o.AppendFsync {
 	case "":
@@ -434,35 +420,21 @@ func StartDocker(ctx context.Context, o DockerOptions) (_ *Docker, err error) {
 	}
 	configureRyuk(ctx, cli)
 
-	runDir := o.RunDir
-	if runDir == "" {
-		if runDir, err = os.MkdirTemp("", "chronicle-run-"); err != nil {
-			cli.Close()
-			return nil, fmt.Errorf("env: create run directory: %w", err)
-		}
-	} else if err := os.MkdirAll(runDir, 0o755); err != nil {
+	runDir, err := makeRunDir(o.RunDir)
+	if err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("env: create run directory: %w", err)
-	}
-	if runDir, err = filepath.Abs(runDir); err != nil {
-		cli.Close()
-		return nil, fmt.Errorf("env: run directory: %w", err)
+		return nil, err
 	}
 
 	d := &Docker{opts: o, id: randomID(), runDir: runDir, cli: cli}
-	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.begin(o.Logf)
 	defer func() {
 		if err != nil {
 			d.Close()
 		}
 	}()
-	ctx, cancel := d.opCtx(ctx)
+	ctx, cancel := d.startCtx(ctx, 5*defaultWait)
 	defer cancel()
-	if _, ok := ctx.Deadline(); !ok {
-		var c context.CancelFunc
-		ctx, c = context.WithTimeout(ctx, 5*defaultWait)
-		defer c()
-	}
 
 	// Images.
 	pgImage, rdImage := o.PostgresImage, o.RedisImage
@@ -515,58 +487,41 @@ func StartDocker(ctx context.Context, o DockerOptions) (_ *Docker, err error) {
 	d.logf("env: docker %s: network %s, images %s, %s, %s", d.id, d.net.Name, pgImage, rdImage, svcImage)
 
 	// PostgreSQL and Redis concurrently, then the services.
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, n := range []*dnode{d.pg, d.redis} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = d.create(ctx, n, func() tc.ContainerRequest { return d.depRequest(n) })
-			if errs[i] == nil {
-				errs[i] = d.waitReady(ctx, n)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err = d.startNodes(ctx, []*dnode{d.pg, d.redis}, func(_ int, n *dnode) tc.ContainerRequest { return d.depRequest(n) })
+	if err != nil {
 		return nil, err
 	}
-	errs = make([]error, len(d.services))
-	for i, s := range d.services {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = d.create(ctx, s, func() tc.ContainerRequest { return d.serviceRequest(i) })
-			if errs[i] == nil {
-				errs[i] = d.waitReady(ctx, s)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err = d.startNodes(ctx, d.services, func(i int, _ *dnode) tc.ContainerRequest { return d.serviceRequest(i) })
+	if err != nil {
 		return nil, err
 	}
 	d.info = d.makeInfo(ctx)
 	return d, nil
 }
 
+// startNodes creates the containers of nodes concurrently, each from
+// request(its index, it), and waits until every one is ready.
+func (d *Docker) startNodes(ctx context.Context, nodes []*dnode, request func(int, *dnode) tc.ContainerRequest) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.create(ctx, n, func() tc.ContainerRequest { return request(i, n) })
+			if errs[i] == nil {
+				errs[i] = d.waitReady(ctx, n)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 func randomID() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func (d *Docker) logf(format string, args ...any) {
-	if d.opts.Logf != nil {
-		d.opts.Logf(format, args...)
-	}
-}
-
-// opCtx returns ctx, also cancelled when the Docker env is closed.
-func (d *Docker) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(d.ctx, cancel)
-	return ctx, func() { stop(); cancel() }
 }
 
 // serviceEnv is service i's environment: the connection settings, then
@@ -738,11 +693,7 @@ func (d *Docker) probe(ctx context.Context, n *dnode) error {
 		defer conn.Close(context.WithoutCancel(ctx))
 		return conn.Ping(ctx)
 	case d.redis:
-		reply, err := redisCommand(ctx, n.hostAddr(), "PING")
-		if err == nil && reply != "PONG" {
-			err = fmt.Errorf("PING: %q", reply)
-		}
-		return err
+		return devenv.PingRedis(ctx, n.hostAddr())
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.hostAddr()+"/ready", nil)
 	if err != nil {
@@ -783,52 +734,6 @@ func (d *Docker) exec(ctx context.Context, id string, cmd []string) (int, error)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// redisCommand sends one command in RESP and returns a simple or bulk
-// string reply; an error reply (such as LOADING while the AOF loads) is an
-// error.
-func redisCommand(ctx context.Context, addr string, args ...string) (string, error) {
-	var dialer net.Dialer
-	conn, err := dialer.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := io.WriteString(conn, b.String()); err != nil {
-		return "", err
-	}
-	r := bufio.NewReader(conn)
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimRight(line, "\r\n")
-	switch {
-	case strings.HasPrefix(line, "+"):
-		return line[1:], nil
-	case strings.HasPrefix(line, "-"):
-		return "", fmt.Errorf("redis: %s", line[1:])
-	case strings.HasPrefix(line, "$"):
-		size, err := strconv.Atoi(line[1:])
-		if err != nil || size < 0 {
-			return "", fmt.Errorf("redis: reply %q", line)
-		}
-		buf := make([]byte, size+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return "", err
-		}
-		return string(buf[:size]), nil
-	}
-	return "", fmt.Errorf("redis: unexpected reply %q", line)
 }
 
 // --- node state ---
@@ -905,45 +810,31 @@ func (d *Docker) node(name string) *dnode {
 
 func (d *Docker) isService(n *dnode) bool { return n != d.pg && n != d.redis }
 
-// lookup returns the node to operate on and its operation context, or an
-// error when the env is closed or the node unknown.
-func (d *Docker) lookup(ctx context.Context, node string) (*dnode, context.Context, context.CancelFunc, error) {
+// onNode runs op on node, with ctx also cancelled by Close and the node's
+// opMu held. It fails when the env is closed or the node unknown.
+func (d *Docker) onNode(ctx context.Context, node string, op func(context.Context, *dnode) error) error {
 	if d.ctx.Err() != nil {
-		return nil, nil, nil, errClosed
+		return errClosed
 	}
 	n := d.node(node)
 	if n == nil || n.containerID() == "" {
-		return nil, nil, nil, fmt.Errorf("env: unknown node %q (nodes: %s)", node, strings.Join(d.Nodes(), ", "))
+		return unknownNode(node, d.Nodes())
 	}
 	ctx, cancel := d.opCtx(ctx)
-	return n, ctx, cancel, nil
+	defer cancel()
+	n.opMu.Lock()
+	defer n.opMu.Unlock()
+	return op(ctx, n)
 }
 
 // Info describes the environment.
-func (d *Docker) Info() Info {
-	info := d.info
-	info.Settings = make(map[string]string, len(d.info.Settings))
-	for k, v := range d.info.Settings {
-		info.Settings[k] = v
-	}
-	return info
-}
+func (d *Docker) Info() Info { return d.info.clone() }
 
 func (d *Docker) makeInfo(ctx context.Context) Info {
-	settings := map[string]string{"LOG_LEVEL": "info"}
-	for k, v := range d.opts.Settings {
-		switch {
-		case strings.HasSuffix(k, "_URL"):
-			continue
-		case strings.Contains(k, "TOKEN"), strings.Contains(k, "SECRET"), strings.Contains(k, "PASSWORD"):
-			v = "(redacted)"
-		}
-		settings[k] = v
-	}
 	info := Info{
 		Backend:          "docker",
 		Services:         len(d.services),
-		Settings:         settings,
+		Settings:         infoSettings(d.opts.Settings),
 		PostgresDurable:  true, // the images' default: fsync on
 		RedisPersistence: "aof " + d.opts.AppendFsync,
 	}
@@ -953,7 +844,7 @@ func (d *Docker) makeInfo(ctx context.Context) Info {
 		_ = conn.QueryRow(ctx, "SHOW server_version").Scan(&info.PostgresVersion)
 		conn.Close(ctx)
 	}
-	if s, err := redisCommand(ctx, d.redis.hostAddr(), "INFO", "server"); err == nil {
+	if s, err := devenv.RedisCommand(ctx, d.redis.hostAddr(), "INFO", "server"); err == nil {
 		for _, line := range strings.Split(s, "\n") {
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
 				info.RedisVersion = v
@@ -969,35 +860,16 @@ func (d *Docker) makeInfo(ctx context.Context) Info {
 // from the WAL at the next start) and waits until it has stopped. A paused
 // container is thawed first; killing a stopped node is a no-op.
 func (d *Docker) Kill(ctx context.Context, node string) error {
-	n, ctx, cancel, err := d.lookup(ctx, node)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	n.opMu.Lock()
-	defer n.opMu.Unlock()
-	return wrapNode(node, "kill", d.kill(ctx, n))
+	return d.onNode(ctx, node, func(ctx context.Context, n *dnode) error {
+		return wrapNode(node, "kill", d.kill(ctx, n))
+	})
 }
 
 // kill SIGKILLs n if it runs. The caller holds n.opMu.
 func (d *Docker) kill(ctx context.Context, n *dnode) error {
-	st, err := d.state(ctx, n)
-	if err != nil {
+	st, err := d.readyToStop(ctx, n)
+	if err != nil || !st.Running {
 		return err
-	}
-	if !st.Running {
-		return nil
-	}
-	if d.isService(n) {
-		d.sample(ctx, n)
-	}
-	if st.Paused {
-		if _, err := d.cli.ContainerUnpause(ctx, n.containerID(), client.ContainerUnpauseOptions{}); err != nil {
-			return err
-		}
-		n.mu.Lock()
-		n.holed = false
-		n.mu.Unlock()
 	}
 	if _, err := d.cli.ContainerKill(ctx, n.containerID(), client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
 		return err
@@ -1008,6 +880,28 @@ func (d *Docker) kill(ctx context.Context, n *dnode) error {
 	d.lifetimeEnded(n)
 	d.logf("env: %s killed", n.name)
 	return nil
+}
+
+// readyToStop returns n's state and, when n runs, prepares it to be
+// stopped: a service's usage is sampled a last time, and a paused container
+// is thawed. The caller holds n.opMu.
+func (d *Docker) readyToStop(ctx context.Context, n *dnode) (*container.State, error) {
+	st, err := d.state(ctx, n)
+	if err != nil || !st.Running {
+		return st, err
+	}
+	if d.isService(n) {
+		d.sample(ctx, n)
+	}
+	if st.Paused {
+		if _, err := d.cli.ContainerUnpause(ctx, n.containerID(), client.ContainerUnpauseOptions{}); err != nil {
+			return nil, err
+		}
+		n.mu.Lock()
+		n.holed = false
+		n.mu.Unlock()
+	}
+	return st, nil
 }
 
 // waitStopped waits until n's container is not running and returns its
@@ -1032,49 +926,33 @@ func (d *Docker) waitStopped(ctx context.Context, n *dnode) (int64, error) {
 // SHUTDOWN_TIMEOUT + 5 s; an error if it was needed or the service did not
 // exit 0). Terminating a stopped node is a no-op.
 func (d *Docker) Terminate(ctx context.Context, node string) error {
-	n, ctx, cancel, err := d.lookup(ctx, node)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	n.opMu.Lock()
-	defer n.opMu.Unlock()
-	grace := 30 * time.Second
-	if d.isService(n) {
-		grace = d.shutdown + 5*time.Second
-	}
-	start := time.Now()
-	code, err := d.terminate(ctx, n, grace)
-	if err != nil {
-		return wrapNode(node, "terminate", err)
-	}
-	if d.isService(n) && code != 0 {
-		return fmt.Errorf("env: terminate %s: exit code %d after SIGTERM%s", node, code, d.logTail(n))
-	}
-	d.logf("env: %s terminated in %v", node, time.Since(start).Round(time.Millisecond))
-	return nil
+	return d.onNode(ctx, node, func(ctx context.Context, n *dnode) error {
+		grace := 30 * time.Second
+		if d.isService(n) {
+			grace = d.shutdown + 5*time.Second
+		}
+		start := time.Now()
+		code, err := d.terminate(ctx, n, grace)
+		if err != nil {
+			return wrapNode(node, "terminate", err)
+		}
+		if d.isService(n) && code != 0 {
+			return fmt.Errorf("env: terminate %s: exit code %d after SIGTERM%s", node, code, d.logTail(n))
+		}
+		d.logf("env: %s terminated in %v", node, time.Since(start).Round(time.Millisecond))
+		return nil
+	})
 }
 
 // terminate stops n with its stop signal and returns the exit code; past
 // grace Docker kills it and terminate fails. The caller holds n.opMu.
 func (d *Docker) terminate(ctx context.Context, n *dnode, grace time.Duration) (int64, error) {
-	st, err := d.state(ctx, n)
+	st, err := d.readyToStop(ctx, n)
 	if err != nil {
 		return 0, err
 	}
 	if !st.Running {
 		return int64(st.ExitCode), nil
-	}
-	if d.isService(n) {
-		d.sample(ctx, n)
-	}
-	if st.Paused {
-		if _, err := d.cli.ContainerUnpause(ctx, n.containerID(), client.ContainerUnpauseOptions{}); err != nil {
-			return 0, err
-		}
-		n.mu.Lock()
-		n.holed = false
-		n.mu.Unlock()
 	}
 	signal := "SIGTERM"
 	if n == d.pg {
@@ -1100,47 +978,32 @@ func (d *Docker) terminate(ctx context.Context, n *dnode, grace time.Duration) (
 // it answers: a service GET /ready with 200, Redis PING (after loading its
 // AOF), PostgreSQL a connection and ping. Ports stay the same.
 func (d *Docker) Restart(ctx context.Context, node string) error {
-	n, ctx, cancel, err := d.lookup(ctx, node)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	n.opMu.Lock()
-	defer n.opMu.Unlock()
-	if err := d.kill(ctx, n); err != nil {
-		return wrapNode(node, "restart", err)
-	}
-	if _, err := d.cli.ContainerStart(ctx, n.containerID(), client.ContainerStartOptions{}); err != nil {
-		return wrapNode(node, "restart", err)
-	}
-	return d.waitReady(ctx, n)
+	return d.onNode(ctx, node, func(ctx context.Context, n *dnode) error {
+		if err := d.kill(ctx, n); err != nil {
+			return wrapNode(node, "restart", err)
+		}
+		if _, err := d.cli.ContainerStart(ctx, n.containerID(), client.ContainerStartOptions{}); err != nil {
+			return wrapNode(node, "restart", err)
+		}
+		return d.waitReady(ctx, n)
+	})
 }
 
 // Pause freezes node's container (docker pause). It fails if the node is
 // not running.
 func (d *Docker) Pause(ctx context.Context, node string) error {
-	n, ctx, cancel, err := d.lookup(ctx, node)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	n.opMu.Lock()
-	defer n.opMu.Unlock()
-	_, err = d.cli.ContainerPause(ctx, n.containerID(), client.ContainerPauseOptions{})
-	return wrapNode(node, "pause", err)
+	return d.onNode(ctx, node, func(ctx context.Context, n *dnode) error {
+		_, err := d.cli.ContainerPause(ctx, n.containerID(), client.ContainerPauseOptions{})
+		return wrapNode(node, "pause", err)
+	})
 }
 
 // Resume thaws a paused node (docker unpause).
 func (d *Docker) Resume(ctx context.Context, node string) error {
-	n, ctx, cancel, err := d.lookup(ctx, node)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	n.opMu.Lock()
-	defer n.opMu.Unlock()
-	_, err = d.cli.ContainerUnpause(ctx, n.containerID(), client.ContainerUnpauseOptions{})
-	return wrapNode(node, "resume", err)
+	return d.onNode(ctx, node, func(ctx context.Context, n *dnode) error {
+		_, err := d.cli.ContainerUnpause(ctx, n.containerID(), client.ContainerUnpauseOptions{})
+		return wrapNode(node, "resume", err)
+	})
 }
 
 // SetLink changes the path from the services to dep (redis or postgres):
@@ -1157,13 +1020,12 @@ func (d *Docker) SetLink(ctx context.Context, dep string, mode LinkMode, latency
 	if mode == LinkSlow {
 		return fmt.Errorf("env: SetLink %s: added latency needs tc in the container: %w", dep, ErrUnsupported)
 	}
-	n, ctx, cancel, err := d.lookup(ctx, dep)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	n.opMu.Lock()
-	defer n.opMu.Unlock()
+	return d.onNode(ctx, dep, func(ctx context.Context, n *dnode) error { return d.setLink(ctx, n, mode) })
+}
+
+// setLink is SetLink on dependency n. The caller holds n.opMu.
+func (d *Docker) setLink(ctx context.Context, n *dnode, mode LinkMode) error {
+	dep := n.name
 	n.mu.Lock()
 	cut, holed := n.cut, n.holed
 	n.mu.Unlock()
@@ -1227,7 +1089,7 @@ func (d *Docker) SetLink(ctx context.Context, dep string, mode LinkMode, latency
 func (d *Docker) Usage(node string) (cpuSeconds float64, peakRSS int64, err error) {
 	n := d.node(node)
 	if n == nil {
-		return 0, 0, fmt.Errorf("env: unknown node %q (nodes: %s)", node, strings.Join(d.Nodes(), ", "))
+		return 0, 0, unknownNode(node, d.Nodes())
 	}
 	if !d.isService(n) {
 		return 0, 0, fmt.Errorf("env: usage of %s: only service nodes are measured: %w", node, ErrUnsupported)
@@ -1313,8 +1175,7 @@ func (d *Docker) copyLogs(ctx context.Context, id string, w io.Writer, tail stri
 // containers (with their anonymous volumes) and the network; it also
 // removes anything else carrying this env's label. It is idempotent.
 func (d *Docker) Close() error {
-	d.closeOnce.Do(func() { d.closeErr = d.close() })
-	return d.closeErr
+	return d.closeOnce(d.close)
 }
 
 func (d *Docker) close() error {

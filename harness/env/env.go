@@ -14,6 +14,11 @@ package env
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -94,4 +99,121 @@ type Info struct {
 	RedisPersistence string `json:"redis_persistence,omitempty"`
 	// Proxied: the services reach Redis and PostgreSQL through fault proxies.
 	Proxied bool `json:"proxied,omitempty"`
+}
+
+// clone returns a copy of i that shares no map with it.
+func (i Info) clone() Info {
+	settings := i.Settings
+	i.Settings = make(map[string]string, len(settings))
+	for k, v := range settings {
+		i.Settings[k] = v
+	}
+	return i
+}
+
+// infoSettings are the service settings as Info reports them: LOG_LEVEL
+// (info unless set), no URLs, and secrets (TOKEN, SECRET, PASSWORD in the
+// name) redacted.
+func infoSettings(settings map[string]string) map[string]string {
+	out := map[string]string{"LOG_LEVEL": "info"}
+	for k, v := range settings {
+		switch {
+		case strings.HasSuffix(k, "_URL"):
+			continue
+		case strings.Contains(k, "TOKEN"), strings.Contains(k, "SECRET"), strings.Contains(k, "PASSWORD"):
+			v = "(redacted)"
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func unknownNode(node string, nodes []string) error {
+	return fmt.Errorf("env: unknown node %q (nodes: %s)", node, strings.Join(nodes, ", "))
+}
+
+// reservedSettings are chosen by the backend.
+var reservedSettings = []string{"APP_PORT", "DATABASE_URL", "REDIS_URL", "INSTANCE_ID"}
+
+// checkServices checks the options every backend has: at least one
+// service, and settings that are environment variable names the backend
+// does not choose itself. optsType names the options in errors.
+func checkServices(optsType, backend string, services int, settings map[string]string) error {
+	if services < 1 {
+		return fmt.Errorf("env: %s.Services = %d: need at least 1", optsType, services)
+	}
+	for k := range settings {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("env: invalid setting name %q", k)
+		}
+		for _, r := range reservedSettings {
+			if k == r {
+				return fmt.Errorf("env: setting %s is chosen by the %s backend and cannot be set", k, backend)
+			}
+		}
+	}
+	return nil
+}
+
+// makeRunDir creates dir if missing ("": a new temporary directory) and
+// returns its absolute path.
+func makeRunDir(dir string) (string, error) {
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "chronicle-run-"); err != nil {
+			return "", fmt.Errorf("env: create run directory: %w", err)
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("env: create run directory: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("env: run directory: %w", err)
+	}
+	return abs, nil
+}
+
+// lifetime is what the backends share from start to Close: a context that
+// Close cancels, which ends the operations in progress, the result of the
+// one close, and where lifecycle messages go.
+type lifetime struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	once     sync.Once // of the close
+	closeErr error
+	logTo    func(format string, args ...any) // may be nil
+}
+
+func (lt *lifetime) begin(logf func(format string, args ...any)) {
+	lt.ctx, lt.cancel = context.WithCancel(context.Background())
+	lt.logTo = logf
+}
+
+func (lt *lifetime) logf(format string, args ...any) {
+	if lt.logTo != nil {
+		lt.logTo(format, args...)
+	}
+}
+
+// opCtx returns ctx, also cancelled when the backend is closed.
+func (lt *lifetime) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(lt.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// startCtx is opCtx for a start, bounded by limit when ctx has no deadline.
+func (lt *lifetime) startCtx(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := lt.opCtx(ctx)
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, cancel
+	}
+	ctx, stop := context.WithTimeout(ctx, limit)
+	return ctx, func() { stop(); cancel() }
+}
+
+// closeOnce runs close the first time and returns its result every time.
+func (lt *lifetime) closeOnce(close func() error) error {
+	lt.once.Do(func() { lt.closeErr = close() })
+	return lt.closeErr
 }

@@ -67,10 +67,7 @@ type Local struct {
 	shutdown time.Duration // the services' SHUTDOWN_TIMEOUT
 	info     Info
 
-	ctx       context.Context // cancelled by Close: ends waits in progress
-	cancel    context.CancelFunc
-	closeOnce sync.Once
-	closeErr  error
+	lifetime
 }
 
 var _ Env = (*Local)(nil)
@@ -117,57 +114,32 @@ const closeGrace = 5 * time.Second
 // chronicleDB is the service's database.
 const chronicleDB = "chronicle"
 
-// reservedSettings are chosen by the backend.
-var reservedSettings = []string{"APP_PORT", "DATABASE_URL", "REDIS_URL", "INSTANCE_ID"}
-
 // StartLocal starts PostgreSQL, Redis and o.Services service instances and
 // returns once every instance answers GET /ready with 200. On failure
 // everything started is stopped again. The caller must Close the result.
 func StartLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
-	if o.Services < 1 {
-		return nil, fmt.Errorf("env: LocalOptions.Services = %d: need at least 1", o.Services)
-	}
-	for k := range o.Settings {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return nil, fmt.Errorf("env: invalid setting name %q", k)
-		}
-		for _, r := range reservedSettings {
-			if k == r {
-				return nil, fmt.Errorf("env: setting %s is chosen by the local backend and cannot be set", k)
-			}
-		}
+	if err := checkServices("LocalOptions", "local", o.Services, o.Settings); err != nil {
+		return nil, err
 	}
 	if o.Binary != "" {
 		if _, err := serviceBinary(ctx, o.Binary, nil, "", nil); err != nil {
 			return nil, fmt.Errorf("env: %w", err)
 		}
 	}
-	runDir := o.RunDir
-	if runDir == "" {
-		if runDir, err = os.MkdirTemp("", "chronicle-run-"); err != nil {
-			return nil, fmt.Errorf("env: create run directory: %w", err)
-		}
-	} else if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return nil, fmt.Errorf("env: create run directory: %w", err)
-	}
-	if runDir, err = filepath.Abs(runDir); err != nil {
-		return nil, fmt.Errorf("env: run directory: %w", err)
+	runDir, err := makeRunDir(o.RunDir)
+	if err != nil {
+		return nil, err
 	}
 
 	l := &Local{opts: o, runDir: runDir}
-	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.begin(o.Logf)
 	defer func() {
 		if err != nil {
 			l.Close()
 		}
 	}()
-	ctx, cancel := l.opCtx(ctx)
+	ctx, cancel := l.startCtx(ctx, 3*defaultWait)
 	defer cancel()
-	if _, ok := ctx.Deadline(); !ok {
-		var c context.CancelFunc
-		ctx, c = context.WithTimeout(ctx, 3*defaultWait)
-		defer c()
-	}
 
 	// The build and the two servers start concurrently.
 	var (
@@ -251,19 +223,6 @@ func StartLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
 	return l, nil
 }
 
-// opCtx returns ctx, also cancelled when the Local is closed.
-func (l *Local) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(l.ctx, cancel)
-	return ctx, func() { stop(); cancel() }
-}
-
-func (l *Local) logf(format string, args ...any) {
-	if l.opts.Logf != nil {
-		l.opts.Logf(format, args...)
-	}
-}
-
 // Targets are the service base URLs, "http://127.0.0.1:PORT", in node order.
 func (l *Local) Targets() []string {
 	t := make([]string, len(l.services))
@@ -295,14 +254,7 @@ func (l *Local) Nodes() []string {
 }
 
 // Info describes the environment.
-func (l *Local) Info() Info {
-	info := l.info
-	info.Settings = make(map[string]string, len(l.info.Settings))
-	for k, v := range l.info.Settings {
-		info.Settings[k] = v
-	}
-	return info
-}
+func (l *Local) Info() Info { return l.info.clone() }
 
 func (l *Local) makeInfo() Info {
 	persistence := "aof " + l.opts.AppendFsync
@@ -312,22 +264,12 @@ func (l *Local) makeInfo() Info {
 	if l.opts.NoAOF {
 		persistence = "none"
 	}
-	settings := map[string]string{"LOG_LEVEL": "info"}
-	for k, v := range l.opts.Settings {
-		switch {
-		case strings.HasSuffix(k, "_URL"):
-			continue
-		case strings.Contains(k, "TOKEN"), strings.Contains(k, "SECRET"), strings.Contains(k, "PASSWORD"):
-			v = "(redacted)"
-		}
-		settings[k] = v
-	}
 	return Info{
 		Backend:          "local",
 		Services:         len(l.services),
 		PostgresVersion:  l.pg.Version(),
 		RedisVersion:     l.redis.Version(),
-		Settings:         settings,
+		Settings:         infoSettings(l.opts.Settings),
 		PostgresDurable:  l.opts.Durable,
 		RedisPersistence: persistence,
 		Proxied:          l.opts.Proxy,
@@ -384,16 +326,15 @@ func (l *Local) svc(node string) *service {
 	return nil
 }
 
-func (l *Local) unknown(node string) error {
-	return fmt.Errorf("env: unknown node %q (nodes: %s)", node, strings.Join(l.Nodes(), ", "))
-}
+func (l *Local) unknown(node string) error { return unknownNode(node, l.Nodes()) }
 
 var errClosed = errors.New("env: the environment is closed")
 
-// Kill: SIGKILL to a service's process group (then reaped), SIGKILL to
-// Redis, an immediate shutdown (no checkpoint) of PostgreSQL. Killing a
-// stopped node is a no-op.
-func (l *Local) Kill(ctx context.Context, node string) error {
+// onNode runs operation op on node, with ctx also cancelled by Close: redis
+// or pg on Redis or PostgreSQL (their errors wrapped with op and the node),
+// svc on a service instance, holding its opMu.
+func (l *Local) onNode(ctx context.Context, node, op string, redis, pg func(context.Context) error,
+	svc func(context.Context, *service) error) error {
 	if l.ctx.Err() != nil {
 		return errClosed
 	}
@@ -401,9 +342,9 @@ func (l *Local) Kill(ctx context.Context, node string) error {
 	defer cancel()
 	switch node {
 	case Redis:
-		return wrapNode(node, "kill", l.redis.Kill())
+		return wrapNode(node, op, redis(ctx))
 	case Postgres:
-		return wrapNode(node, "kill", l.pg.StopImmediate(ctx))
+		return wrapNode(node, op, pg(ctx))
 	}
 	s := l.svc(node)
 	if s == nil {
@@ -411,126 +352,108 @@ func (l *Local) Kill(ctx context.Context, node string) error {
 	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	if p := s.current(); p != nil && !p.exited() {
-		if err := killProc(ctx, p); err != nil {
-			return wrapNode(node, "kill", err)
-		}
-		l.logf("env: %s killed (pid %d)", node, p.pid)
-	}
-	return nil
+	return svc(ctx, s)
+}
+
+// Kill: SIGKILL to a service's process group (then reaped), SIGKILL to
+// Redis, an immediate shutdown (no checkpoint) of PostgreSQL. Killing a
+// stopped node is a no-op.
+func (l *Local) Kill(ctx context.Context, node string) error {
+	return l.onNode(ctx, node, "kill",
+		func(context.Context) error { return l.redis.Kill() },
+		l.pg.StopImmediate,
+		func(ctx context.Context, s *service) error {
+			if p := s.current(); p != nil && !p.exited() {
+				if err := killProc(ctx, p); err != nil {
+					return wrapNode(node, "kill", err)
+				}
+				l.logf("env: %s killed (pid %d)", node, p.pid)
+			}
+			return nil
+		})
 }
 
 // Terminate stops a node gracefully and waits for it: SIGTERM to a service
 // (an error if it does not exit 0 within SHUTDOWN_TIMEOUT + 5 s; it is then
 // killed), a graceful stop of Redis, a fast shutdown of PostgreSQL.
 func (l *Local) Terminate(ctx context.Context, node string) error {
-	if l.ctx.Err() != nil {
-		return errClosed
-	}
-	ctx, cancel := l.opCtx(ctx)
-	defer cancel()
-	switch node {
-	case Redis:
-		return wrapNode(node, "terminate", l.redis.Stop(ctx))
-	case Postgres:
-		return wrapNode(node, "terminate", l.pg.Stop(ctx))
-	}
-	s := l.svc(node)
-	if s == nil {
-		return l.unknown(node)
-	}
-	s.opMu.Lock()
-	defer s.opMu.Unlock()
-	p := s.current()
-	if p == nil || p.exited() {
-		return nil
-	}
-	limit := l.shutdown + 5*time.Second
-	start := time.Now()
-	if err := terminateProc(ctx, p, limit); err != nil {
-		return fmt.Errorf("env: terminate %s: %w%s", node, err, tail(s.logPath, p.offset))
-	}
-	if !p.state.Success() {
-		return fmt.Errorf("env: terminate %s: %s after SIGTERM (exit code %d)%s", node, p.state, p.state.ExitCode(), tail(s.logPath, p.offset))
-	}
-	l.logf("env: %s terminated in %v", node, time.Since(start).Round(time.Millisecond))
-	return nil
+	return l.onNode(ctx, node, "terminate", l.redis.Stop, l.pg.Stop,
+		func(ctx context.Context, s *service) error {
+			p := s.current()
+			if p == nil || p.exited() {
+				return nil
+			}
+			limit := l.shutdown + 5*time.Second
+			start := time.Now()
+			if err := terminateProc(ctx, p, limit); err != nil {
+				return fmt.Errorf("env: terminate %s: %w%s", node, err, tail(s.logPath, p.offset))
+			}
+			if !p.state.Success() {
+				return fmt.Errorf("env: terminate %s: %s after SIGTERM (exit code %d)%s", node, p.state, p.state.ExitCode(), tail(s.logPath, p.offset))
+			}
+			l.logf("env: %s terminated in %v", node, time.Since(start).Round(time.Millisecond))
+			return nil
+		})
 }
 
 // Restart starts a node again (killing it first if it runs) and returns
 // once it is ready: a service answers /ready with 200, Redis has loaded its
 // AOF, PostgreSQL accepts connections.
 func (l *Local) Restart(ctx context.Context, node string) error {
-	if l.ctx.Err() != nil {
-		return errClosed
-	}
-	ctx, cancel := l.opCtx(ctx)
-	defer cancel()
-	switch node {
-	case Redis:
-		if l.redis.PID() != 0 {
-			if err := l.redis.Kill(); err != nil {
-				return wrapNode(node, "restart", err)
+	return l.onNode(ctx, node, "restart",
+		func(ctx context.Context) error {
+			if l.redis.PID() != 0 {
+				if err := l.redis.Kill(); err != nil {
+					return err
+				}
 			}
-		}
-		return wrapNode(node, "restart", l.redis.Start(ctx))
-	case Postgres:
-		if l.pg.PID() != 0 {
-			if err := l.pg.StopImmediate(ctx); err != nil {
-				return wrapNode(node, "restart", err)
+			return l.redis.Start(ctx)
+		},
+		func(ctx context.Context) error {
+			if l.pg.PID() != 0 {
+				if err := l.pg.StopImmediate(ctx); err != nil {
+					return err
+				}
 			}
-		}
-		return wrapNode(node, "restart", l.pg.Start(ctx))
-	}
-	s := l.svc(node)
-	if s == nil {
-		return l.unknown(node)
-	}
-	s.opMu.Lock()
-	defer s.opMu.Unlock()
-	if p := s.current(); p != nil && !p.exited() {
-		if err := killProc(ctx, p); err != nil {
-			return wrapNode(node, "restart", err)
-		}
-	}
-	return l.startService(ctx, s, false)
+			return l.pg.Start(ctx)
+		},
+		func(ctx context.Context, s *service) error {
+			if p := s.current(); p != nil && !p.exited() {
+				if err := killProc(ctx, p); err != nil {
+					return wrapNode(node, "restart", err)
+				}
+			}
+			return l.startService(ctx, s, false)
+		})
 }
 
 // Pause freezes a node with SIGSTOP (a service's process group; devenv's
 // Pause for Redis and PostgreSQL). It fails if the node is not running.
 func (l *Local) Pause(ctx context.Context, node string) error {
-	return l.signalNode(node, "pause", syscall.SIGSTOP, (*devenv.Redis).Pause, (*devenv.Postgres).Pause)
+	return l.signalNode(ctx, node, "pause", syscall.SIGSTOP, l.redis.Pause, l.pg.Pause)
 }
 
 // Resume thaws a paused node with SIGCONT.
 func (l *Local) Resume(ctx context.Context, node string) error {
-	return l.signalNode(node, "resume", syscall.SIGCONT, (*devenv.Redis).Resume, (*devenv.Postgres).Resume)
+	return l.signalNode(ctx, node, "resume", syscall.SIGCONT, l.redis.Resume, l.pg.Resume)
 }
 
-func (l *Local) signalNode(node, op string, sig syscall.Signal, rdb func(*devenv.Redis) error, pg func(*devenv.Postgres) error) error {
-	if l.ctx.Err() != nil {
-		return errClosed
-	}
-	switch node {
-	case Redis:
-		return wrapNode(node, op, rdb(l.redis))
-	case Postgres:
-		return wrapNode(node, op, pg(l.pg))
-	}
-	s := l.svc(node)
-	if s == nil {
-		return l.unknown(node)
-	}
-	s.opMu.Lock()
-	defer s.opMu.Unlock()
-	p := s.current()
-	if p == nil || p.exited() {
-		return fmt.Errorf("env: %s %s: not running", op, node)
-	}
-	if err := syscall.Kill(-p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("env: %s %s: %w", op, node, err)
-	}
-	return nil
+// signalNode sends sig to a service's process group; redis and pg do the
+// same for Redis and PostgreSQL.
+func (l *Local) signalNode(ctx context.Context, node, op string, sig syscall.Signal, redis, pg func() error) error {
+	return l.onNode(ctx, node, op,
+		func(context.Context) error { return redis() },
+		func(context.Context) error { return pg() },
+		func(_ context.Context, s *service) error {
+			p := s.current()
+			if p == nil || p.exited() {
+				return fmt.Errorf("env: %s %s: not running", op, node)
+			}
+			if err := syscall.Kill(-p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return fmt.Errorf("env: %s %s: %w", op, node, err)
+			}
+			return nil
+		})
 }
 
 // SetLink sets the fault proxy between the services and dep (redis or
@@ -811,10 +734,7 @@ func terminateProc(ctx context.Context, p *svcProc, limit time.Duration) error {
 // Redis and PostgreSQL, and leaves every log in RunDir (postgres.log and
 // redis.log are copied there, as devenv removes its directories). It is
 // idempotent.
-func (l *Local) Close() error {
-	l.closeOnce.Do(func() { l.closeErr = l.close() })
-	return l.closeErr
-}
+func (l *Local) Close() error { return l.closeOnce(l.close) }
 
 func (l *Local) close() error {
 	l.cancel()

@@ -145,9 +145,7 @@ func TestProxyPassThrough(t *testing.T) {
 	echo := startEcho(t)
 	p := startProxy(t, echo.addr())
 	c := dial(t, p.Addr())
-	if err := roundTrip(c, "hello", 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	mustRoundTrip(t, c, "hello", 2*time.Second)
 
 	// 4 MiB both ways at once, then a half-close: every byte comes back in
 	// order and the close travels through.
@@ -180,12 +178,8 @@ func TestProxyCut(t *testing.T) {
 	echo := startEcho(t)
 	p := startProxy(t, echo.addr())
 	before := dial(t, p.Addr())
-	if err := roundTrip(before, "a", 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.SetMode(LinkCut, 0); err != nil {
-		t.Fatal(err)
-	}
+	mustRoundTrip(t, before, "a", 2*time.Second)
+	setMode(t, p, LinkCut, 0)
 	if n := p.Conns(); n != 0 {
 		t.Errorf("%d connections open after the cut", n)
 	}
@@ -194,13 +188,9 @@ func TestProxyCut(t *testing.T) {
 	during := dial(t, p.Addr())
 	expectClosed(t, during, time.Second)
 
-	if err := p.SetMode(LinkOK, 0); err != nil {
-		t.Fatal(err)
-	}
+	setMode(t, p, LinkOK, 0)
 	after := dial(t, p.Addr())
-	if err := roundTrip(after, "healed", 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	mustRoundTrip(t, after, "healed", 2*time.Second)
 }
 
 func TestProxyBlackhole(t *testing.T) {
@@ -208,12 +198,8 @@ func TestProxyBlackhole(t *testing.T) {
 	echo := startEcho(t)
 	p := startProxy(t, echo.addr())
 	before := dial(t, p.Addr())
-	if err := roundTrip(before, "a", 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.SetMode(LinkBlackhole, 0); err != nil {
-		t.Fatal(err)
-	}
+	mustRoundTrip(t, before, "a", 2*time.Second)
+	setMode(t, p, LinkBlackhole, 0)
 	if _, err := io.WriteString(before, "held"); err != nil {
 		t.Fatal(err)
 	}
@@ -225,9 +211,7 @@ func TestProxyBlackhole(t *testing.T) {
 	expectStalled(t, during, 300*time.Millisecond)
 
 	// Healing delivers what was held, in order, on both connections.
-	if err := p.SetMode(LinkOK, 0); err != nil {
-		t.Fatal(err)
-	}
+	setMode(t, p, LinkOK, 0)
 	for _, tc := range []struct {
 		c    net.Conn
 		want string
@@ -237,9 +221,7 @@ func TestProxyBlackhole(t *testing.T) {
 		if _, err := io.ReadFull(tc.c, buf); err != nil || string(buf) != tc.want {
 			t.Fatalf("after heal: %q, %v; want %q", buf, err, tc.want)
 		}
-		if err := roundTrip(tc.c, "more", 2*time.Second); err != nil {
-			t.Fatal(err)
-		}
+		mustRoundTrip(t, tc.c, "more", 2*time.Second)
 	}
 }
 
@@ -250,16 +232,12 @@ func TestProxySlow(t *testing.T) {
 	p := startProxy(t, echo.addr())
 	conns := []net.Conn{dial(t, p.Addr()), dial(t, p.Addr())}
 	for _, c := range conns {
-		if err := roundTrip(c, "warm", 2*time.Second); err != nil {
-			t.Fatal(err)
-		}
+		mustRoundTrip(t, c, "warm", 2*time.Second)
 	}
 	if err := p.SetMode(LinkSlow, 0); err == nil {
 		t.Error("LinkSlow without latency accepted")
 	}
-	if err := p.SetMode(LinkSlow, latency); err != nil {
-		t.Fatal(err)
-	}
+	setMode(t, p, LinkSlow, latency)
 	if m, l := p.Mode(); m != LinkSlow || l != latency {
 		t.Errorf("Mode() = %s, %v", m, l)
 	}
@@ -292,13 +270,9 @@ func TestProxySlow(t *testing.T) {
 		t.Errorf("two concurrent round trips took %v: connections delayed each other", total)
 	}
 
-	if err := p.SetMode(LinkOK, 0); err != nil {
-		t.Fatal(err)
-	}
+	setMode(t, p, LinkOK, 0)
 	t0 := time.Now()
-	if err := roundTrip(conns[0], "fast", 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	mustRoundTrip(t, conns[0], "fast", 2*time.Second)
 	if d := time.Since(t0); d >= latency {
 		t.Errorf("round trip after heal took %v", d)
 	}
@@ -323,12 +297,8 @@ func TestProxyUpstreamDownAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	held := dial(t, q.Addr())
-	if err := roundTrip(held, "x", 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := q.SetMode(LinkBlackhole, 0); err != nil {
-		t.Fatal(err)
-	}
+	mustRoundTrip(t, held, "x", 2*time.Second)
+	setMode(t, q, LinkBlackhole, 0)
 	if _, err := io.WriteString(held, "stuck"); err != nil {
 		t.Fatal(err)
 	}
@@ -344,6 +314,22 @@ func TestProxyUpstreamDownAndClose(t *testing.T) {
 	}
 	if err := p.SetMode("flaky", 0); err == nil {
 		t.Error("unknown mode accepted")
+	}
+}
+
+// mustRoundTrip is roundTrip, failing the test on an error.
+func mustRoundTrip(t *testing.T, c net.Conn, msg string, d time.Duration) {
+	t.Helper()
+	if err := roundTrip(c, msg, d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setMode is p.SetMode, failing the test on an error.
+func setMode(t *testing.T, p *Proxy, mode LinkMode, latency time.Duration) {
+	t.Helper()
+	if err := p.SetMode(mode, latency); err != nil {
+		t.Fatal(err)
 	}
 }
 

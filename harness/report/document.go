@@ -67,55 +67,25 @@ var makers = map[string]string{
 // directory; Regenerate sets it relative to the document.
 func LoadInputs(resultsDir string) (Inputs, error) {
 	in := Inputs{ResultsDir: filepath.ToSlash(filepath.Clean(resultsDir))}
-	exists := func(name string) (string, bool, error) {
-		p := filepath.Join(resultsDir, name)
-		_, err := os.Stat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return p, false, nil
-		case err != nil:
-			return p, false, fmt.Errorf("report: %w", err)
-		}
-		return p, true, nil
-	}
-	if p, ok, err := exists("bench.json"); err != nil {
+	var err error
+	if in.Bench, err = loadOptional(resultsDir, "bench.json", ReadBench); err != nil {
 		return in, err
-	} else if ok {
-		b, err := ReadBench(p)
-		if err != nil {
-			return in, err
-		}
-		in.Bench = &b
 	}
-	if p, ok, err := exists("verify.json"); err != nil {
+	if in.Verify, err = loadOptional(resultsDir, "verify.json", ReadVerify); err != nil {
 		return in, err
-	} else if ok {
-		v, err := ReadVerify(p)
-		if err != nil {
-			return in, err
-		}
-		in.Verify = &v
 	}
-	if p, ok, err := exists("properties.json"); err != nil {
+	ps, err := loadOptional(resultsDir, "properties.json", ReadProperties)
+	if err != nil {
 		return in, err
-	} else if ok {
-		ps, err := ReadProperties(p)
-		if err != nil {
-			return in, err
-		}
+	}
+	if ps != nil {
 		in.Properties = ps.Properties
 		if in.Properties == nil {
 			in.Properties = []Property{}
 		}
 	}
-	if p, ok, err := exists("repo.json"); err != nil {
+	if in.Repo, err = loadOptional(resultsDir, "repo.json", ReadRepo); err != nil {
 		return in, err
-	} else if ok {
-		r, err := ReadRepo(p)
-		if err != nil {
-			return in, err
-		}
-		in.Repo = &r
 	}
 	entries, err := os.ReadDir(filepath.Join(resultsDir, "plots"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -127,6 +97,22 @@ func LoadInputs(resultsDir string) (Inputs, error) {
 		}
 	}
 	return in, nil
+}
+
+// loadOptional reads dir/name with read, or returns nil when it does not
+// exist.
+func loadOptional[T any](dir, name string, read func(path string) (T, error)) (*T, error) {
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	v, err := read(p)
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // Sections renders every generated section (keyed by the names in
@@ -275,29 +261,7 @@ func (d docCtx) benchSummary() string {
 		md.para("_%s holds no scenario._", codeSpan(d.file("bench.json")))
 		return string(md.bytes())
 	}
-	t := table{
-		head:  []string{"Scenario", "Mode", "Events/s", "Req/s", "HTTP p50", "HTTP p95", "HTTP p99", "Commit p50", "Commit p99", "CPU s", "Peak RSS MiB", "Valid"},
-		align: "llrrrrrrrrrl",
-	}
-	var invalid []string
-	for _, s := range d.in.Bench.Scenarios {
-		row := []string{d.link(s, "bench.md"), esc(orDash(s.Mode))}
-		if p := s.Perf; p != nil {
-			row = append(row, fmtRate(p.EventsPerSec), fmtReqRate(p.RequestsPerSec),
-				fmtPct(p.HTTP, p.HTTP.P50), fmtPct(p.HTTP, p.HTTP.P95), fmtPct(p.HTTP, p.HTTP.P99),
-				fmtPct(p.Commit, p.Commit.P50), fmtPct(p.Commit, p.Commit.P99),
-				fixed(p.CPUSeconds, 1), fixed(p.PeakRSSMiB, 1))
-		} else {
-			for range 9 {
-				row = append(row, dash)
-			}
-		}
-		row = append(row, verdict(s))
-		t.add(row...)
-		if verdict(s) != "valid" {
-			invalid = append(invalid, d.link(s, "bench.md"))
-		}
-	}
+	t, invalid := summaryTable(d.in.Bench.Scenarios, false, func(s Scenario) string { return d.link(s, "bench.md") })
 	md.table(t)
 	md.para("Latencies in ms (HTTP: at the load generator; commit: publish to row committed); a dash means not measured. "+
 		"Details per scenario in [%s](%s).", esc(d.file("bench.md")), d.file("bench.md"))
@@ -308,21 +272,14 @@ func (d docCtx) benchSummary() string {
 }
 
 // originalRows are the original design's published figures (a bench
-// scenario's `published:` keys) and our counterparts.
-var originalRows = []struct {
-	key, label string
-	ours       func(*Perf) float64
-	format     func(float64) string
-}{
-	{"events_per_second", "Events/s", func(p *Perf) float64 { return p.EventsPerSec }, fmtRate},
-	{"p50_ms", "HTTP p50 (ms)", func(p *Perf) float64 { return p.HTTP.P50 }, fmtMS},
-	{"p90_ms", "HTTP p90 (ms)", func(p *Perf) float64 { return p.HTTP.P90 }, fmtMS},
-	{"p95_ms", "HTTP p95 (ms)", func(p *Perf) float64 { return p.HTTP.P95 }, fmtMS},
-	{"max_ms", "HTTP max (ms)", func(p *Perf) float64 { return p.HTTP.Max }, fmtMS},
-	{"error_rate", "Error rate", func(p *Perf) float64 { return p.ErrorRate }, fmtPercent},
-	{"events_total", "Events acknowledged", func(p *Perf) float64 { return float64(p.EventsAcked) }, func(v float64) string { return fixed(v, 0) }},
-	{"seconds_total", "Duration (s)", func(p *Perf) float64 { return p.Seconds }, fmtSec},
-}
+// scenario's `published:` keys) and our counterparts: those a bench.md
+// section compares, and two more.
+var originalRows = append(slices.Clip(publishedRows),
+	publishedRow{"events_total", "Events acknowledged", func(p *Perf) float64 { return float64(p.EventsAcked) }, fixed0},
+	publishedRow{"seconds_total", "Duration (s)", func(p *Perf) float64 { return p.Seconds }, fmtSec},
+)
+
+func fixed0(v float64) string { return fixed(v, 0) }
 
 // testFilesKey is the published key of the original's number of test files.
 const testFilesKey = "test_files"
@@ -349,39 +306,21 @@ func (d docCtx) original() string {
 			origTests, hasOrigTests = v, true
 		}
 		for _, r := range originalRows {
-			orig, ok := s.Published[r.key]
-			if !ok {
-				continue
-			}
-			oursS, ratioS := dash, dash
-			if s.Perf != nil {
-				ours := r.ours(s.Perf)
-				oursS, ratioS = r.format(ours), fmtRatio(ratio(ours, orig))
-			}
-			t.add(r.label+" ("+esc(s.Name)+")", r.format(orig), oursS, ratioS)
-		}
-		var extra []string
-		for k := range s.Published {
-			if !known[k] {
-				extra = append(extra, k)
+			if _, ok := s.Published[r.key]; ok {
+				origS, oursS, ratioS := r.cells(*s)
+				t.add(r.label+" ("+esc(s.Name)+")", origS, oursS, ratioS)
 			}
 		}
-		slices.Sort(extra)
-		for _, k := range extra {
+		for _, k := range unknownKeys(s.Published, known) {
 			t.add(code(k)+" ("+esc(s.Name)+")", fixed(s.Published[k], 2), dash, dash)
 		}
 	}
 	if hasOrigTests || d.in.Repo != nil {
-		origS, oursS, ratioS := dash, dash, dash
-		if hasOrigTests {
-			origS = fixed(origTests, 0)
-		}
+		var ours float64
 		if d.in.Repo != nil {
-			oursS = fmtCount(int64(d.in.Repo.TestFiles))
-			if hasOrigTests {
-				ratioS = fmtRatio(ratio(float64(d.in.Repo.TestFiles), origTests))
-			}
+			ours = float64(d.in.Repo.TestFiles)
 		}
+		origS, oursS, ratioS := versusCells(origTests, hasOrigTests, ours, d.in.Repo != nil, fixed0)
 		t.add("Test files", origS, oursS, ratioS)
 	}
 	if len(t.rows) == 0 {
@@ -403,7 +342,10 @@ func (d docCtx) original() string {
 	return string(md.bytes())
 }
 
-func (d docCtx) search(name string) string {
+// scenarioSection renders a section on bench scenario name: the notes on
+// its run, then what body writes. Without bench.json or the scenario it is
+// a notice.
+func (d docCtx) scenarioSection(name string, body func(md *mdWriter, s *Scenario)) string {
 	if d.in.Bench == nil {
 		return d.missing("bench.json")
 	}
@@ -413,6 +355,36 @@ func (d docCtx) search(name string) string {
 	}
 	var md mdWriter
 	d.notes(&md, s)
+	body(&md, s)
+	return string(md.bytes())
+}
+
+// comparison renders a section comparing the bench scenarios names: what
+// body writes about those found (when any is), the notes on their runs,
+// then a notice per scenario not found. Without bench.json it is a notice.
+func (d docCtx) comparison(names []string, body func(md *mdWriter, found []*Scenario)) string {
+	if d.in.Bench == nil {
+		return d.missing("bench.json")
+	}
+	found, notices := d.present(names...)
+	var md mdWriter
+	if len(found) > 0 {
+		body(&md, found)
+	}
+	d.notes(&md, found...)
+	for _, n := range notices {
+		md.para("%s", n)
+	}
+	return string(md.bytes())
+}
+
+func (d docCtx) search(name string) string {
+	return d.scenarioSection(name, writeSearch)
+}
+
+// writeSearch writes a rate search's steps and outcome, its measured run
+// and its baseline.
+func writeSearch(md *mdWriter, s *Scenario) {
 	if len(s.Steps) > 0 {
 		t := table{head: []string{"Offered req/s", "Achieved req/s", "Events/s", "HTTP p99 (ms)", "Backlog growth", "Pass"}, align: "rrrrrl"}
 		for _, st := range s.Steps {
@@ -427,15 +399,7 @@ func (d docCtx) search(name string) string {
 	} else {
 		md.para("_%s recorded no rate-search step._", esc(s.Name))
 	}
-	bound := ""
-	if s.SearchBoundMS > 0 {
-		bound = " (bound: HTTP p99 at most " + fmtMS(s.SearchBoundMS) + " ms, no backlog growth)"
-	}
-	if s.BestRate > 0 {
-		md.para("Highest passing rate: %s requests/s%s.", fmtReqRate(s.BestRate), bound)
-	} else if len(s.Steps) > 0 {
-		md.para("No rate passed%s.", bound)
-	}
+	writeSearchOutcome(md, *s)
 	if p := s.Perf; p != nil {
 		if s.BestRate > 0 {
 			md.para("The measured run, at the highest passing rate:")
@@ -467,30 +431,20 @@ func (d docCtx) search(name string) string {
 		t.add("Service / raw PostgreSQL (events/s)", fmtRatio(bl.Ratio))
 		md.table(t)
 	}
-	return string(md.bytes())
 }
 
 func (d docCtx) stress() string {
-	const name = "stress-20k"
-	if d.in.Bench == nil {
-		return d.missing("bench.json")
-	}
-	s := d.benchScenario(name)
-	if s == nil {
-		return d.noScenario(name)
-	}
-	var md mdWriter
-	d.notes(&md, s)
-	if p := s.Perf; p != nil {
-		t := table{head: []string{"Measure", "Value"}, align: "lr"}
-		t.add("Event copies acknowledged", fmtCount(p.EventsAcked))
-		t.add("Distinct events stored", fmtCount(p.RowsStored))
-		t.add("First request to last commit (s)", fmtSec(p.FirstToLastCommit))
-		t.add("Acknowledged events/s (first request to last answer)", fmtRate(p.EventsPerSec))
-		t.add("Stored events/s (first request to last commit)", fmtRate(p.RowsPerSec))
-		md.table(t)
-	}
-	return string(md.bytes())
+	return d.scenarioSection("stress-20k", func(md *mdWriter, s *Scenario) {
+		if p := s.Perf; p != nil {
+			t := table{head: []string{"Measure", "Value"}, align: "lr"}
+			t.add("Event copies acknowledged", fmtCount(p.EventsAcked))
+			t.add("Distinct events stored", fmtCount(p.RowsStored))
+			t.add("First request to last commit (s)", fmtSec(p.FirstToLastCommit))
+			t.add("Acknowledged events/s (first request to last answer)", fmtRate(p.EventsPerSec))
+			t.add("Stored events/s (first request to last commit)", fmtRate(p.RowsPerSec))
+			md.table(t)
+		}
+	})
 }
 
 // present splits names into the bench scenarios found and a notice per
@@ -539,12 +493,7 @@ func latencyCell(s *Scenario, p func(*Perf) Percentiles, f func(*Perf) float64) 
 func httpOf(p *Perf) Percentiles { return p.HTTP }
 
 func (d docCtx) scaling() string {
-	if d.in.Bench == nil {
-		return d.missing("bench.json")
-	}
-	found, notices := d.present("scale-1", "scale-2", "scale-3")
-	var md mdWriter
-	if len(found) > 0 {
+	return d.comparison([]string{"scale-1", "scale-2", "scale-3"}, func(md *mdWriter, found []*Scenario) {
 		base := d.benchScenario("scale-1")
 		t := table{head: []string{"Scenario", "Instances", "Events/s", "HTTP p99 (ms)", "CPU s", "Peak RSS MiB", "Speedup (events/s vs scale-1)"},
 			align: "lrrrrrr"}
@@ -560,21 +509,11 @@ func (d docCtx) scaling() string {
 		}
 		md.table(t)
 		md.para("CPU s and peak RSS are of the service processes.")
-	}
-	d.notes(&md, found...)
-	for _, n := range notices {
-		md.para("%s", n)
-	}
-	return string(md.bytes())
+	})
 }
 
 func (d docCtx) aof() string {
-	if d.in.Bench == nil {
-		return d.missing("bench.json")
-	}
-	found, notices := d.present("aof-everysec", "aof-always")
-	var md mdWriter
-	if len(found) > 0 {
+	return d.comparison([]string{"aof-everysec", "aof-always"}, func(md *mdWriter, found []*Scenario) {
 		t := table{head: []string{"Scenario", "Redis appendfsync", "Events/s", "HTTP p50 (ms)", "HTTP p99 (ms)"}, align: "llrrr"}
 		for _, s := range found {
 			t.add(d.link(*s, "bench.md"), code(strings.TrimPrefix(s.Name, "aof-")), perfCell(s, events, fmtRate),
@@ -588,21 +527,11 @@ func (d docCtx) aof() string {
 				fmtRatio(ratio(perfOf(al, httpP50), perfOf(ev, httpP50))),
 				fmtRatio(ratio(perfOf(al, httpP99), perfOf(ev, httpP99))))
 		}
-	}
-	d.notes(&md, found...)
-	for _, n := range notices {
-		md.para("%s", n)
-	}
-	return string(md.bytes())
+	})
 }
 
 func (d docCtx) upsert() string {
-	if d.in.Bench == nil {
-		return d.missing("bench.json")
-	}
-	found, notices := d.present("upsert-unnest", "upsert-copy")
-	var md mdWriter
-	if len(found) > 0 {
+	return d.comparison([]string{"upsert-unnest", "upsert-copy"}, func(md *mdWriter, found []*Scenario) {
 		t := table{head: []string{"Scenario", "Method", "Events/s", "First request to last commit (s)", "Stored events/s"}, align: "llrrr"}
 		for _, s := range found {
 			method := s.Environment.Settings["UPSERT_METHOD"]
@@ -620,12 +549,7 @@ func (d docCtx) upsert() string {
 				fmtRatio(ratio(perfOf(cp, events), perfOf(un, events))),
 				fmtRatio(ratio(perfOf(cp, firstToLast), perfOf(un, firstToLast))))
 		}
-	}
-	d.notes(&md, found...)
-	for _, n := range notices {
-		md.para("%s", n)
-	}
-	return string(md.bytes())
+	})
 }
 
 func (d docCtx) verify() string {
@@ -714,17 +638,7 @@ func (d docCtx) planted() string {
 		return string(md.bytes())
 	}
 	t := table{head: []string{"Planted bug", "What it is", "Scenario", "Caught", "What the checker reported"}, align: "lllll"}
-	var missed []string
-	for _, b := range v.PlantedBugs {
-		reported := dash
-		if len(b.Violations) > 0 {
-			reported = esc(shorten(strings.Join(b.Violations, "; "), plantedLen))
-		}
-		t.add(code(b.Bug), esc(orDash(b.What)), esc(orDash(b.Scenario)), yesNo(b.Caught), reported)
-		if !b.Caught {
-			missed = append(missed, code(b.Bug))
-		}
-	}
+	missed := addPlantedRows(&t, v.PlantedBugs, plantedLen)
 	md.table(t)
 	caught := len(v.PlantedBugs) - len(missed)
 	if len(missed) > 0 {
@@ -749,31 +663,11 @@ func (d docCtx) properties() string {
 	t := table{head: []string{"Property", "Bug", "Checks", "Failed", "Verdict", "Shrunk steps", "Example"}, align: "llrllrl"}
 	var bad []string
 	for _, p := range ps {
-		bug, v := "none", "pass"
-		if p.Bug != "" {
-			bug = code(p.Bug)
-			v = "caught"
-			if !p.Failed {
-				v = "**NOT caught**"
-				bad = append(bad, p.Property+" with "+p.Bug)
-			}
-		} else if p.Failed {
-			v = "**FAILED**"
-			bad = append(bad, p.Property)
+		c := propertyCellsOf(p)
+		if c.unexpected != "" {
+			bad = append(bad, c.unexpected)
 		}
-		failed := "no"
-		if p.Failed {
-			failed = "yes"
-		}
-		shrunk := dash
-		if p.Failed {
-			shrunk = fmtCount(int64(p.ShrunkSteps))
-		}
-		example := dash
-		if p.Example != "" {
-			example = code(shorten(p.Example, exampleLen))
-		}
-		t.add(esc(p.Property), bug, fmtCount(int64(p.Checks)), failed, v, shrunk, example)
+		t.add(esc(p.Property), c.bug, fmtCount(int64(p.Checks)), c.failed, c.verdict, c.shrunk, c.example)
 	}
 	md.table(t)
 	if len(bad) > 0 {

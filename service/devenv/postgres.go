@@ -11,9 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -44,25 +42,13 @@ const PostgresSuperuser = "postgres"
 // process. Its methods are safe for concurrent use; lifecycle methods (Start,
 // Stop, StopImmediate, Kill, Close) are serialised.
 type Postgres struct {
-	opts    PostgresOptions
-	binDir  string
-	version string
-	user    pgUser
-	dir     string
-	logPath string
-	port    int
-
-	opMu sync.Mutex // serialises lifecycle operations
-
-	mu     sync.Mutex // guards proc and closed
-	proc   *process   // the current (or last) postmaster; nil before the first start
-	closed bool
+	server // the postmaster
+	opts   PostgresOptions
+	binDir string
+	user   pgUser
 }
 
 var settingNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
-
-// errPortTaken means another server answered on our port.
-var errPortTaken = errors.New("another server answers on this port")
 
 // StartPostgres creates a cluster with initdb in a new directory under
 // os.TempDir and starts it on a free port of 127.0.0.1. It returns when the
@@ -98,14 +84,27 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 			os.RemoveAll(dir)
 		}
 	}()
+	bin := filepath.Join(binDir, "postgres")
 	p := &Postgres{
-		opts:    opts,
-		binDir:  binDir,
-		version: binaryVersion(filepath.Join(binDir, "postgres"), "PostgreSQL", pgVersionRE),
-		user:    u,
-		dir:     dir,
-		logPath: filepath.Join(dir, "postgres.log"),
+		server: server{
+			name:       "postgres",
+			procName:   "postgres",
+			bin:        bin,
+			args:       []string{"-D", dir},
+			portFlag:   "-p",
+			cred:       u.cred,
+			tree:       true,
+			bindErrors: []string{"Address already in use", "could not create any TCP/IP sockets"},
+			logf:       opts.Logf,
+			version:    binaryVersion(bin, "PostgreSQL", pgVersionRE),
+			dir:        dir,
+			logPath:    filepath.Join(dir, "postgres.log"),
+		},
+		opts:   opts,
+		binDir: binDir,
+		user:   u,
 	}
+	p.ping = func(ctx context.Context, _ int) error { return p.probe(ctx) }
 	if err := u.chown(dir); err != nil {
 		return nil, fmt.Errorf("postgres: chown data directory to nobody: %w", err)
 	}
@@ -125,25 +124,10 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 	}
 	f.Close()
 	_ = u.chown(p.logPath)
-
-	for attempt := 1; ; attempt++ {
-		port, err := reservePort()
-		if err != nil {
-			return nil, fmt.Errorf("postgres: %w", err)
-		}
-		p.port = port
-		proc, bindFailed, err := p.launch(ctx)
-		if err == nil {
-			p.proc = proc
-			logf(opts.Logf, "postgres %s started on port %d (pid %d, dir %s)", p.version, port, proc.pid, dir)
-			return p, nil
-		}
-		releasePort(port)
-		if !bindFailed || attempt == maxPortAttempts || ctx.Err() != nil {
-			return nil, err
-		}
-		logf(opts.Logf, "postgres could not use port %d, retrying with another one", port)
+	if err := p.startOnFreePort(ctx); err != nil {
+		return nil, err
 	}
+	return p, nil
 }
 
 // initdb creates the cluster, with the C.UTF-8 locale or C if that is missing.
@@ -235,63 +219,8 @@ func (p *Postgres) writeConfig() error {
 	return f.Close()
 }
 
-// launch starts the postmaster on p.port and waits until it accepts
-// connections. bindFailed reports that the port was not usable.
-func (p *Postgres) launch(ctx context.Context) (_ *process, bindFailed bool, _ error) {
-	offset := fileSize(p.logPath)
-	logFile, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, false, fmt.Errorf("postgres: open log: %w", err)
-	}
-	cmd := exec.Command(filepath.Join(p.binDir, "postgres"), "-D", p.dir, "-p", strconv.Itoa(p.port))
-	cmd.Dir = p.dir
-	cmd.Env = cleanEnv()
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.user.cred}
-	proc, err := startProcess(cmd, true)
-	logFile.Close() // the child has its own copy
-	if err != nil {
-		return nil, false, fmt.Errorf("postgres: start %s: %w", cmd.Path, err)
-	}
-	if err := p.waitReady(ctx, proc); err != nil {
-		_ = proc.kill()
-		bindFailed = errors.Is(err, errPortTaken) ||
-			logContains(p.logPath, offset, "Address already in use") ||
-			logContains(p.logPath, offset, "could not create any TCP/IP sockets")
-		return nil, bindFailed, startError(fmt.Sprintf("postgres: server on 127.0.0.1:%d did not become ready: %v", p.port, err), p.logPath, offset)
-	}
-	return proc, false, nil
-}
-
-// waitReady polls until the server accepts connections, it exits, or ctx ends.
-func (p *Postgres) waitReady(ctx context.Context, proc *process) error {
-	probeCtx, cancel := untilExit(ctx, proc)
-	defer cancel()
-	var delay time.Duration
-	var lastErr error
-	for {
-		if proc.exited() {
-			return fmt.Errorf("postgres %s", proc.exitDescription())
-		}
-		err := p.ping(probeCtx)
-		if err == nil {
-			return nil
-		}
-		if errors.Is(err, errPortTaken) {
-			return err
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
-		}
-		delay = backoff(delay)
-		sleepCtx(ctx, delay, proc.done)
-	}
-}
-
-// ping connects and checks that the server answering is ours.
-func (p *Postgres) ping(ctx context.Context) error {
+// probe connects and checks that the server answering is ours.
+func (p *Postgres) probe(ctx context.Context) error {
 	cfg, err := pgx.ParseConfig(p.URL("postgres"))
 	if err != nil {
 		return err
@@ -330,29 +259,13 @@ func (p *Postgres) URL(database string) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", PostgresSuperuser, p.port, url.PathEscape(database))
 }
 
-func (p *Postgres) current() *process {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.proc
-}
-
 // PID returns the postmaster's pid, or 0 when it is not running.
-func (p *Postgres) PID() int {
-	if proc := p.current(); proc != nil && !proc.exited() {
-		return proc.pid
-	}
-	return 0
-}
+func (p *Postgres) PID() int { return p.pid() }
 
 // Exited returns a channel closed when the current postmaster has exited and
 // been reaped (already closed when it is not running). After a Start, call it
 // again to get the new process's channel.
-func (p *Postgres) Exited() <-chan struct{} {
-	if proc := p.current(); proc != nil {
-		return proc.done
-	}
-	return closedChan
-}
+func (p *Postgres) Exited() <-chan struct{} { return p.exitedChan() }
 
 var dbNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,62}$`)
 
@@ -401,30 +314,7 @@ func (p *Postgres) exec(ctx context.Context, sql string) error {
 // StopImmediate or Kill (running crash recovery if needed). It returns when
 // the server accepts connections; ctx bounds the wait (60 s if it has no
 // deadline). It fails if the server is running or closed.
-func (p *Postgres) Start(ctx context.Context) error {
-	p.opMu.Lock()
-	defer p.opMu.Unlock()
-	p.mu.Lock()
-	closed, proc := p.closed, p.proc
-	p.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
-	if proc != nil && !proc.exited() {
-		return fmt.Errorf("postgres: already running (pid %d)", proc.pid)
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	proc, _, err := p.launch(ctx)
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.proc = proc
-	p.mu.Unlock()
-	logf(p.opts.Logf, "postgres restarted on port %d (pid %d)", p.port, proc.pid)
-	return nil
-}
+func (p *Postgres) Start(ctx context.Context) error { return p.restart(ctx) }
 
 // Stop performs a fast shutdown (SIGINT: sessions are disconnected, then a
 // checkpoint) and waits for the postmaster to exit. A paused server is
@@ -432,7 +322,7 @@ func (p *Postgres) Start(ctx context.Context) error {
 func (p *Postgres) Stop(ctx context.Context) error {
 	p.opMu.Lock()
 	defer p.opMu.Unlock()
-	return p.stop(ctx, syscall.SIGINT, "fast")
+	return p.stopFast(ctx)
 }
 
 // StopImmediate performs an immediate shutdown (SIGQUIT, like pg_ctl stop -m
@@ -441,45 +331,23 @@ func (p *Postgres) Stop(ctx context.Context) error {
 func (p *Postgres) StopImmediate(ctx context.Context) error {
 	p.opMu.Lock()
 	defer p.opMu.Unlock()
-	return p.stop(ctx, syscall.SIGQUIT, "immediate")
+	return p.stopImmediate(ctx)
 }
 
-func (p *Postgres) stop(ctx context.Context, sig syscall.Signal, mode string) error {
-	proc := p.current()
-	if proc == nil || proc.exited() {
-		return nil
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	if err := proc.resume(); err != nil { // in case it is paused
-		return fmt.Errorf("postgres: %s shutdown: %w", mode, err)
-	}
-	if err := proc.signal(sig); err != nil {
-		return fmt.Errorf("postgres: %s shutdown: %w", mode, err)
-	}
-	if err := proc.wait(ctx); err != nil {
-		return fmt.Errorf("postgres: %s shutdown: %w", mode, err)
-	}
-	logf(p.opts.Logf, "postgres on port %d stopped (%s): %s", p.port, mode, proc.exitDescription())
-	return nil
+// stopFast and stopImmediate are Stop and StopImmediate for a caller that
+// holds opMu.
+func (p *Postgres) stopFast(ctx context.Context) error {
+	return p.stop(ctx, syscall.SIGINT, "fast shutdown", "fast")
+}
+
+func (p *Postgres) stopImmediate(ctx context.Context) error {
+	return p.stop(ctx, syscall.SIGQUIT, "immediate shutdown", "immediate")
 }
 
 // Kill sends SIGKILL to the postmaster and all its backends (its process
 // group) and waits until the postmaster is reaped: a harsher crash than
 // StopImmediate. Killing a server that is not running is a no-op.
-func (p *Postgres) Kill() error {
-	p.opMu.Lock()
-	defer p.opMu.Unlock()
-	proc := p.current()
-	if proc == nil || proc.exited() {
-		return nil
-	}
-	if err := proc.kill(); err != nil {
-		return fmt.Errorf("postgres: kill: %w", err)
-	}
-	logf(p.opts.Logf, "postgres on port %d killed", p.port)
-	return nil
-}
+func (p *Postgres) Kill() error { return p.kill() }
 
 // Pause sends SIGSTOP to the postmaster and all its backends: connections
 // stay open but nothing is answered until Resume.
@@ -488,46 +356,18 @@ func (p *Postgres) Pause() error { return p.signalRunning((*process).pause) }
 // Resume sends SIGCONT to the postmaster and all its backends.
 func (p *Postgres) Resume() error { return p.signalRunning((*process).resume) }
 
-func (p *Postgres) signalRunning(op func(*process) error) error {
-	proc := p.current()
-	if proc == nil || proc.exited() {
-		return ErrNotRunning
-	}
-	return op(proc)
-}
-
 // Close stops the server (fast shutdown, then immediate, then SIGKILL if
 // needed) and removes its directory. It is idempotent.
 func (p *Postgres) Close() error {
-	p.opMu.Lock()
-	defer p.opMu.Unlock()
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil
-	}
-	p.closed = true
-	p.mu.Unlock()
-
-	var errs []error
-	if proc := p.current(); proc != nil && !proc.exited() {
+	return p.close(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := p.stop(ctx, syscall.SIGINT, "fast")
+		err := p.stopFast(ctx)
 		cancel()
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err = p.stop(ctx, syscall.SIGQUIT, "immediate")
+			err = p.stopImmediate(ctx)
 			cancel()
 		}
-		if err != nil {
-			if err := proc.kill(); err != nil {
-				errs = append(errs, fmt.Errorf("postgres: kill: %w", err))
-			}
-		}
-	}
-	if err := os.RemoveAll(p.dir); err != nil {
-		errs = append(errs, fmt.Errorf("postgres: remove %s: %w", p.dir, err))
-	}
-	releasePort(p.port)
-	return errors.Join(errs...)
+		return err
+	})
 }

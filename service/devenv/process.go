@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,6 +145,247 @@ func sleepCtx(ctx context.Context, d time.Duration, exited <-chan struct{}) {
 	case <-ctx.Done():
 	case <-exited:
 	}
+}
+
+// --- servers ---
+
+// errPortTaken means another server answered on our port.
+var errPortTaken = errors.New("another server answers on this port")
+
+// server is the lifecycle that Postgres and Redis share: one child process
+// at a time, started in dir on a port of 127.0.0.1 that stays the same
+// across restarts, its output appended to logPath.
+type server struct {
+	name     string // "postgres" or "redis": starts errors and log messages
+	procName string // the process in "... exited" errors
+	bin      string
+	args     []string // the command line after bin, before the port
+	portFlag string   // precedes the port on the command line
+	cred     *syscall.Credential
+	tree     bool // signal the leader's children one by one too (see process)
+	// ping checks that the server answering on port is the process pid and
+	// that it is ready; an error wrapping errPortTaken means another server
+	// answers there.
+	ping       func(ctx context.Context, pid int) error
+	bindErrors []string // log messages meaning the port could not be bound
+	logf       func(format string, args ...any)
+
+	version string
+	dir     string
+	logPath string
+	port    int
+
+	opMu sync.Mutex // serialises lifecycle operations
+
+	mu     sync.Mutex // guards proc and closed
+	proc   *process   // the current (or last) process; nil before the first start
+	closed bool
+}
+
+// startOnFreePort is the first start: on a free port, replaced by another
+// one (up to maxPortAttempts) when the server cannot bind it.
+func (s *server) startOnFreePort(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		port, err := reservePort()
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		s.port = port
+		proc, bindFailed, err := s.launch(ctx)
+		if err == nil {
+			s.proc = proc
+			logf(s.logf, "%s %s started on port %d (pid %d, dir %s)", s.name, s.version, port, proc.pid, s.dir)
+			return nil
+		}
+		releasePort(port)
+		if !bindFailed || attempt == maxPortAttempts || ctx.Err() != nil {
+			return err
+		}
+		logf(s.logf, "%s could not use port %d, retrying with another one", s.name, port)
+	}
+}
+
+// launch starts the server on s.port and waits until it is ready.
+// bindFailed reports that the port was not usable.
+func (s *server) launch(ctx context.Context) (_ *process, bindFailed bool, _ error) {
+	offset := fileSize(s.logPath)
+	logFile, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: open log: %w", s.name, err)
+	}
+	cmd := exec.Command(s.bin, append(slices.Clip(s.args), s.portFlag, strconv.Itoa(s.port))...)
+	cmd.Dir = s.dir
+	cmd.Env = cleanEnv()
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.cred}
+	proc, err := startProcess(cmd, s.tree)
+	logFile.Close() // the child has its own copy
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: start %s: %w", s.name, cmd.Path, err)
+	}
+	if err := s.waitReady(ctx, proc); err != nil {
+		_ = proc.kill()
+		bindFailed = errors.Is(err, errPortTaken) ||
+			slices.ContainsFunc(s.bindErrors, func(msg string) bool { return logContains(s.logPath, offset, msg) })
+		return nil, bindFailed, startError(fmt.Sprintf("%s: server on 127.0.0.1:%d did not become ready: %v", s.name, s.port, err), s.logPath, offset)
+	}
+	return proc, false, nil
+}
+
+// waitReady polls s.ping until it succeeds, the process exits, or ctx ends.
+func (s *server) waitReady(ctx context.Context, proc *process) error {
+	probeCtx, cancel := untilExit(ctx, proc)
+	defer cancel()
+	var delay time.Duration
+	var lastErr error
+	for {
+		if proc.exited() {
+			return fmt.Errorf("%s %s", s.procName, proc.exitDescription())
+		}
+		err := s.ping(probeCtx, proc.pid)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, errPortTaken) {
+			return err
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
+		}
+		delay = backoff(delay)
+		sleepCtx(ctx, delay, proc.done)
+	}
+}
+
+func (s *server) current() *process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc
+}
+
+// pid is the running process's pid, 0 when it is not running.
+func (s *server) pid() int {
+	if proc := s.current(); proc != nil && !proc.exited() {
+		return proc.pid
+	}
+	return 0
+}
+
+// exitedChan is closed when the current process has exited and been reaped
+// (already closed when there is none).
+func (s *server) exitedChan() <-chan struct{} {
+	if proc := s.current(); proc != nil {
+		return proc.done
+	}
+	return closedChan
+}
+
+// restart starts the server again on the same directory and port; it fails
+// if the server is running or closed.
+func (s *server) restart(ctx context.Context) error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	s.mu.Lock()
+	closed, proc := s.closed, s.proc
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if proc != nil && !proc.exited() {
+		return fmt.Errorf("%s: already running (pid %d)", s.name, proc.pid)
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	proc, _, err := s.launch(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.proc = proc
+	s.mu.Unlock()
+	logf(s.logf, "%s restarted on port %d (pid %d)", s.name, s.port, proc.pid)
+	return nil
+}
+
+// stop resumes the process (in case it is paused), sends it sig and waits
+// for it to exit; a process that is not running is left alone. op names the
+// operation in errors; mode, if set, is logged in parentheses. The caller
+// holds opMu.
+func (s *server) stop(ctx context.Context, sig syscall.Signal, op, mode string) error {
+	proc := s.current()
+	if proc == nil || proc.exited() {
+		return nil
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	if err := proc.resume(); err != nil {
+		return fmt.Errorf("%s: %s: %w", s.name, op, err)
+	}
+	if err := proc.signal(sig); err != nil {
+		return fmt.Errorf("%s: %s: %w", s.name, op, err)
+	}
+	if err := proc.wait(ctx); err != nil {
+		return fmt.Errorf("%s: %s: %w", s.name, op, err)
+	}
+	if mode != "" {
+		mode = " (" + mode + ")"
+	}
+	logf(s.logf, "%s on port %d stopped%s: %s", s.name, s.port, mode, proc.exitDescription())
+	return nil
+}
+
+// kill SIGKILLs the running process and its group (see process.kill).
+func (s *server) kill() error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	proc := s.current()
+	if proc == nil || proc.exited() {
+		return nil
+	}
+	if err := proc.kill(); err != nil {
+		return fmt.Errorf("%s: kill: %w", s.name, err)
+	}
+	logf(s.logf, "%s on port %d killed", s.name, s.port)
+	return nil
+}
+
+// signalRunning applies op (pause or resume) to the running process.
+func (s *server) signalRunning(op func(*process) error) error {
+	proc := s.current()
+	if proc == nil || proc.exited() {
+		return ErrNotRunning
+	}
+	return op(proc)
+}
+
+// close ends the running process, first with graceful if it is set and
+// then, if graceful fails (or is nil), with SIGKILL; it then removes the
+// directory and releases the port. Only the first call does anything.
+func (s *server) close(graceful func() error) error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	proc := s.proc
+	s.mu.Unlock()
+
+	var errs []error
+	if proc != nil && !proc.exited() && (graceful == nil || graceful() != nil) {
+		if err := proc.kill(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: kill: %w", s.name, err))
+		}
+	}
+	if err := os.RemoveAll(s.dir); err != nil {
+		errs = append(errs, fmt.Errorf("%s: remove %s: %w", s.name, s.dir, err))
+	}
+	releasePort(s.port)
+	return errors.Join(errs...)
 }
 
 // --- ports ---

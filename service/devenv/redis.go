@@ -8,11 +8,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -36,19 +34,9 @@ type RedisOptions struct {
 // with the append-only file on (unless RedisOptions.NoAOF) and RDB snapshots off. Its methods are safe for
 // concurrent use; lifecycle methods (Start, Stop, Kill, Close) are serialised.
 type Redis struct {
+	server
 	opts     RedisOptions
-	bin      string
-	version  string
-	dir      string
 	confPath string
-	logPath  string
-	port     int
-
-	opMu sync.Mutex // serialises lifecycle operations
-
-	mu     sync.Mutex // guards proc and closed
-	proc   *process
-	closed bool
 }
 
 // StartRedis starts redis-server on a free port of 127.0.0.1 with its data
@@ -80,35 +68,31 @@ func StartRedis(ctx context.Context, opts RedisOptions) (_ *Redis, err error) {
 			os.RemoveAll(dir)
 		}
 	}()
+	confPath := filepath.Join(dir, "redis.conf")
 	r := &Redis{
+		server: server{
+			name:       "redis",
+			procName:   "redis-server",
+			bin:        bin,
+			args:       []string{confPath},
+			portFlag:   "--port",
+			bindErrors: []string{"Address already in use", "Failed listening on port"},
+			logf:       opts.Logf,
+			version:    binaryVersion(bin, "Redis", redisVersionRE),
+			dir:        dir,
+			logPath:    filepath.Join(dir, "redis.log"),
+		},
 		opts:     opts,
-		bin:      bin,
-		version:  binaryVersion(bin, "Redis", redisVersionRE),
-		dir:      dir,
-		confPath: filepath.Join(dir, "redis.conf"),
-		logPath:  filepath.Join(dir, "redis.log"),
+		confPath: confPath,
 	}
+	r.ping = r.probe
 	if err := r.writeConfig(); err != nil {
 		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
-		port, err := reservePort()
-		if err != nil {
-			return nil, fmt.Errorf("redis: %w", err)
-		}
-		r.port = port
-		proc, bindFailed, err := r.launch(ctx)
-		if err == nil {
-			r.proc = proc
-			logf(opts.Logf, "redis %s started on port %d (pid %d, dir %s)", r.version, port, proc.pid, dir)
-			return r, nil
-		}
-		releasePort(port)
-		if !bindFailed || attempt == maxPortAttempts || ctx.Err() != nil {
-			return nil, err
-		}
-		logf(opts.Logf, "redis could not use port %d, retrying with another one", port)
+	if err := r.startOnFreePort(ctx); err != nil {
+		return nil, err
 	}
+	return r, nil
 }
 
 func (r *Redis) writeConfig() error {
@@ -137,35 +121,6 @@ appendfilename "appendonly.aof"
 	return nil
 }
 
-// launch starts redis-server on r.port and waits until it is ready.
-// bindFailed reports that the port was not usable.
-func (r *Redis) launch(ctx context.Context) (_ *process, bindFailed bool, _ error) {
-	offset := fileSize(r.logPath)
-	logFile, err := os.OpenFile(r.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, false, fmt.Errorf("redis: open log: %w", err)
-	}
-	cmd := exec.Command(r.bin, r.confPath, "--port", strconv.Itoa(r.port))
-	cmd.Dir = r.dir
-	cmd.Env = cleanEnv()
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	proc, err := startProcess(cmd, false)
-	logFile.Close() // the child has its own copy
-	if err != nil {
-		return nil, false, fmt.Errorf("redis: start %s: %w", r.bin, err)
-	}
-	if err := r.waitReady(ctx, proc); err != nil {
-		_ = proc.kill()
-		bindFailed = errors.Is(err, errPortTaken) ||
-			logContains(r.logPath, offset, "Address already in use") ||
-			logContains(r.logPath, offset, "Failed listening on port")
-		return nil, bindFailed, startError(fmt.Sprintf("redis: server on %s did not become ready: %v", r.Addr(), err), r.logPath, offset)
-	}
-	return proc, false, nil
-}
-
 // newAdminClient returns a minimal go-redis client (no retries, no
 // handshake extras that Redis 7.0 does not know).
 func newAdminClient(addr string, poolSize int) *redis.Client {
@@ -184,48 +139,17 @@ func newAdminClient(addr string, poolSize int) *redis.Client {
 	})
 }
 
-// waitReady polls until the server is ours, has finished loading the AOF
-// and answers PING; or it exits, or ctx ends. It speaks RESP directly so that
-// refused connections are not logged by a client library.
-func (r *Redis) waitReady(ctx context.Context, proc *process) error {
-	probeCtx, cancel := untilExit(ctx, proc)
+// probe checks that the server answering is ours (pid), has finished
+// loading the AOF and answers PING.
+func (r *Redis) probe(ctx context.Context, pid int) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	var delay time.Duration
-	var lastErr error
-	for {
-		if proc.exited() {
-			return fmt.Errorf("redis-server %s", proc.exitDescription())
-		}
-		err := r.ping(probeCtx, proc.pid)
-		if err == nil {
-			return nil
-		}
-		if errors.Is(err, errPortTaken) {
-			return err
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
-		}
-		delay = backoff(delay)
-		sleepCtx(ctx, delay, proc.done)
-	}
-}
-
-func (r *Redis) ping(ctx context.Context, pid int) error {
-	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(actx, "tcp", r.Addr())
+	c, err := dialRESP(ctx, r.Addr())
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	defer context.AfterFunc(actx, func() { conn.Close() })()
-	deadline, _ := actx.Deadline()
-	conn.SetDeadline(deadline)
-	rd := bufio.NewReader(conn)
-	info, err := respCommand(conn, rd, "INFO", "server", "persistence")
+	defer c.close()
+	info, err := c.command("INFO", "server", "persistence")
 	if err != nil {
 		return err
 	}
@@ -236,21 +160,71 @@ func (r *Redis) ping(ctx context.Context, pid int) error {
 	if fields["loading"] != "0" || (fields["async_loading"] != "" && fields["async_loading"] != "0") {
 		return errors.New("still loading the AOF")
 	}
-	_, err = respCommand(conn, rd, "PING")
+	_, err = c.command("PING")
 	return err
 }
 
-// respCommand sends a command and reads a simple-string, error or bulk-string reply.
-func respCommand(w io.Writer, rd *bufio.Reader, args ...string) (string, error) {
+// RedisCommand sends one command to the Redis server at addr on a new
+// connection and returns its simple-string or bulk-string reply; an error
+// reply (such as LOADING while the AOF loads) is returned as an error. ctx
+// bounds the exchange. It speaks RESP directly, so that a refused
+// connection is not logged by a client library.
+func RedisCommand(ctx context.Context, addr string, args ...string) (string, error) {
+	c, err := dialRESP(ctx, addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.close()
+	return c.command(args...)
+}
+
+// PingRedis sends PING to the Redis server at addr (see RedisCommand) and
+// checks that it answers PONG.
+func PingRedis(ctx context.Context, addr string) error {
+	reply, err := RedisCommand(ctx, addr, "PING")
+	if err == nil && reply != "PONG" {
+		err = fmt.Errorf("PING: %q", reply)
+	}
+	return err
+}
+
+// respConn is a connection to a Redis server, spoken to in RESP.
+type respConn struct {
+	conn net.Conn
+	rd   *bufio.Reader
+	stop func() bool // stops closing conn when the context ends
+}
+
+// dialRESP connects to addr. The connection's deadline is ctx's, and it is
+// closed when ctx ends. The caller must close it.
+func dialRESP(ctx context.Context, addr string) (*respConn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(deadline)
+	}
+	return &respConn{conn: conn, rd: bufio.NewReader(conn), stop: context.AfterFunc(ctx, func() { conn.Close() })}, nil
+}
+
+func (c *respConn) close() {
+	c.stop()
+	c.conn.Close()
+}
+
+// command sends a command and reads a simple-string, error or bulk-string reply.
+func (c *respConn) command(args ...string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "*%d\r\n", len(args))
 	for _, a := range args {
 		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
 	}
-	if _, err := io.WriteString(w, b.String()); err != nil {
+	if _, err := io.WriteString(c.conn, b.String()); err != nil {
 		return "", err
 	}
-	line, err := rd.ReadString('\n')
+	line, err := c.rd.ReadString('\n')
 	if err != nil {
 		return "", err
 	}
@@ -269,7 +243,7 @@ func respCommand(w io.Writer, rd *bufio.Reader, args ...string) (string, error) 
 			return "", fmt.Errorf("unexpected RESP reply %q", line)
 		}
 		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(rd, buf); err != nil {
+		if _, err := io.ReadFull(c.rd, buf); err != nil {
 			return "", err
 		}
 		return string(buf[:n]), nil
@@ -307,75 +281,24 @@ func (r *Redis) LogPath() string { return r.logPath }
 // Version returns the server version, e.g. "Redis 7.0.15".
 func (r *Redis) Version() string { return r.version }
 
-func (r *Redis) current() *process {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.proc
-}
-
 // PID returns the server's pid, or 0 when it is not running.
-func (r *Redis) PID() int {
-	if proc := r.current(); proc != nil && !proc.exited() {
-		return proc.pid
-	}
-	return 0
-}
+func (r *Redis) PID() int { return r.pid() }
 
 // Exited returns a channel closed when the current server process has exited
 // and been reaped (already closed when it is not running). After a Start,
 // call it again to get the new process's channel.
-func (r *Redis) Exited() <-chan struct{} {
-	if proc := r.current(); proc != nil {
-		return proc.done
-	}
-	return closedChan
-}
+func (r *Redis) Exited() <-chan struct{} { return r.exitedChan() }
 
 // Kill sends SIGKILL to the server (and any AOF-rewrite child: its process
 // group) and waits until it is reaped. Killing a server that is not running
 // is a no-op.
-func (r *Redis) Kill() error {
-	r.opMu.Lock()
-	defer r.opMu.Unlock()
-	proc := r.current()
-	if proc == nil || proc.exited() {
-		return nil
-	}
-	if err := proc.kill(); err != nil {
-		return fmt.Errorf("redis: kill: %w", err)
-	}
-	logf(r.opts.Logf, "redis on port %d killed", r.port)
-	return nil
-}
+func (r *Redis) Kill() error { return r.kill() }
 
 // Start starts the server again on the same directory, port and AOF after
 // Stop or Kill. It returns once PING answers and the AOF has been loaded; ctx
 // bounds the wait (60 s if it has no deadline). It fails if the server is
 // running or closed.
-func (r *Redis) Start(ctx context.Context) error {
-	r.opMu.Lock()
-	defer r.opMu.Unlock()
-	r.mu.Lock()
-	closed, proc := r.closed, r.proc
-	r.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
-	if proc != nil && !proc.exited() {
-		return fmt.Errorf("redis: already running (pid %d)", proc.pid)
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	proc, _, err := r.launch(ctx)
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	r.proc = proc
-	r.mu.Unlock()
-	logf(r.opts.Logf, "redis restarted on port %d (pid %d)", r.port, proc.pid)
-	return nil
-}
+func (r *Redis) Start(ctx context.Context) error { return r.restart(ctx) }
 
 // Stop shuts the server down gracefully (SIGTERM: the AOF is flushed and
 // fsynced) and waits for it to exit. A paused server is resumed first.
@@ -383,27 +306,7 @@ func (r *Redis) Start(ctx context.Context) error {
 func (r *Redis) Stop(ctx context.Context) error {
 	r.opMu.Lock()
 	defer r.opMu.Unlock()
-	return r.stop(ctx)
-}
-
-func (r *Redis) stop(ctx context.Context) error {
-	proc := r.current()
-	if proc == nil || proc.exited() {
-		return nil
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	if err := proc.resume(); err != nil { // in case it is paused
-		return fmt.Errorf("redis: stop: %w", err)
-	}
-	if err := proc.signal(syscall.SIGTERM); err != nil {
-		return fmt.Errorf("redis: stop: %w", err)
-	}
-	if err := proc.wait(ctx); err != nil {
-		return fmt.Errorf("redis: stop: %w", err)
-	}
-	logf(r.opts.Logf, "redis on port %d stopped: %s", r.port, proc.exitDescription())
-	return nil
+	return r.stop(ctx, syscall.SIGTERM, "stop", "")
 }
 
 // Pause sends SIGSTOP to the server's process group: connections stay open
@@ -413,36 +316,5 @@ func (r *Redis) Pause() error { return r.signalRunning((*process).pause) }
 // Resume sends SIGCONT to the server's process group.
 func (r *Redis) Resume() error { return r.signalRunning((*process).resume) }
 
-func (r *Redis) signalRunning(op func(*process) error) error {
-	proc := r.current()
-	if proc == nil || proc.exited() {
-		return ErrNotRunning
-	}
-	return op(proc)
-}
-
 // Close kills the server and removes its directory. It is idempotent.
-func (r *Redis) Close() error {
-	r.opMu.Lock()
-	defer r.opMu.Unlock()
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil
-	}
-	r.closed = true
-	proc := r.proc
-	r.mu.Unlock()
-
-	var errs []error
-	if proc != nil && !proc.exited() {
-		if err := proc.kill(); err != nil {
-			errs = append(errs, fmt.Errorf("redis: kill: %w", err))
-		}
-	}
-	if err := os.RemoveAll(r.dir); err != nil {
-		errs = append(errs, fmt.Errorf("redis: remove %s: %w", r.dir, err))
-	}
-	releasePort(r.port)
-	return errors.Join(errs...)
-}
+func (r *Redis) Close() error { return r.close(nil) }
