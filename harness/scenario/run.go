@@ -81,9 +81,20 @@ func runDir(o Options, name string) (string, error) {
 	if o.PlantedBug != "" {
 		suffix += "-bug-" + o.PlantedBug
 	}
-	dir := filepath.Join(parent, time.Now().UTC().Format("20060102-150405")+"-"+suffix)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("scenario: create run folder: %w", err)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", fmt.Errorf("scenario: create runs folder: %w", err)
+	}
+	base := filepath.Join(parent, time.Now().UTC().Format("20060102-150405")+"-"+suffix)
+	dir := base
+	for n := 2; ; n++ { // two runs in the same second get their own folders
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			break
+		}
+		if !os.IsExist(err) {
+			return "", fmt.Errorf("scenario: create run folder: %w", err)
+		}
+		dir = fmt.Sprintf("%s-%d", base, n)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
