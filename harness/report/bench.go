@@ -118,6 +118,7 @@ func benchMarkdown(b Bench, plots map[string][]plotLink) []byte {
 
 	md.heading(2, "Summary")
 	md.para("Events/s: acknowledged event copies per second (a duplicate sent twice counts twice). " +
+		"Stored/s: distinct events committed per second, from the first request to the last commit. " +
 		"Req/s: completed requests per second. HTTP: request latency at the load generator. " +
 		"Commit: from publish to the row committed in PostgreSQL. CPU and RSS: the service processes. " +
 		"Latencies in ms; a dash means not measured.")
@@ -138,7 +139,7 @@ func benchMarkdown(b Bench, plots map[string][]plotLink) []byte {
 // (HTTP max too when withMax; dashes when it has none) and its verdict.
 // invalid are the links of the scenarios that are not valid.
 func summaryTable(scenarios []Scenario, withMax bool, link func(Scenario) string) (t table, invalid []string) {
-	t.head = []string{"Scenario", "Mode", "Events/s", "Req/s", "HTTP p50", "HTTP p95", "HTTP p99"}
+	t.head = []string{"Scenario", "Mode", "Events/s", "Stored/s", "Req/s", "HTTP p50", "HTTP p95", "HTTP p99"}
 	if withMax {
 		t.head = append(t.head, "HTTP max")
 	}
@@ -147,7 +148,7 @@ func summaryTable(scenarios []Scenario, withMax bool, link func(Scenario) string
 	for _, s := range scenarios {
 		row := []string{link(s), esc(orDash(s.Mode))}
 		if p := s.Perf; p != nil {
-			row = append(row, fmtRate(p.EventsPerSec), fmtReqRate(p.RequestsPerSec),
+			row = append(row, fmtRate(p.EventsPerSec), fmtRate(p.RowsPerSec), fmtReqRate(p.RequestsPerSec),
 				fmtPct(p.HTTP, p.HTTP.P50), fmtPct(p.HTTP, p.HTTP.P95), fmtPct(p.HTTP, p.HTTP.P99))
 			if withMax {
 				row = append(row, fmtPct(p.HTTP, p.HTTP.Max))

@@ -285,7 +285,7 @@ func TestWriteBench(t *testing.T) {
 	mustContain(t, "bench.md", md, headerStrings()...)
 	mustContain(t, "bench.md", md,
 		// summary rows
-		"| [seed-k6](#scenario-seed-k6) | full | 284 | 284.0 | ",
+		"| [seed-k6](#scenario-seed-k6) | full | 284 | 200 | 284.0 | ",
 		"| 3.25 | 12.50 | 12.3 | 48.2 | valid |",
 		"| [broken-run](#scenario-broken-run) | full | — | — |",
 		"| **INVALID** |",
