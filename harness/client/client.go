@@ -353,15 +353,18 @@ func StoredKeysDB(ctx context.Context, databaseURL, prefix string) (map[history.
 
 // CommitLatencies returns, for each stored event whose event_id starts with
 // prefix, the time from its publish being received to its row being
-// committed (stored_at - received_at), in seconds, unsorted.
-func CommitLatencies(ctx context.Context, databaseURL, prefix string) ([]float64, error) {
+// committed (stored_at - received_at), in seconds, unsorted. Only events
+// received in [since, until) count; a zero bound does not limit.
+func CommitLatencies(ctx context.Context, databaseURL, prefix string, since, until time.Time) ([]float64, error) {
 	conn, err := pgx.Connect(ctx, databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("client: read commit latencies: connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	rows, err := conn.Query(ctx,
-		`SELECT extract(epoch FROM stored_at - received_at)::float8 FROM events WHERE starts_with(event_id, $1)`, prefix)
+		`SELECT extract(epoch FROM stored_at - received_at)::float8 FROM events
+		 WHERE starts_with(event_id, $1) AND ($2::timestamptz IS NULL OR received_at >= $2)
+		   AND ($3::timestamptz IS NULL OR received_at < $3)`, prefix, nullTime(since), nullTime(until))
 	if err != nil {
 		return nil, fmt.Errorf("client: read commit latencies: %w", err)
 	}

@@ -393,7 +393,7 @@ func TestStoredKeysDB(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("StoredKeysDB = %v, want %v", got, want)
 			}
-			lat, err := client.CommitLatencies(ctx, dbURL, "r_1-e")
+			lat, err := client.CommitLatencies(ctx, dbURL, "r_1-e", time.Time{}, time.Time{})
 			if err != nil || len(lat) != 3*n || lat[0] != 0.25 && lat[0] != 1.5 {
 				t.Fatalf("CommitLatencies = %v, %v", lat, err)
 			}

@@ -12,9 +12,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// CommitSpan returns how many of the run's events (event_id prefix) are
-// stored and when the last of them was committed.
-func CommitSpan(ctx context.Context, databaseURL, prefix string) (int64, time.Time, error) {
+// CommitSpan returns how many of the run's events (event_id prefix,
+// received in [since, until); a zero bound does not limit) are stored and
+// when the last of them was committed.
+func CommitSpan(ctx context.Context, databaseURL, prefix string, since, until time.Time) (int64, time.Time, error) {
 	conn, err := pgx.Connect(ctx, databaseURL)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("client: read commit span: connect: %w", err)
@@ -22,7 +23,9 @@ func CommitSpan(ctx context.Context, databaseURL, prefix string) (int64, time.Ti
 	defer conn.Close(context.WithoutCancel(ctx))
 	var n int64
 	var last *time.Time
-	err = conn.QueryRow(ctx, `SELECT count(*), max(stored_at) FROM events WHERE starts_with(event_id, $1)`, prefix).Scan(&n, &last)
+	err = conn.QueryRow(ctx, `SELECT count(*), max(stored_at) FROM events
+		WHERE starts_with(event_id, $1) AND ($2::timestamptz IS NULL OR received_at >= $2)
+		  AND ($3::timestamptz IS NULL OR received_at < $3)`, prefix, nullTime(since), nullTime(until)).Scan(&n, &last)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("client: read commit span: %w", err)
 	}
@@ -30,6 +33,14 @@ func CommitSpan(ctx context.Context, databaseURL, prefix string) (int64, time.Ti
 		return n, time.Time{}, nil
 	}
 	return n, *last, nil
+}
+
+// nullTime is nil for the zero time (no filter), else t.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // FreshDatabase creates an empty database named after hint on the server of

@@ -143,7 +143,7 @@ func verify(t *testing.T, svc service, cfg gen.Config, rec *history.Recorder, be
 	if fmt.Sprint(viaAPI) != fmt.Sprint(stored) {
 		t.Fatalf("GET /events shows %d keys, the database %d", len(viaAPI), len(stored))
 	}
-	lat, err := client.CommitLatencies(ctx, svc.dbURL, cfg.EventIDPrefix())
+	lat, err := client.CommitLatencies(ctx, svc.dbURL, cfg.EventIDPrefix(), time.Time{}, time.Time{})
 	if err != nil || len(lat) != len(stored) {
 		t.Fatalf("%d commit latencies for %d stored keys: %v", len(lat), len(stored), err)
 	}

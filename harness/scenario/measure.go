@@ -76,33 +76,34 @@ func startEnv(ctx context.Context, s *Scenario, o Options, dir string) (env.Env,
 // bound without errors or a growing backlog, then (Final) sends the
 // scenario's events at the best rate. It returns when the measured window
 // starts and the event namespace it used.
-func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *history.Recorder, runID string, res *report.Scenario) (time.Time, string, error) {
+func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *history.Recorder, runID string, res *report.Scenario) (since, until time.Time, prefix string, err error) {
 	cl := client.New(e.Targets()[0], o.Token)
 	cfg := sourceConfig(s, runID+"-s")
 	cfg.Events = 0
 	src, err := gen.New(cfg)
 	if err != nil {
-		return time.Time{}, "", fmt.Errorf("scenario: events: %w", err)
+		return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: events: %w", err)
 	}
 	bound := s.Search.P99.D()
 	rate := s.Search.Start
-	var bestStart time.Time
+	var bestStart, bestEnd time.Time
 	for step := 0; step < s.Search.MaxSteps; step++ {
 		st0, err := cl.Stats(ctx)
 		if err != nil {
-			return time.Time{}, "", fmt.Errorf("scenario: stats: %w", err)
+			return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: stats: %w", err)
 		}
 		stepStart := time.Now()
 		m := model(s)
 		m.Kind, m.Rate, m.RampTo, m.Duration = "open", rate, 0, s.Search.StepDuration.D()
 		if _, err := load.Run(ctx, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist}); err != nil {
-			return time.Time{}, "", fmt.Errorf("scenario: load at %.0f req/s: %w", rate, err)
+			return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: load at %.0f req/s: %w", rate, err)
 		}
+		stepEnd := time.Now()
 		st1, err := cl.Stats(ctx)
 		if err != nil {
-			return time.Time{}, "", fmt.Errorf("scenario: stats: %w", err)
+			return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: stats: %w", err)
 		}
-		p := perfOf(hist.Ops(), stepStart)
+		p := perfOf(window(hist.Ops(), stepStart, stepEnd), stepStart)
 		offeredPerSec := int64(rate * float64(s.Events.PerRequest))
 		st := report.Step{
 			Rate: rate, Achieved: p.RequestsPerSec, EventsPerSec: p.EventsPerSec, HTTP: p.HTTP,
@@ -120,23 +121,23 @@ func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *his
 		_, _, derr := cl.WaitDrained(dctx)
 		cancel()
 		if derr != nil {
-			return time.Time{}, "", fmt.Errorf("scenario: drain after step %d: %w", step+1, derr)
+			return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: drain after step %d: %w", step+1, derr)
 		}
 		if !st.Pass {
 			break
 		}
-		res.BestRate, bestStart = rate, stepStart
+		res.BestRate, bestStart, bestEnd = rate, stepStart, stepEnd
 		rate *= s.Search.Factor
 	}
 	if res.BestRate == 0 {
-		return time.Time{}, "", fmt.Errorf("scenario: even %.0f req/s missed the bound", s.Search.Start)
+		return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: even %.0f req/s missed the bound", s.Search.Start)
 	}
 	if !s.Search.Final || s.Events.Total == 0 {
-		return bestStart, runID + "-s", nil
+		return bestStart, bestEnd, runID + "-s", nil
 	}
 	fsrc, err := gen.New(sourceConfig(s, runID+"-f"))
 	if err != nil {
-		return time.Time{}, "", fmt.Errorf("scenario: events: %w", err)
+		return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: events: %w", err)
 	}
 	finalStart := time.Now()
 	m := model(s)
@@ -144,9 +145,9 @@ func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *his
 	o.logf("%s: sending %d events at %.0f req/s", s.Name, s.Events.Total, res.BestRate)
 	if _, err := load.Run(ctx, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: fsrc, History: hist,
 		Progress: progress(o, s.Name)}); err != nil {
-		return time.Time{}, "", fmt.Errorf("scenario: final load: %w", err)
+		return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: final load: %w", err)
 	}
-	return finalStart, runID + "-f", nil
+	return finalStart, time.Time{}, runID + "-f", nil
 }
 
 // perfOf measures the publish requests invoked at or after since.
@@ -192,14 +193,37 @@ func perfOf(ops []history.Op, since time.Time) report.Perf {
 	return p
 }
 
-// measure fills res.Perf from the history (requests invoked at or after
-// since), the database (publish-to-commit latency, last commit) and the
-// environment (CPU, memory).
-func measure(ctx context.Context, e env.Env, ops []history.Op, prefix string, since time.Time, res *report.Scenario, keepLatencies bool) error {
+// window keeps the publish ops invoked in [since, until) (a zero until does
+// not limit) with their completions.
+func window(ops []history.Op, since, until time.Time) []history.Op {
+	in := map[int64]bool{}
+	var out []history.Op
+	for _, op := range ops {
+		if op.F != history.FPublish {
+			continue
+		}
+		if op.Type == history.Invoke {
+			if op.Time.Before(since) || (!until.IsZero() && !op.Time.Before(until)) {
+				continue
+			}
+			in[op.Req] = true
+		} else if !in[op.Req] {
+			continue
+		}
+		out = append(out, op)
+	}
+	return out
+}
+
+// measure fills res.Perf from the history (publish requests invoked in
+// [since, until)), the database (publish-to-commit latency, last commit of
+// the events received in that window) and the environment (CPU, memory).
+func measure(ctx context.Context, e env.Env, ops []history.Op, prefix string, since, until time.Time, res *report.Scenario, keepLatencies bool) error {
+	ops = window(ops, since, until)
 	p := perfOf(ops, since)
 	var errs []error
 	if db := e.DatabaseURL(); db != "" {
-		lat, err := client.CommitLatencies(ctx, db, prefix)
+		lat, err := client.CommitLatencies(ctx, db, prefix, since, until)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -208,7 +232,7 @@ func measure(ctx context.Context, e env.Env, ops []history.Op, prefix string, si
 			ms[i] = s * 1000
 		}
 		p.Commit = report.PercentilesOf(ms)
-		rows, lastCommit, err := client.CommitSpan(ctx, db, prefix)
+		rows, lastCommit, err := client.CommitSpan(ctx, db, prefix, since, until)
 		if err != nil {
 			errs = append(errs, err)
 		} else if rows > 0 {
@@ -234,15 +258,9 @@ func measure(ctx context.Context, e env.Env, ops []history.Op, prefix string, si
 		p.PeakRSSMiB = max(p.PeakRSSMiB, float64(rss)/(1<<20))
 	}
 	res.Perf = &p
-	var window []history.Op
-	for _, op := range ops {
-		if !op.Time.Before(since) {
-			window = append(window, op)
-		}
-	}
-	res.Series = report.Series(window, time.Second)
+	res.Series = report.Series(ops, time.Second)
 	if keepLatencies {
-		for _, pr := range history.Pairs(window, history.FPublish) {
+		for _, pr := range history.Pairs(ops, history.FPublish) {
 			if pr.Completion != nil && pr.Completion.Status > 0 {
 				res.Latencies = append(res.Latencies, float64(pr.Completion.Latency)/float64(time.Millisecond))
 			}

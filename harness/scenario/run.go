@@ -148,10 +148,10 @@ func run(ctx context.Context, s *Scenario, o Options, res *report.Scenario) erro
 
 	// The measured window and namespace: the whole run, or a search's
 	// final (or best) part.
-	since, prefix := time.Now(), runID
+	since, until, prefix := time.Now(), time.Time{}, runID
 	switch s.Kind {
 	case "search":
-		if since, prefix, err = runSearch(ctx, s, o, e, hist, runID, res); err != nil {
+		if since, until, prefix, err = runSearch(ctx, s, o, e, hist, runID, res); err != nil {
 			return err
 		}
 	default:
@@ -194,7 +194,7 @@ func run(ctx context.Context, s *Scenario, o Options, res *report.Scenario) erro
 	}
 	res.Valid = res.Check.Valid
 
-	if err := measure(ctx, e, ops, prefix, since, res, s.Kind == "bench"); err != nil {
+	if err := measure(ctx, e, ops, prefix, since, until, res, s.Kind == "bench"); err != nil {
 		o.logf("%s: measures incomplete: %v", s.Name, err)
 	}
 	if s.Baseline {
