@@ -139,8 +139,11 @@ func (w *worker) run(ctx context.Context) {
 		entries, err := read(ctx, w.name, w.cfg.BatchSize, block)
 		if err == nil && len(entries) > 0 && len(entries) < w.cfg.BatchSize && w.cfg.Linger > 0 && !w.draining() {
 			pause(ctx, 0, w.cfg.Linger)
-			more, merr := read(ctx, w.name, w.cfg.BatchSize-len(entries), -1)
-			entries, err = append(entries, more...), merr
+			// A failed top-up read changes nothing: the entries already read
+			// are applied now (else they would wait for a claim).
+			if more, merr := read(ctx, w.name, w.cfg.BatchSize-len(entries), -1); merr == nil {
+				entries = append(entries, more...)
+			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
