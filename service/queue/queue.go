@@ -14,6 +14,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -243,6 +244,9 @@ type pendingAppend struct {
 }
 
 func (q *Queue) groupedAppend(ctx context.Context, m Message) (string, error) {
+	// The grouping goroutine may still send the body after this caller
+	// gave up (ctx ended) and reused its buffer: it gets a copy of its own.
+	m.Body = bytes.Clone(m.Body)
 	p := &pendingAppend{m: m, done: make(chan struct{})}
 	select {
 	case q.appends <- p:
