@@ -452,6 +452,13 @@ func (l *Local) signalNode(ctx context.Context, node, op string, sig syscall.Sig
 			if err := syscall.Kill(-p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 				return fmt.Errorf("env: %s %s: %w", op, node, err)
 			}
+			if sig == syscall.SIGSTOP {
+				// kill(2) only queues the signal: paused means every
+				// thread has stopped, not that the signal was sent.
+				if err := devenv.WaitStopped(p.pid, 5*time.Second); err != nil {
+					return fmt.Errorf("env: %s %s: %w", op, node, err)
+				}
+			}
 			return nil
 		})
 }

@@ -510,6 +510,11 @@ func procStat(pid int) (state byte, ppid int, ok bool) {
 	if err != nil {
 		return 0, 0, false
 	}
+	return parseStat(b)
+}
+
+// parseStat reads the state and parent pid from a /proc stat line.
+func parseStat(b []byte) (state byte, ppid int, ok bool) {
 	// The command name (field 2) is in parentheses and may contain spaces.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
@@ -519,7 +524,7 @@ func procStat(pid int) (state byte, ppid int, ok bool) {
 	if len(fields) < 2 {
 		return 0, 0, false
 	}
-	ppid, err = strconv.Atoi(fields[1])
+	ppid, err := strconv.Atoi(fields[1])
 	if err != nil {
 		return 0, 0, false
 	}
@@ -562,6 +567,47 @@ func waitState(pid int, states string, d time.Duration) bool {
 	}
 }
 
+// WaitStopped waits (at most d) until every thread of pid is stopped (or
+// the process is gone). kill(2) only queues SIGSTOP: a thread running on
+// another CPU can still answer a request after it returns, so a fault that
+// must freeze a process waits for this before calling it paused.
+func WaitStopped(pid int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	var delay time.Duration
+	for {
+		running, err := runningThreads(pid)
+		if err != nil || running == 0 {
+			return nil // gone, or every thread stopped
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("devenv: pid %d: %d threads still running %s after SIGSTOP", pid, running, d)
+		}
+		delay = backoff(delay)
+		time.Sleep(delay)
+	}
+}
+
+// runningThreads counts the threads of pid that are not stopped, traced or
+// dead. It fails when pid is gone.
+func runningThreads(pid int) (int, error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("devenv: list threads of pid %d: %w", pid, err)
+	}
+	running := 0
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/stat")
+		if err != nil {
+			continue // the thread exited meanwhile
+		}
+		if state, _, ok := parseStat(b); ok && strings.IndexByte("TtZX", state) < 0 {
+			running++
+		}
+	}
+	return running, nil
+}
+
 // freeze stops the process and returns its children, whose pids stay valid
 // while it is stopped (it cannot reap them).
 func (p *process) freeze() ([]int, error) {
@@ -600,10 +646,19 @@ func (p *process) signalAll(sig syscall.Signal) ([]int, error) {
 	return kids, nil
 }
 
-// pause stops the process, its group and (tree) its children.
+// pause stops the process, its group and (tree) its children, and returns
+// once every thread of the leader and of those children is stopped.
 func (p *process) pause() error {
-	_, err := p.signalAll(syscall.SIGSTOP)
-	return err
+	kids, err := p.signalAll(syscall.SIGSTOP)
+	if err != nil {
+		return err
+	}
+	for _, pid := range append([]int{p.pid}, kids...) {
+		if err := WaitStopped(pid, 5*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // resume continues the process, its group and (tree) its children.
