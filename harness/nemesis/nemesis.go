@@ -40,19 +40,43 @@ type Spec struct {
 	Every   time.Duration
 	For     time.Duration
 	Latency time.Duration // for Slow
+	// During, when set, makes each fault land inside another one: see Under.
+	During *Under
+}
+
+// Under is a fault that frames another: it is injected Lead before the main
+// fault and healed halfway through the main fault's hold, so the main fault
+// always meets the state the framing one creates. Killing Redis during a
+// pause of PostgreSQL, for one, kills it while the stream holds entries no
+// worker could apply yet: the entries only the append-only file keeps.
+type Under struct {
+	Fault   string
+	Target  string // a node
+	Lead    time.Duration
+	Latency time.Duration // for Slow
 }
 
 // Action is one planned fault.
 type Action struct {
-	At      time.Duration // since the start of the run
+	At      time.Duration // since the start of the run (of the framing fault, if any)
 	Fault   string
 	Node    string
 	Hold    time.Duration
 	Latency time.Duration
+	During  *Under
 }
 
-// Plan turns specs into a schedule, the same for the same seed. Each spec is
-// an independent timeline; the result is sorted by time.
+// lead is how long after At the main fault is injected.
+func (a Action) lead() time.Duration {
+	if a.During == nil {
+		return 0
+	}
+	return a.During.Lead
+}
+
+// Plan turns specs into a schedule, the same for the same seed. Specs with
+// the same target share one timeline, one after the other in spec order;
+// the others run side by side. The result is sorted by time.
 func Plan(specs []Spec, services int, seed int64) []Action {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6e656d65736973)) // "nemesis"
 	draw := func(d time.Duration) time.Duration {
@@ -62,18 +86,20 @@ func Plan(specs []Spec, services int, seed int64) []Action {
 		return d + time.Duration(rng.Int64N(int64(d)))
 	}
 	var plan []Action
+	timeline := map[string]time.Duration{} // by spec target
 	for _, s := range specs {
-		t := time.Duration(0)
+		t := timeline[s.Target]
 		for range s.Count {
 			t += draw(s.Every)
 			node := s.Target
 			if node == "service" {
 				node = env.ServiceNode(rng.IntN(max(services, 1)))
 			}
-			hold := draw(s.For)
-			plan = append(plan, Action{At: t, Fault: s.Fault, Node: node, Hold: hold, Latency: s.Latency})
-			t += hold
+			a := Action{At: t, Fault: s.Fault, Node: node, Hold: draw(s.For), Latency: s.Latency, During: s.During}
+			plan = append(plan, a)
+			t += a.lead() + a.Hold
 		}
+		timeline[s.Target] = t
 	}
 	sort.SliceStable(plan, func(i, j int) bool { return plan[i].At < plan[j].At })
 	return plan
@@ -83,7 +109,7 @@ func Plan(specs []Spec, services int, seed int64) []Action {
 func End(plan []Action) time.Duration {
 	var end time.Duration
 	for _, a := range plan {
-		end = max(end, a.At+a.Hold)
+		end = max(end, a.At+a.lead()+a.Hold)
 	}
 	return end
 }
@@ -139,7 +165,8 @@ func (n *Nemesis) Run(ctx context.Context, start time.Time, plan []Action) []rep
 	return out
 }
 
-// apply injects one fault, holds it, heals it and measures the recovery.
+// apply injects one fault (inside its framing fault, if any), holds it,
+// heals it and measures the recovery.
 func (n *Nemesis) apply(ctx context.Context, a Action) report.Fault {
 	f := report.Fault{Kind: a.Fault, Target: a.Node, At: time.Now()}
 	before := int64(-1)
@@ -148,32 +175,50 @@ func (n *Nemesis) apply(ctx context.Context, a Action) report.Fault {
 			before = b
 		}
 	}
-	inv := n.History.Invoke(history.NemesisProcess, a.Fault, nil, a.Node)
-	err := n.inject(ctx, a)
-	n.complete(inv, err)
-	if err != nil {
-		f.Error = err.Error()
+	var errs []error
+	var frame *Action
+	if u := a.During; u != nil {
+		frame = &Action{Fault: u.Fault, Node: u.Target, Latency: u.Latency}
+		f.During = u.Fault + " " + u.Target
+		errs = append(errs, n.record(ctx, *frame, "", n.inject))
+		waitUntil(ctx, time.Now().Add(u.Lead))
+		f.At = time.Now()
+	}
+	errs = append(errs, n.record(ctx, a, "", n.inject))
+	if frame != nil {
+		waitUntil(ctx, f.At.Add(a.Hold/2))
+		errs = append(errs, n.record(ctx, *frame, "heal-", n.heal))
 	}
 	waitUntil(ctx, f.At.Add(a.Hold))
-	heal := n.History.Invoke(history.NemesisProcess, "heal-"+a.Fault, nil, a.Node)
 	healedAt := time.Now()
-	herr := n.heal(ctx, a)
-	n.complete(heal, herr)
+	herr := n.record(ctx, a, "heal-", n.heal)
 	f.Held = healedAt.Sub(f.At).Seconds()
 	if herr != nil {
-		f.Error = errors.Join(err, herr).Error()
+		f.Error = errors.Join(append(errs, herr)...).Error()
 		return f
 	}
 	if n.Ready != nil {
 		if rerr := n.Ready(ctx); rerr != nil {
-			f.Error = errors.Join(err, fmt.Errorf("not ready after heal: %w", rerr)).Error()
+			errs = append(errs, fmt.Errorf("not ready after heal: %w", rerr))
 		}
 	}
 	f.ToReady = time.Since(healedAt).Seconds()
+	if err := errors.Join(errs...); err != nil {
+		f.Error = err.Error()
+	}
 	if before >= 0 {
 		f.ToDrained = n.backToLevel(ctx, before, healedAt)
 	}
 	return f
+}
+
+// record runs one step of a fault (inject, or heal with prefix "heal-") as
+// an op of the history.
+func (n *Nemesis) record(ctx context.Context, a Action, prefix string, step func(context.Context, Action) error) error {
+	inv := n.History.Invoke(history.NemesisProcess, prefix+a.Fault, nil, a.Node)
+	err := step(ctx, a)
+	n.complete(inv, err)
+	return err
 }
 
 // backToLevel polls the backlog until it is at most level (plus the

@@ -1,10 +1,14 @@
 package nemesis_test
 
 import (
+	"context"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chronicleweaver/chronicleweaver/harness/env"
+	"github.com/chronicleweaver/chronicleweaver/harness/history"
 	"github.com/chronicleweaver/chronicleweaver/harness/nemesis"
 )
 
@@ -60,5 +64,99 @@ func TestPlanIsSeededAndBounded(t *testing.T) {
 	}
 	if nemesis.End(a) < end {
 		t.Fatal("End before the last heal")
+	}
+}
+
+func TestPlanFramedFaultsShareTheTargetsTimeline(t *testing.T) {
+	t.Parallel()
+	frame := &nemesis.Under{Fault: nemesis.Pause, Target: "postgres", Lead: time.Second}
+	specs := []nemesis.Spec{
+		{Fault: nemesis.Kill, Target: "redis", Count: 2, Every: time.Second, For: 500 * time.Millisecond},
+		{Fault: nemesis.Kill, Target: "redis", Count: 2, Every: time.Second, For: 500 * time.Millisecond, During: frame},
+	}
+	plan := nemesis.Plan(specs, 1, 3)
+	if len(plan) != 4 {
+		t.Fatalf("%d actions, want 4", len(plan))
+	}
+	// Lines on one target run one after the other: plain kills first, then
+	// the framed ones, none overlapping (a framed kill is injected Lead
+	// after its At).
+	var end time.Duration
+	for i, a := range plan {
+		framed := a.During != nil
+		if framed != (i >= 2) {
+			t.Fatalf("action %d framed=%v: lines on one target out of order", i, framed)
+		}
+		if a.At < end {
+			t.Fatalf("action %d at %s overlaps the previous one (ends %s)", i, a.At, end)
+		}
+		end = a.At + a.Hold
+		if framed {
+			end += frame.Lead
+		}
+	}
+	if got := nemesis.End(plan); got != end {
+		t.Fatalf("End = %s, want %s (the last heal, lead included)", got, end)
+	}
+}
+
+// stepEnv records the fault steps the nemesis takes, and when.
+type stepEnv struct {
+	env.Env // only the fault methods below are called
+	mu      sync.Mutex
+	steps   []string
+}
+
+func (e *stepEnv) add(s string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.steps = append(e.steps, s)
+	return nil
+}
+func (e *stepEnv) Kill(_ context.Context, n string) error    { return e.add("kill " + n) }
+func (e *stepEnv) Restart(_ context.Context, n string) error { return e.add("restart " + n) }
+func (e *stepEnv) Pause(_ context.Context, n string) error   { return e.add("pause " + n) }
+func (e *stepEnv) Resume(_ context.Context, n string) error  { return e.add("resume " + n) }
+
+func TestFramedFaultIsInjectedInsideItsFrame(t *testing.T) {
+	t.Parallel()
+	e := &stepEnv{}
+	h, err := history.NewRecorder("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &nemesis.Nemesis{Env: e, History: h}
+	plan := []nemesis.Action{{
+		Fault: nemesis.Kill, Node: "redis", Hold: 200 * time.Millisecond,
+		During: &nemesis.Under{Fault: nemesis.Pause, Target: "postgres", Lead: 100 * time.Millisecond},
+	}}
+	start := time.Now()
+	faults := n.Run(context.Background(), start, plan)
+	want := []string{"pause postgres", "kill redis", "resume postgres", "restart redis"}
+	if !reflect.DeepEqual(e.steps, want) {
+		t.Fatalf("steps %q, want %q", e.steps, want)
+	}
+	if len(faults) != 1 {
+		t.Fatalf("%d faults recorded, want 1 (the frame is part of it)", len(faults))
+	}
+	f := faults[0]
+	if f.During != "pause postgres" || f.Kind != nemesis.Kill || f.Target != "redis" || f.Error != "" {
+		t.Fatalf("fault %+v", f)
+	}
+	if f.At.Sub(start) < 100*time.Millisecond {
+		t.Fatalf("kill injected %s after the frame, before its lead of 100ms", f.At.Sub(start))
+	}
+	if f.Held < 0.2 {
+		t.Fatalf("held %.3fs, want at least the planned 0.2s", f.Held)
+	}
+	var ops []string
+	for _, op := range h.Ops() {
+		if op.Type == history.Invoke {
+			ops = append(ops, op.F+" "+op.Value)
+		}
+	}
+	wantOps := []string{"pause postgres", "kill redis", "heal-pause postgres", "heal-kill redis"}
+	if !reflect.DeepEqual(ops, wantOps) {
+		t.Fatalf("history %q, want %q", ops, wantOps)
 	}
 }

@@ -97,8 +97,11 @@ type Baseline struct {
 
 // Fault is one injected fault and how the system recovered.
 type Fault struct {
-	Kind   string    `json:"kind"`
-	Target string    `json:"target"`
+	Kind   string `json:"kind"`
+	Target string `json:"target"`
+	// During names the fault that framed this one ("pause postgres"):
+	// injected before it, healed while it held.
+	During string    `json:"during,omitempty"`
 	At     time.Time `json:"at"`
 	// Held is how long the fault lasted before the heal.
 	Held float64 `json:"held_seconds"`

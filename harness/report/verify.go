@@ -161,7 +161,11 @@ func writeFaults(md *mdWriter, s Scenario) {
 		if f.ToDrained < 0 {
 			drained = "not within 60 s"
 		}
-		t.add(strconv.Itoa(i+1), esc(orDash(f.Kind)), esc(orDash(f.Target)), at, fmtSec(f.Held), fmtSec(f.ToReady), drained, errS)
+		kind := orDash(f.Kind)
+		if f.During != "" {
+			kind += " (during " + f.During + ")"
+		}
+		t.add(strconv.Itoa(i+1), esc(kind), esc(orDash(f.Target)), at, fmtSec(f.Held), fmtSec(f.ToReady), drained, errS)
 	}
 	md.table(t)
 	if !first.IsZero() {

@@ -247,6 +247,9 @@ func runLoad(ctx context.Context, s *Scenario, o Options, e env.Env, hist *histo
 	specs := make([]nemesis.Spec, len(s.Nemesis))
 	for i, f := range s.Nemesis {
 		specs[i] = nemesis.Spec{Fault: f.Fault, Target: f.Target, Count: f.Count, Every: f.Every.D(), For: f.For.D(), Latency: f.Latency.D()}
+		if u := f.During; u != nil {
+			specs[i].During = &nemesis.Under{Fault: u.Fault, Target: u.Target, Lead: u.Lead.D(), Latency: u.Latency.D()}
+		}
 	}
 	plan := nemesis.Plan(specs, s.Env.Services, s.Events.Seed)
 	m := model(s)

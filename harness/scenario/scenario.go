@@ -93,6 +93,17 @@ type Fault struct {
 	For Duration `yaml:"for"`
 	// Latency is the added delay of a slow link.
 	Latency Duration `yaml:"latency"`
+	// During frames each fault in another one on a different node: it
+	// starts Lead before the fault and is healed halfway through its hold.
+	During *Frame `yaml:"during"`
+}
+
+// Frame is a fault that holds while another is injected.
+type Frame struct {
+	Fault   string   `yaml:"fault"`
+	Target  string   `yaml:"target"` // a node: service-N, redis or postgres
+	Lead    Duration `yaml:"lead"`
+	Latency Duration `yaml:"latency"`
 }
 
 // SearchSpec drives a rate search: open-model steps of StepDuration at
@@ -304,6 +315,41 @@ func (s *Scenario) validate() error {
 		}
 		if f.Fault == "slow" && f.Latency == 0 {
 			return fmt.Errorf("nemesis[%d].latency: required for slow", i)
+		}
+		if err := s.validateFrame(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateFrame checks nemesis[i].during: a fault the nemesis knows, on a
+// node of its own (no other line targets it, so the two never overlap).
+func (s *Scenario) validateFrame(i int) error {
+	f := s.Nemesis[i]
+	u := f.During
+	if u == nil {
+		return nil
+	}
+	field := fmt.Sprintf("nemesis[%d].during", i)
+	switch {
+	case !faultKinds[u.Fault]:
+		return fmt.Errorf("%s.fault %q: must be one of kill, terminate, pause, cut, blackhole, slow", field, u.Fault)
+	case u.Target == "" || u.Target == "service":
+		return fmt.Errorf("%s.target %q: must name one node (service-N, redis or postgres)", field, u.Target)
+	case (u.Fault == "cut" || u.Fault == "blackhole" || u.Fault == "slow") && u.Target != "redis" && u.Target != "postgres":
+		return fmt.Errorf("%s: %s applies to the link to redis or postgres, not %q", field, u.Fault, u.Target)
+	case u.Fault == "slow" && u.Latency == 0:
+		return fmt.Errorf("%s.latency: required for slow", field)
+	case u.Lead <= 0:
+		return fmt.Errorf("%s.lead: must be > 0 (how long the frame holds before the fault)", field)
+	}
+	for j, g := range s.Nemesis {
+		if g.Target == u.Target || g.Target == "service" && strings.HasPrefix(u.Target, "service-") {
+			return fmt.Errorf("%s.target %q: nemesis[%d] targets it too, and the two would overlap", field, u.Target, j)
+		}
+		if j != i && g.During != nil && g.During.Target == u.Target && g.Target != f.Target {
+			return fmt.Errorf("%s.target %q: nemesis[%d] frames its faults in it too, on another timeline", field, u.Target, j)
 		}
 	}
 	return nil
