@@ -226,8 +226,8 @@ func writeBenchScenario(md *mdWriter, s Scenario, plots []plotLink) {
 
 	if len(s.Steps) > 0 {
 		md.heading(3, "Rate search")
-		t := table{head: []string{"Offered req/s", "Achieved req/s", "Events/s", "HTTP p50", "HTTP p99", "HTTP max", "Backlog growth", "Error rate", "Pass"},
-			align: "rrrrrrrrl"}
+		t := table{head: []string{"Offered req/s", "Achieved req/s", "Events/s", "HTTP p50", "HTTP p99", "HTTP max", "Send lag max", "Backlog growth", "Error rate", "Pass"},
+			align: "rrrrrrrrrl"}
 		for _, st := range s.Steps {
 			pass := "yes"
 			if !st.Pass {
@@ -235,7 +235,7 @@ func writeBenchScenario(md *mdWriter, s Scenario, plots []plotLink) {
 			}
 			t.add(fmtReqRate(st.Rate), fmtReqRate(st.Achieved), fmtRate(st.EventsPerSec),
 				fmtPct(st.HTTP, st.HTTP.P50), fmtPct(st.HTTP, st.HTTP.P99), fmtPct(st.HTTP, st.HTTP.Max),
-				fmtCount(st.BacklogGrowth), fmtPercent(st.ErrorRate), pass)
+				fixed(st.SendLagMax, 2), fmtCount(st.BacklogGrowth), fmtPercent(st.ErrorRate), pass)
 		}
 		md.table(t)
 		writeSearchOutcome(md, s)

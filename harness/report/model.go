@@ -83,7 +83,10 @@ type Step struct {
 	HTTP          Percentiles `json:"http_latency"`
 	BacklogGrowth int64       `json:"backlog_growth"` // queue_depth at step end - at step start
 	ErrorRate     float64     `json:"error_rate"`
-	Pass          bool        `json:"pass"`
+	// SendLagMax is the longest a request left after its scheduled time
+	// (ms): the load generator's own delay, counted in the latencies.
+	SendLagMax float64 `json:"send_lag_max_ms"`
+	Pass       bool    `json:"pass"`
 }
 
 // Baseline is the same events inserted straight into PostgreSQL.

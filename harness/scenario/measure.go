@@ -95,7 +95,8 @@ func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *his
 		stepStart := time.Now()
 		m := model(s)
 		m.Kind, m.Rate, m.RampTo, m.Duration = "open", rate, 0, s.Search.StepDuration.D()
-		if _, err := load.Run(ctx, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist}); err != nil {
+		sum, err := load.Run(ctx, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist})
+		if err != nil {
 			return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: load at %.0f req/s: %w", rate, err)
 		}
 		stepEnd := time.Now()
@@ -108,6 +109,7 @@ func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *his
 		st := report.Step{
 			Rate: rate, Achieved: p.RequestsPerSec, EventsPerSec: p.EventsPerSec, HTTP: p.HTTP,
 			BacklogGrowth: st1.QueueDepth - st0.QueueDepth, ErrorRate: p.ErrorRate,
+			SendLagMax: float64(sum.MaxSendLag) / float64(time.Millisecond),
 		}
 		// Held: latency bound met, no errors, the offered rate achieved, and
 		// the backlog left at the end of the step is under a quarter of a
@@ -115,8 +117,8 @@ func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *his
 		st.Pass = p.HTTP.P99 <= float64(bound)/float64(time.Millisecond) && p.ErrorRate == 0 &&
 			st1.QueueDepth <= offeredPerSec/4 && p.RequestsPerSec >= 0.9*rate
 		res.Steps = append(res.Steps, st)
-		o.logf("%s: step %d: %.0f req/s asked, %.0f done, %.0f events/s, p99 %.2f ms, backlog %d: pass=%v",
-			s.Name, step+1, rate, p.RequestsPerSec, p.EventsPerSec, p.HTTP.P99, st1.QueueDepth, st.Pass)
+		o.logf("%s: step %d: %.0f req/s asked, %.0f done, %.0f events/s, p99 %.2f ms, send lag max %.2f ms, backlog %d: pass=%v",
+			s.Name, step+1, rate, p.RequestsPerSec, p.EventsPerSec, p.HTTP.P99, st.SendLagMax, st1.QueueDepth, st.Pass)
 		dctx, cancel := context.WithTimeout(ctx, s.DrainTimeout.D())
 		_, _, derr := cl.WaitDrained(dctx)
 		cancel()
