@@ -15,32 +15,17 @@ import (
 )
 
 // CollectHeader fills what this process can find out about where it runs:
-// Commit (`git describe --always --dirty` in the working directory's
-// repository, "unknown" when git fails), Date (now, UTC, whole seconds),
+// Commit (see gitDescribeIn, in the working directory's repository), Date (now, UTC, whole seconds),
 // Machine and Go. The caller sets Command's companions: Postgres, Redis,
 // Backend, Settings and DurableDB.
 func CollectHeader(command string) Header {
 	return Header{
-		Commit:  gitDescribe(),
+		Commit:  gitDescribeIn(""),
 		Date:    time.Now().UTC().Truncate(time.Second),
 		Command: command,
 		Machine: collectMachine(),
 		Go:      runtime.Version(),
 	}
-}
-
-func gitDescribe() string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "git", "describe", "--always", "--dirty").Output()
-	if err != nil {
-		return "unknown"
-	}
-	s := strings.TrimSpace(string(out))
-	if s == "" {
-		return "unknown"
-	}
-	return s
 }
 
 func collectMachine() Machine {

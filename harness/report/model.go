@@ -12,7 +12,7 @@ import (
 
 // Header says where and how results were produced.
 type Header struct {
-	Commit    string            `json:"commit"` // git describe --always --dirty
+	Commit    string            `json:"commit"` // git describe --always, -dirty outside results/
 	Date      time.Time         `json:"date"`
 	Command   string            `json:"command"` // e.g. "make bench"
 	Machine   Machine           `json:"machine"`

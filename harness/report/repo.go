@@ -22,7 +22,7 @@ import (
 // results are generated (`make report`), so that the report's figures about
 // the code trace to a file under results/ like its measurements do.
 type Repo struct {
-	Commit    string `json:"commit"`     // git describe --always --dirty
+	Commit    string `json:"commit"`     // git describe --always, -dirty outside results/
 	TestFiles int    `json:"test_files"` // *_test.go files
 	TestFuncs int    `json:"test_funcs"` // func TestXxx, BenchmarkXxx and FuzzXxx declarations
 	GoFiles   int    `json:"go_files"`   // .go files, tests included
@@ -114,15 +114,32 @@ func gitFiles(root string) ([]string, error) {
 	return slices.Compact(files), nil
 }
 
+// gitDescribeIn names the commit checked out in root ("" for the working
+// directory): `git describe --always`, plus "-dirty" when files other than
+// the generated ones (results/, REPORT.md) differ from it, so the run that
+// rewrites the results does not mark itself dirty. "unknown" when git fails.
 func gitDescribeIn(root string) string {
-	out, err := gitCommand(root, "describe", "--always", "--dirty")
+	out, err := gitCommand(root, "describe", "--always")
 	if err != nil {
 		return "unknown"
 	}
-	if s := strings.TrimSpace(string(out)); s != "" {
-		return s
+	s := strings.TrimSpace(string(out))
+	if s == "" {
+		return "unknown"
 	}
-	return "unknown"
+	top, err := gitCommand(root, "rev-parse", "--show-toplevel")
+	if err != nil {
+		return "unknown"
+	}
+	changed, err := gitCommand(strings.TrimSpace(string(top)), "status", "--porcelain", "--untracked-files=no",
+		"--", ".", ":(exclude)results", ":(exclude)REPORT.md")
+	if err != nil {
+		return "unknown"
+	}
+	if len(bytes.TrimSpace(changed)) > 0 {
+		s += "-dirty"
+	}
+	return s
 }
 
 func excludedGoPath(p string) bool {
