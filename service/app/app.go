@@ -99,7 +99,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.checkPersistence(ctx)
 
 	m.pool = worker.New(worker.Config{
-		Instance: c.InstanceID, Count: c.WorkerCount, BatchSize: c.BatchSize,
+		Instance: c.InstanceID, Count: c.WorkerCount, BatchSize: c.BatchSize, BatchEvents: c.BatchEvents,
 		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, Planted: c.PlantedBug, Linger: c.BatchLinger,
 	}, m.queue, m.store, m.metrics, m.Log)
 	m.pool.Start()
@@ -143,7 +143,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log.Warn("PLANTED BUG ACTIVE: this instance is a negative control", "bug", c.PlantedBug)
 	}
 	m.Log.Info("serving", "addr", m.ln.Addr().String(), "instance", c.InstanceID,
-		"workers", c.WorkerCount, "batch_size", c.BatchSize, "stream", m.queue.Stream())
+		"workers", c.WorkerCount, "batch_size", c.BatchSize, "batch_events", c.BatchEvents, "stream", m.queue.Stream())
 	return nil
 }
 

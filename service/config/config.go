@@ -29,7 +29,8 @@ type Config struct {
 	InstanceID string // INSTANCE_ID, default: hostname
 
 	WorkerCount  int           // WORKER_COUNT
-	BatchSize    int           // BATCH_SIZE: stream entries read per batch
+	BatchSize    int           // BATCH_SIZE: stream entries read per batch, at most
+	BatchEvents  int           // BATCH_EVENTS: events per batch, about (0: BATCH_SIZE alone decides)
 	BatchLinger  time.Duration // BATCH_LINGER: wait to fill a batch that is not full
 	QueueMaxLen  int64         // QUEUE_MAX_LEN: unapplied events before /publish answers 503
 	MaxAttempts  int           // MAX_ATTEMPTS before an entry is dead-lettered
@@ -63,6 +64,7 @@ func Defaults() Config {
 		InstanceID:   host,
 		WorkerCount:  4,
 		BatchSize:    200,
+		BatchEvents:  5_000,
 		BatchLinger:  2 * time.Millisecond,
 		QueueMaxLen:  1_000_000,
 		MaxAttempts:  5,
@@ -90,6 +92,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.str("INSTANCE_ID", &c.InstanceID)
 	p.int("WORKER_COUNT", &c.WorkerCount, 1, 1024)
 	p.int("BATCH_SIZE", &c.BatchSize, 1, 100_000)
+	p.int("BATCH_EVENTS", &c.BatchEvents, 0, 10_000_000)
 	p.duration("BATCH_LINGER", &c.BatchLinger, 0)
 	p.int64("QUEUE_MAX_LEN", &c.QueueMaxLen, 1, 1<<50)
 	p.int("MAX_ATTEMPTS", &c.MaxAttempts, 1, 1000)

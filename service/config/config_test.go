@@ -61,7 +61,7 @@ func TestSettingsAreRead(t *testing.T) {
 	t.Parallel()
 	c, err := config.FromEnv(env(
 		"APP_PORT", " 9090 ", "DATABASE_URL", "postgresql://u:p@db:5432/x?sslmode=disable", "REDIS_URL", "rediss://r:6380/2",
-		"INSTANCE_ID", "node-7", "WORKER_COUNT", "16", "BATCH_SIZE", "50", "QUEUE_MAX_LEN", "5000", "MAX_ATTEMPTS", "3",
+		"INSTANCE_ID", "node-7", "WORKER_COUNT", "16", "BATCH_SIZE", "50", "BATCH_EVENTS", "0", "QUEUE_MAX_LEN", "5000", "MAX_ATTEMPTS", "3",
 		"MAX_BATCH", "100", "MAX_BODY_BYTES", "2048", "CLAIM_IDLE", "5s", "STREAM_PREFIX", "x:", "SHUTDOWN_TIMEOUT", "45",
 		"API_TOKEN", "tok", "LOG_LEVEL", "DEBUG", "DB_MAX_CONNS", "7", "RETRY_AFTER", "3s", "UPSERT_METHOD", "Copy",
 	))
@@ -72,6 +72,7 @@ func TestSettingsAreRead(t *testing.T) {
 	want.Port, want.DatabaseURL, want.RedisURL = 9090, "postgresql://u:p@db:5432/x?sslmode=disable", "rediss://r:6380/2"
 	want.InstanceID, want.WorkerCount, want.BatchSize, want.QueueMaxLen, want.MaxAttempts = "node-7", 16, 50, 5000, 3
 	want.MaxBatch, want.MaxBodyBytes, want.ClaimIdle, want.StreamPrefix, want.ShutdownTime = 100, 2048, 5*time.Second, "x:", 45*time.Second
+	want.BatchEvents = 0
 	want.APIToken, want.LogLevel, want.DBMaxConns, want.RetryAfter, want.UpsertMethod = "tok", "debug", 7, 3*time.Second, "copy"
 	if c != want {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -128,6 +129,8 @@ func TestBadSettings(t *testing.T) {
 		{"WORKER_COUNT", "four"},
 		{"BATCH_SIZE", "0"},
 		{"BATCH_SIZE", "1e3"},
+		{"BATCH_EVENTS", "-1"},
+		{"BATCH_EVENTS", "5k"},
 		{"QUEUE_MAX_LEN", "0"},
 		{"QUEUE_MAX_LEN", "99999999999999999999"},
 		{"MAX_ATTEMPTS", "0"},

@@ -24,7 +24,11 @@ import (
 type Config struct {
 	Instance    string        // consumer names are Instance-0 .. Instance-(Count-1)
 	Count       int           // WORKER_COUNT
-	BatchSize   int           // entries per read
+	BatchSize   int           // entries per read, at most
+	// BatchEvents bounds the events of one batch: a read asks for as many
+	// entries as fit, judging by the events per entry seen so far (an entry
+	// holds one request). 0: no bound beyond BatchSize.
+	BatchEvents int
 	ClaimIdle   time.Duration // claim other consumers' entries idle this long
 	MaxAttempts int           // data failures of one entry before it is dead-lettered
 	Block       time.Duration // how long a read waits for new entries (default 1s)
@@ -113,6 +117,40 @@ type worker struct {
 	*Pool
 	name     string
 	attempts map[string]int // data failures per entry token
+	perEntry float64        // events per entry, moving average of the reads so far
+}
+
+// want is how many entries the next read asks for, given the events already
+// in the batch: BatchSize at most, and about what fits in BatchEvents.
+func (w *worker) want(have, haveEvents int) int {
+	return entriesFor(w.cfg.BatchSize-have, w.cfg.BatchEvents-haveEvents, w.cfg.BatchEvents > 0, w.perEntry)
+}
+
+// entriesFor is want's arithmetic: room entries, or fewer when bounded and
+// the events left (roomEvents) fit in fewer entries of perEntry events; at
+// least one, so a batch always makes progress.
+func entriesFor(room, roomEvents int, bounded bool, perEntry float64) int {
+	if bounded && perEntry > 0 {
+		room = min(room, int(float64(roomEvents)/perEntry))
+	}
+	return max(room, 1)
+}
+
+// observe folds a read's entries into the events-per-entry average.
+func (w *worker) observe(entries []queue.Entry) int {
+	n := 0
+	for _, e := range entries {
+		n += e.Count
+	}
+	if len(entries) > 0 {
+		avg := float64(n) / float64(len(entries))
+		if w.perEntry == 0 {
+			w.perEntry = avg
+		} else {
+			w.perEntry = 0.7*w.perEntry + 0.3*avg
+		}
+	}
+	return n
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -136,12 +174,15 @@ func (w *worker) run(ctx context.Context) {
 		if w.cfg.Planted == planted.PopAndForget {
 			read = w.q.ReadAndForget
 		}
-		entries, err := read(ctx, w.name, w.cfg.BatchSize, block)
-		if err == nil && len(entries) > 0 && len(entries) < w.cfg.BatchSize && w.cfg.Linger > 0 && !w.draining() {
+		asked := w.want(0, 0)
+		entries, err := read(ctx, w.name, asked, block)
+		events := w.observe(entries)
+		if err == nil && len(entries) > 0 && len(entries) < asked && w.cfg.Linger > 0 && !w.draining() {
 			pause(ctx, 0, w.cfg.Linger)
 			// A failed top-up read changes nothing: the entries already read
 			// are applied now (else they would wait for a claim).
-			if more, merr := read(ctx, w.name, w.cfg.BatchSize-len(entries), -1); merr == nil {
+			if more, merr := read(ctx, w.name, w.want(len(entries), events), -1); merr == nil {
+				w.observe(more)
 				entries = append(entries, more...)
 			}
 		}
@@ -170,7 +211,7 @@ func (w *worker) run(ctx context.Context) {
 func (w *worker) recoverOwn(ctx context.Context) {
 	after := "0"
 	for fails := 0; ctx.Err() == nil; {
-		entries, err := w.q.ReadPending(ctx, w.name, after, w.cfg.BatchSize)
+		entries, err := w.q.ReadPending(ctx, w.name, after, w.want(0, 0))
 		if err != nil {
 			w.log.Warn("read own pending entries failed", "worker", w.name, "err", err)
 			fails++
@@ -180,6 +221,7 @@ func (w *worker) recoverOwn(ctx context.Context) {
 		if len(entries) == 0 {
 			return
 		}
+		w.observe(entries)
 		w.log.Info("recovering own pending entries", "worker", w.name, "entries", len(entries))
 		w.process(ctx, entries)
 		after = entries[len(entries)-1].ID
@@ -189,12 +231,13 @@ func (w *worker) recoverOwn(ctx context.Context) {
 // claim takes over entries idle in other consumers (a dead instance's) and
 // applies them. It returns where the next scan starts.
 func (w *worker) claim(ctx context.Context, start string) string {
-	entries, next, err := w.q.Claim(ctx, w.name, w.cfg.ClaimIdle, start, w.cfg.BatchSize)
+	entries, next, err := w.q.Claim(ctx, w.name, w.cfg.ClaimIdle, start, w.want(0, 0))
 	if err != nil {
 		w.log.Warn("claim failed", "worker", w.name, "err", err)
 		return start
 	}
 	if len(entries) > 0 {
+		w.observe(entries)
 		w.log.Info("claimed idle entries", "worker", w.name, "entries", len(entries))
 		w.m.Claimed.Add(float64(len(entries)))
 		w.process(ctx, entries)
