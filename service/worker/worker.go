@@ -22,9 +22,9 @@ import (
 
 // Config configures a Pool.
 type Config struct {
-	Instance    string        // consumer names are Instance-0 .. Instance-(Count-1)
-	Count       int           // WORKER_COUNT
-	BatchSize   int           // entries per read, at most
+	Instance  string // consumer names are Instance-0 .. Instance-(Count-1)
+	Count     int    // WORKER_COUNT
+	BatchSize int    // entries per read, at most
 	// BatchEvents bounds the events of one batch: a read asks for as many
 	// entries as fit, judging by the events per entry seen so far (an entry
 	// holds one request). 0: no bound beyond BatchSize.
