@@ -40,16 +40,16 @@ type Spec struct {
 	Every   time.Duration
 	For     time.Duration
 	Latency time.Duration // for Slow
-	// During, when set, makes each fault land inside another one: see Under.
-	During *Under
+	// During, when set, makes each fault land inside another one: see Frame.
+	During *Frame
 }
 
-// Under is a fault that frames another: it is injected Lead before the main
+// Frame is a fault that frames another: it is injected Lead before the main
 // fault and healed halfway through the main fault's hold, so the main fault
 // always meets the state the framing one creates. Killing Redis during a
 // pause of PostgreSQL, for one, kills it while the stream holds entries no
 // worker could apply yet: the entries only the append-only file keeps.
-type Under struct {
+type Frame struct {
 	Fault   string
 	Target  string // a node
 	Lead    time.Duration
@@ -63,7 +63,7 @@ type Action struct {
 	Node    string
 	Hold    time.Duration
 	Latency time.Duration
-	During  *Under
+	During  *Frame
 }
 
 // lead is how long after At the main fault is injected.

@@ -69,7 +69,7 @@ func TestPlanIsSeededAndBounded(t *testing.T) {
 
 func TestPlanFramedFaultsShareTheTargetsTimeline(t *testing.T) {
 	t.Parallel()
-	frame := &nemesis.Under{Fault: nemesis.Pause, Target: "postgres", Lead: time.Second}
+	frame := &nemesis.Frame{Fault: nemesis.Pause, Target: "postgres", Lead: time.Second}
 	specs := []nemesis.Spec{
 		{Fault: nemesis.Kill, Target: "redis", Count: 2, Every: time.Second, For: 500 * time.Millisecond},
 		{Fault: nemesis.Kill, Target: "redis", Count: 2, Every: time.Second, For: 500 * time.Millisecond, During: frame},
@@ -100,7 +100,7 @@ func TestPlanFramedFaultsShareTheTargetsTimeline(t *testing.T) {
 	}
 }
 
-// stepEnv records the fault steps the nemesis takes, and when.
+// stepEnv records the fault steps the nemesis takes, in order.
 type stepEnv struct {
 	env.Env // only the fault methods below are called
 	mu      sync.Mutex
@@ -128,7 +128,7 @@ func TestFramedFaultIsInjectedInsideItsFrame(t *testing.T) {
 	n := &nemesis.Nemesis{Env: e, History: h}
 	plan := []nemesis.Action{{
 		Fault: nemesis.Kill, Node: "redis", Hold: 200 * time.Millisecond,
-		During: &nemesis.Under{Fault: nemesis.Pause, Target: "postgres", Lead: 100 * time.Millisecond},
+		During: &nemesis.Frame{Fault: nemesis.Pause, Target: "postgres", Lead: 100 * time.Millisecond},
 	}}
 	start := time.Now()
 	faults := n.Run(context.Background(), start, plan)

@@ -15,8 +15,8 @@ import (
 )
 
 // CollectHeader fills what this process can find out about where it runs:
-// Commit (see gitDescribeIn, in the working directory's repository), Date (now, UTC, whole seconds),
-// Machine and Go. The caller sets Command's companions: Postgres, Redis,
+// Commit (gitDescribeIn the working directory), Date (now, UTC, whole
+// seconds), Machine and Go. The caller sets Command's companions: Postgres, Redis,
 // Backend, Settings and DurableDB.
 func CollectHeader(command string) Header {
 	return Header{

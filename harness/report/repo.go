@@ -127,12 +127,8 @@ func gitDescribeIn(root string) string {
 	if s == "" {
 		return "unknown"
 	}
-	top, err := gitCommand(root, "rev-parse", "--show-toplevel")
-	if err != nil {
-		return "unknown"
-	}
-	changed, err := gitCommand(strings.TrimSpace(string(top)), "status", "--porcelain", "--untracked-files=no",
-		"--", ".", ":(exclude)results", ":(exclude)REPORT.md")
+	changed, err := gitCommand(root, "status", "--porcelain", "--untracked-files=no",
+		"--", ":(top)", ":(top,exclude)results", ":(top,exclude)REPORT.md")
 	if err != nil {
 		return "unknown"
 	}

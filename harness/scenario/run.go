@@ -248,7 +248,7 @@ func runLoad(ctx context.Context, s *Scenario, o Options, e env.Env, hist *histo
 	for i, f := range s.Nemesis {
 		specs[i] = nemesis.Spec{Fault: f.Fault, Target: f.Target, Count: f.Count, Every: f.Every.D(), For: f.For.D(), Latency: f.Latency.D()}
 		if u := f.During; u != nil {
-			specs[i].During = &nemesis.Under{Fault: u.Fault, Target: u.Target, Lead: u.Lead.D(), Latency: u.Latency.D()}
+			specs[i].During = &nemesis.Frame{Fault: u.Fault, Target: u.Target, Lead: u.Lead.D(), Latency: u.Latency.D()}
 		}
 	}
 	plan := nemesis.Plan(specs, s.Env.Services, s.Events.Seed)

@@ -304,21 +304,28 @@ func (s *Scenario) validate() error {
 		return fmt.Errorf("search: start, step_duration, p99 and max_steps are required")
 	}
 	for i, f := range s.Nemesis {
-		if !faultKinds[f.Fault] {
-			return fmt.Errorf("nemesis[%d].fault %q: must be one of kill, terminate, pause, cut, blackhole, slow", i, f.Fault)
-		}
-		if f.Target == "" {
-			return fmt.Errorf("nemesis[%d].target: missing", i)
-		}
-		if (f.Fault == "cut" || f.Fault == "blackhole" || f.Fault == "slow") && f.Target != "redis" && f.Target != "postgres" {
-			return fmt.Errorf("nemesis[%d]: %s applies to the link to redis or postgres, not %q", i, f.Fault, f.Target)
-		}
-		if f.Fault == "slow" && f.Latency == 0 {
-			return fmt.Errorf("nemesis[%d].latency: required for slow", i)
+		if err := checkFault(fmt.Sprintf("nemesis[%d]", i), f.Fault, f.Target, f.Latency); err != nil {
+			return err
 		}
 		if err := s.validateFrame(i); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkFault checks one fault of the schedule; field names it in errors
+// ("nemesis[0]", "nemesis[0].during").
+func checkFault(field, fault, target string, latency Duration) error {
+	switch {
+	case !faultKinds[fault]:
+		return fmt.Errorf("%s.fault %q: must be one of kill, terminate, pause, cut, blackhole, slow", field, fault)
+	case target == "":
+		return fmt.Errorf("%s.target: missing", field)
+	case (fault == "cut" || fault == "blackhole" || fault == "slow") && target != "redis" && target != "postgres":
+		return fmt.Errorf("%s: %s applies to the link to redis or postgres, not %q", field, fault, target)
+	case fault == "slow" && latency == 0:
+		return fmt.Errorf("%s.latency: required for slow", field)
 	}
 	return nil
 }
@@ -332,15 +339,12 @@ func (s *Scenario) validateFrame(i int) error {
 		return nil
 	}
 	field := fmt.Sprintf("nemesis[%d].during", i)
+	if err := checkFault(field, u.Fault, u.Target, u.Latency); err != nil {
+		return err
+	}
 	switch {
-	case !faultKinds[u.Fault]:
-		return fmt.Errorf("%s.fault %q: must be one of kill, terminate, pause, cut, blackhole, slow", field, u.Fault)
-	case u.Target == "" || u.Target == "service":
+	case u.Target == "service":
 		return fmt.Errorf("%s.target %q: must name one node (service-N, redis or postgres)", field, u.Target)
-	case (u.Fault == "cut" || u.Fault == "blackhole" || u.Fault == "slow") && u.Target != "redis" && u.Target != "postgres":
-		return fmt.Errorf("%s: %s applies to the link to redis or postgres, not %q", field, u.Fault, u.Target)
-	case u.Fault == "slow" && u.Latency == 0:
-		return fmt.Errorf("%s.latency: required for slow", field)
 	case u.Lead <= 0:
 		return fmt.Errorf("%s.lead: must be > 0 (how long the frame holds before the fault)", field)
 	}
