@@ -12,13 +12,25 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
+	"github.com/chronicleweaver/chronicleweaver/internal/proc"
 	"github.com/chronicleweaver/chronicleweaver/service/devenv"
 )
 
 var env *devenv.Env
 
-func TestMain(m *testing.M) { os.Exit(devenv.RunTests(m, &env)) }
+func TestMain(m *testing.M) {
+	code := devenv.RunTests(m, &env)
+	if code == 0 {
+		// Every server's waiting goroutine and every client are gone.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goroutine leak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 func testContext(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -221,6 +233,83 @@ func TestPostgresLifecycle(t *testing.T) {
 	}
 	if err := pg.DropDatabase(ctx, "app"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPostgresUsage: the server's usage covers its backends (which call
+// setsid and leave the postmaster's group), while they run and after they
+// have exited and been reaped by the postmaster.
+func TestPostgresUsage(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 60*time.Second)
+	pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	if !proc.PortReserved(pg.Port()) {
+		t.Errorf("port %d not in the process's port registry", pg.Port())
+	}
+	// Three backends each burn CPU on a query and stay connected.
+	var backends []int
+	var conns []*pgx.Conn
+	for range 3 {
+		conn, err := pgx.Connect(ctx, pg.URL("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+		var pid int
+		if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		backends = append(backends, pid)
+		if _, err := conn.Exec(ctx, "SELECT count(*) FROM generate_series(1, 2000000)"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var backendCPU time.Duration
+	for _, pid := range backends {
+		u, err := proc.ReadUsage(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		backendCPU += u.CPU
+	}
+	own, err := proc.ReadUsage(pg.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := pg.Usage()
+	t.Logf("postmaster %v, its 3 query backends %v, the server's usage %v over %d processes (peak RSS %d MiB)",
+		own.CPU, backendCPU, live.CPU, live.Procs, live.PeakRSS>>20)
+	if backendCPU < 100*time.Millisecond {
+		t.Fatalf("the backends used %v: the queries did not burn CPU", backendCPU)
+	}
+	if live.CPU < own.CPU+backendCPU || live.Procs < 4 || live.PeakRSS <= 0 {
+		t.Errorf("Usage %+v: want >= postmaster %v + backends %v over >= 4 processes", live, own.CPU, backendCPU)
+	}
+	// The backends exit and the postmaster reaps them: their time stays.
+	for _, c := range conns {
+		c.Close(ctx)
+	}
+	eventually(t, 10*time.Second, func() error {
+		for _, pid := range backends {
+			if proc.Alive(pid) {
+				return fmt.Errorf("backend %d still there", pid)
+			}
+		}
+		return nil
+	})
+	tree, err := proc.ReadTreeUsage(pg.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tree.CPU < own.CPU+backendCPU {
+		t.Errorf("after the backends were reaped the server's tree used %v, want >= %v", tree.CPU, own.CPU+backendCPU)
+	}
+	if after := pg.Usage(); after.CPU < live.CPU {
+		t.Errorf("Usage went down: %v after %v", after.CPU, live.CPU)
 	}
 }
 

@@ -8,18 +8,23 @@
 // [StartPostgres] runs initdb in a fresh directory under [os.TempDir] and then
 // starts the `postgres` binary directly as a child process. [StartRedis]
 // starts `redis-server` with the append-only file enabled (appendonly yes, no
-// RDB snapshots). Both listen on 127.0.0.1 only, on a free port chosen by the
-// kernel (if the server then loses the race for that port it is retried on
-// another one). Both run in their own process group (Setpgid), so a Ctrl-C
-// in the terminal does not reach them directly, and signals reach the whole
-// server: [Postgres.Pause] / [Redis.Pause] (SIGSTOP) freeze it together with
-// its children, and Kill (SIGKILL) ends all of them. PostgreSQL backends call
-// setsid and so leave the postmaster's group; they are therefore signalled one
-// by one as well, listed from /proc while the postmaster is stopped (so it
-// cannot fork new ones and their pids cannot be reused).
+// RDB snapshots). Both listen on 127.0.0.1 only, on a free port from the
+// process's one port registry (internal/proc, shared with the harness's
+// service instances; if the server then loses the race for that port to
+// another program it is retried on another one). Both are started through
+// internal/proc in their own process group (Setpgid), so a Ctrl-C in the
+// terminal does not reach them directly, and signals reach the whole
+// server: [Postgres.Pause] / [Redis.Pause] (SIGSTOP) freeze it together
+// with its children and return once every thread is stopped, and Kill
+// (SIGKILL) ends all of them. PostgreSQL backends call setsid and so leave
+// the postmaster's group; they are therefore signalled one by one as well,
+// listed from /proc while the postmaster is stopped (so it cannot fork new
+// ones and their pids cannot be reused).
 //
 // The returned handles own their process: a goroutine waits for it, so a
 // killed server is always reaped, and the Exited channel reports its end.
+// Usage reports the CPU time and memory of the current process and all its
+// children (PostgreSQL's backends).
 // The lifecycle methods used by the fault-injection harness are
 //
 //	Postgres: Stop (fast shutdown), StopImmediate (crash: no checkpoint),

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chronicleweaver/chronicleweaver/internal/proc"
 )
 
 // PostgresOptions configures StartPostgres.
@@ -351,10 +353,14 @@ func (p *Postgres) Kill() error { return p.kill() }
 
 // Pause sends SIGSTOP to the postmaster and all its backends: connections
 // stay open but nothing is answered until Resume.
-func (p *Postgres) Pause() error { return p.signalRunning((*process).pause) }
+func (p *Postgres) Pause() error { return p.signalRunning((*proc.Process).Pause) }
 
 // Resume sends SIGCONT to the postmaster and all its backends.
-func (p *Postgres) Resume() error { return p.signalRunning((*process).resume) }
+func (p *Postgres) Resume() error { return p.signalRunning((*proc.Process).Resume) }
+
+// Usage is what the current postmaster and its backends have used since
+// it started (see proc.Process.Usage); zero before the first start.
+func (p *Postgres) Usage() proc.Usage { return p.usage() }
 
 // Close stops the server (fast shutdown, then immediate, then SIGKILL if
 // needed) and removes its directory. It is idempotent.

@@ -16,6 +16,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/chronicleweaver/chronicleweaver/internal/proc"
 )
 
 // RedisOptions configures StartRedis.
@@ -89,6 +91,12 @@ func StartRedis(ctx context.Context, opts RedisOptions) (_ *Redis, err error) {
 	if err := r.writeConfig(); err != nil {
 		return nil, err
 	}
+	// Created private before the server starts; every start appends to it.
+	f, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("redis: create log file: %w", err)
+	}
+	f.Close()
 	if err := r.startOnFreePort(ctx); err != nil {
 		return nil, err
 	}
@@ -311,10 +319,15 @@ func (r *Redis) Stop(ctx context.Context) error {
 
 // Pause sends SIGSTOP to the server's process group: connections stay open
 // but nothing is answered until Resume.
-func (r *Redis) Pause() error { return r.signalRunning((*process).pause) }
+func (r *Redis) Pause() error { return r.signalRunning((*proc.Process).Pause) }
 
 // Resume sends SIGCONT to the server's process group.
-func (r *Redis) Resume() error { return r.signalRunning((*process).resume) }
+func (r *Redis) Resume() error { return r.signalRunning((*proc.Process).Resume) }
+
+// Usage is what the current server process (and any AOF-rewrite child) has
+// used since it started (see proc.Process.Usage); zero before the first
+// start.
+func (r *Redis) Usage() proc.Usage { return r.usage() }
 
 // Close kills the server and removes its directory. It is idempotent.
 func (r *Redis) Close() error { return r.close(nil) }

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
+
+	"github.com/chronicleweaver/chronicleweaver/internal/proc"
 )
 
 // Server directories are named devenv-<kind>-<owner pid>-<random> so that
@@ -32,11 +32,6 @@ func ownerOf(dir string) (int, bool) {
 	}
 	pid, err := strconv.Atoi(parts[2])
 	return pid, err == nil && pid > 0
-}
-
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 var reapOnce sync.Once
@@ -65,7 +60,7 @@ func ReapStale() (int, error) {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
 	for _, dir := range dirs {
 		owner, ok := ownerOf(dir)
-		if !ok || owner == os.Getpid() || processAlive(owner) {
+		if !ok || owner == os.Getpid() || proc.Alive(owner) {
 			continue
 		}
 		for _, pidFile := range []string{"postmaster.pid", "redis.pid"} {
@@ -104,9 +99,5 @@ func killServerIn(dir, pidFile string) {
 	if filepath.Clean(cwd) != want {
 		return
 	}
-	// Not our child: there is no Wait goroutine, so done is never closed.
-	p := &process{pid: pid, tree: true, done: make(chan struct{})}
-	_, _ = p.signalAll(syscall.SIGKILL)
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	waitState(pid, "ZX", 5*time.Second)
+	proc.KillTree(pid)
 }
