@@ -353,4 +353,3 @@ func logf(f func(string, ...any), format string, args ...any) {
 		f(format, args...)
 	}
 }
-
