@@ -1,20 +1,14 @@
 package env
 
 import (
-	"archive/tar"
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,34 +17,16 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/jackc/pgx/v5"
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	dnetwork "github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	tc "github.com/testcontainers/testcontainers-go"
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 
+	"github.com/chronicleweaver/chronicleweaver/internal/proc"
 	"github.com/chronicleweaver/chronicleweaver/service/config"
 	"github.com/chronicleweaver/chronicleweaver/service/devenv"
 	"github.com/chronicleweaver/chronicleweaver/service/planted"
-)
-
-// Images. The official images are what online users pull; the offline ones
-// are what harness/images/build-offline.sh builds where no registry can be
-// reached.
-const (
-	DefaultPostgresImage = "postgres:17-bookworm"
-	DefaultRedisImage    = "redis:7-bookworm"
-	OfflinePostgresImage = "chronicleweaver/postgres:15-offline"
-	OfflineRedisImage    = "chronicleweaver/redis:7-offline"
-	DefaultServiceImage  = "chronicleweaver:local"
-)
-
-// Environment variables naming the images (read by compose.yml too).
-const (
-	EnvPostgresImage = "CHRONICLE_POSTGRES_IMAGE"
-	EnvRedisImage    = "CHRONICLE_REDIS_IMAGE"
-	EnvServiceImage  = "CHRONICLE_SERVICE_IMAGE"
 )
 
 // LabelEnv is the label every container and network of a Docker backend
@@ -100,7 +76,13 @@ type DockerOptions struct {
 // While a dependency is cut it cannot be reached from the host either.
 //
 // Its methods are safe for concurrent use; operations on one node are
-// serialised.
+// serialised. Its host ports come from internal/proc's one port registry,
+// as the local backend's do.
+//
+// The backend is cut by concern: docker.go starts, describes and closes it,
+// docker_faults.go injects faults, docker_node.go probes, measures and
+// reads the logs of one container, docker_image.go finds and builds the
+// images.
 type Docker struct {
 	opts     DockerOptions
 	id       string // random; names and labels
@@ -144,114 +126,6 @@ func (n *dnode) containerID() string {
 
 func (n *dnode) hostAddr() string { return "127.0.0.1:" + strconv.Itoa(n.hostPort) }
 
-// --- images and the daemon ---
-
-// dockerClient connects to the daemon named by the environment (DOCKER_HOST
-// etc.), negotiating the API version.
-func dockerClient() (*client.Client, error) {
-	cli, err := client.New(client.FromEnv)
-	if err != nil {
-		return nil, fmt.Errorf("env: docker client: %w", err)
-	}
-	return cli, nil
-}
-
-// DockerAvailable reports whether a Docker daemon answers a ping within 2 s.
-func DockerAvailable(ctx context.Context) bool {
-	cli, err := dockerClient()
-	if err != nil {
-		return false
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_, err = cli.Ping(ctx, client.PingOptions{})
-	return err == nil
-}
-
-// ImageExists reports whether the daemon has image locally.
-func ImageExists(ctx context.Context, image string) bool {
-	cli, err := dockerClient()
-	if err != nil {
-		return false
-	}
-	defer cli.Close()
-	return imageExists(ctx, cli, image)
-}
-
-func imageExists(ctx context.Context, cli *client.Client, image string) bool {
-	_, err := cli.ImageInspect(ctx, image)
-	return err == nil
-}
-
-// DefaultImages returns the PostgreSQL and Redis images to use: the
-// CHRONICLE_POSTGRES_IMAGE / CHRONICLE_REDIS_IMAGE variables when set, else
-// the official image when it is present locally, else the offline
-// look-alike (OfflinePostgresImage / OfflineRedisImage, or
-// CHRONICLE_OFFLINE_POSTGRES / CHRONICLE_OFFLINE_REDIS as for
-// build-offline.sh) when that is, else the official image (to be pulled).
-func DefaultImages(ctx context.Context) (postgres, redis string) {
-	cli, err := dockerClient()
-	if err != nil {
-		return pickImage(ctx, nil, EnvPostgresImage, DefaultPostgresImage, OfflinePostgresImage),
-			pickImage(ctx, nil, EnvRedisImage, DefaultRedisImage, OfflineRedisImage)
-	}
-	defer cli.Close()
-	return pickImage(ctx, cli, EnvPostgresImage, DefaultPostgresImage, OfflinePostgresImage),
-		pickImage(ctx, cli, EnvRedisImage, DefaultRedisImage, OfflineRedisImage)
-}
-
-func pickImage(ctx context.Context, cli *client.Client, envVar, official, offline string) string {
-	if v := strings.TrimSpace(os.Getenv(envVar)); v != "" {
-		return v
-	}
-	// build-offline.sh's tags can be renamed as well.
-	offlineVar := map[string]string{EnvPostgresImage: "CHRONICLE_OFFLINE_POSTGRES", EnvRedisImage: "CHRONICLE_OFFLINE_REDIS"}[envVar]
-	offline = cmp.Or(strings.TrimSpace(os.Getenv(offlineVar)), offline)
-	if cli == nil || imageExists(ctx, cli, official) || !imageExists(ctx, cli, offline) {
-		return official
-	}
-	return offline
-}
-
-// EnsureImages returns DefaultImages after making sure they are present:
-// when one is neither set through its variable nor present locally
-// (official or offline), harness/images/build-offline.sh builds the offline
-// images (a few minutes; needs root and a reachable Debian archive). Tests
-// call it so that they run on a machine without a registry.
-func EnsureImages(ctx context.Context, logf func(string, ...any)) (postgres, redis string, err error) {
-	postgres, redis = DefaultImages(ctx)
-	var missing []string
-	for _, im := range []struct{ envVar, image string }{{EnvPostgresImage, postgres}, {EnvRedisImage, redis}} {
-		if os.Getenv(im.envVar) == "" && !ImageExists(ctx, im.image) {
-			missing = append(missing, im.image)
-		}
-	}
-	if len(missing) == 0 {
-		return postgres, redis, nil
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		return "", "", fmt.Errorf("env: %w", err)
-	}
-	script := filepath.Join(root, "harness", "images", "build-offline.sh")
-	if logf != nil {
-		logf("env: %s and no offline look-alike present: running %s", strings.Join(missing, ", "), script)
-	}
-	start := time.Now()
-	cmd := exec.CommandContext(ctx, script)
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	if logf != nil {
-		logf("env: %s (%v):\n%s", filepath.Base(script), time.Since(start).Round(time.Second), bytes.TrimSpace(out))
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("env: %s: %w", script, err)
-	}
-	postgres, redis = DefaultImages(ctx)
-	return postgres, redis, nil
-}
-
 var ryukOnce sync.Once
 
 // configureRyuk disables testcontainers' reaper (Ryuk) when its image is
@@ -268,125 +142,6 @@ func configureRyuk(ctx context.Context, cli *client.Client) {
 			os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 		}
 	})
-}
-
-var serviceImages = struct {
-	mu   sync.Mutex
-	done map[string]bool // tags built by this process
-}{done: map[string]bool{}}
-
-// BuildServiceImage builds the service image of service/Dockerfile from this
-// module's source and tags it: `go build` of the static binary
-// (CGO_ENABLED=0), then a docker build whose context holds only that binary
-// (as `make build` + `docker build -f service/Dockerfile bin` do). It runs
-// once per process and tag.
-func BuildServiceImage(ctx context.Context, tag string, logf func(string, ...any)) error {
-	serviceImages.mu.Lock()
-	defer serviceImages.mu.Unlock()
-	if serviceImages.done[tag] {
-		return nil
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		return fmt.Errorf("env: %w", err)
-	}
-	dockerfile, err := os.ReadFile(filepath.Join(root, "service", "Dockerfile"))
-	if err != nil {
-		return fmt.Errorf("env: service image: %w", err)
-	}
-	dir, err := os.MkdirTemp("", "chronicle-image-")
-	if err != nil {
-		return fmt.Errorf("env: service image: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	start := time.Now()
-	bin := filepath.Join(dir, "chronicleweaver")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./service/cmd/chronicleweaver")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("env: service image: go build: %v\n%s", err, bytes.TrimSpace(out))
-	}
-	binary, err := os.ReadFile(bin)
-	if err != nil {
-		return fmt.Errorf("env: service image: %w", err)
-	}
-	built := time.Now()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, dockerfile}, {"chronicleweaver", 0o755, binary}} {
-		// A fixed time: the build cache then hits when the files are the same.
-		hdr := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(946684800, 0)}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return fmt.Errorf("env: service image: %w", err)
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return fmt.Errorf("env: service image: %w", err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("env: service image: %w", err)
-	}
-	cli, err := dockerClient()
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	res, err := cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{
-		Tags: []string{tag}, Dockerfile: "Dockerfile", Remove: true, ForceRemove: true,
-		Labels: map[string]string{"org.opencontainers.image.title": "chronicleweaver"},
-	})
-	if err != nil {
-		return fmt.Errorf("env: service image: docker build: %w", err)
-	}
-	defer res.Body.Close()
-	if err := readBuildOutput(res.Body); err != nil {
-		return fmt.Errorf("env: service image: docker build: %w", err)
-	}
-	if logf != nil {
-		logf("env: built image %s in %v (go build %v, docker build %v)", tag, time.Since(start).Round(time.Millisecond),
-			built.Sub(start).Round(time.Millisecond), time.Since(built).Round(time.Millisecond))
-	}
-	serviceImages.done[tag] = true
-	return nil
-}
-
-// readBuildOutput drains a build's JSON message stream and returns its
-// error, with the last lines of output for context.
-func readBuildOutput(r io.Reader) error {
-	dec := json.NewDecoder(r)
-	var lines []string
-	for {
-		var m struct {
-			Stream      string `json:"stream"`
-			Error       string `json:"error"`
-			ErrorDetail struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
-		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if s := strings.TrimSpace(m.Stream); s != "" {
-			lines = append(lines, s)
-			if len(lines) > 10 {
-				lines = lines[1:]
-			}
-		}
-		if m.Error != "" || m.ErrorDetail.Message != "" {
-			msg := m.ErrorDetail.Message
-			if msg == "" {
-				msg = m.Error
-			}
-			return fmt.Errorf("%s\n%s", msg, strings.Join(lines, "\n"))
-		}
-	}
 }
 
 // --- start ---
@@ -469,9 +224,9 @@ func StartDocker(ctx context.Context, o DockerOptions) (_ *Docker, err error) {
 	}
 	d.shutdown = cfg.ShutdownTime
 
-	ports, err := reservePorts(2 + o.Services)
+	ports, err := proc.ReservePorts(2 + o.Services)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("env: %w", err)
 	}
 	d.pg = &dnode{name: Postgres, port: "5432/tcp", hostPort: ports[0]}
 	d.redis = &dnode{name: Redis, port: "6379/tcp", hostPort: ports[1]}
@@ -604,12 +359,12 @@ func (d *Docker) create(ctx context.Context, n *dnode, mk func() tc.ContainerReq
 			if rerr := d.removeNode(n); rerr != nil {
 				return fmt.Errorf("env: start %s: %w", n.name, errors.Join(err, rerr))
 			}
-			ports, perr := reservePorts(1)
+			port, perr := proc.ReservePort()
 			if perr != nil {
 				return fmt.Errorf("env: start %s: %w", n.name, err)
 			}
-			releasePort(n.hostPort)
-			n.hostPort = ports[0]
+			proc.ReleasePorts(n.hostPort)
+			n.hostPort = port
 			if n == d.pg {
 				d.dbURL = d.hostDatabaseURL()
 			}
@@ -630,128 +385,7 @@ type tcLogger struct{ d *Docker }
 
 func (l tcLogger) Printf(format string, args ...any) { l.d.logf("testcontainers: "+format, args...) }
 
-// --- readiness ---
-
-// waitReady polls n until it answers (a service: GET /ready 200; Redis:
-// PING; PostgreSQL: connect and ping), its container stops, or ctx ends
-// (60 s when it has no deadline). While n's link is cut it cannot be reached
-// from the host: it is then probed from inside its container.
-func (d *Docker) waitReady(ctx context.Context, n *dnode) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, defaultWait)
-		defer cancel()
-	}
-	start := time.Now()
-	last := "no answer yet"
-	for i, delay := 0, 10*time.Millisecond; ; i, delay = i+1, min(2*delay, 250*time.Millisecond) {
-		err := d.probe(ctx, n)
-		if err == nil {
-			d.logf("env: %s ready in %v", n.name, time.Since(start).Round(time.Millisecond))
-			return nil
-		}
-		last = err.Error()
-		if i%4 == 3 {
-			st, ierr := d.state(ctx, n)
-			if ierr == nil && !st.Running && !st.Restarting {
-				return fmt.Errorf("env: %s exited (code %d) before it was ready (last probe: %s)%s", n.name, st.ExitCode, last, d.logTail(n))
-			}
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("env: %s not ready after %v (%v; last probe: %s)%s", n.name, time.Since(start).Round(time.Millisecond), ctx.Err(), last, d.logTail(n))
-		case <-t.C:
-		}
-	}
-}
-
-func (d *Docker) probe(ctx context.Context, n *dnode) error {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	n.mu.Lock()
-	cut := n.cut
-	n.mu.Unlock()
-	if cut {
-		cmd := []string{"redis-cli", "ping"}
-		if n == d.pg {
-			cmd = []string{"pg_isready", "-h", "127.0.0.1", "-U", dockerPGUser, "-d", chronicleDB}
-		}
-		code, err := d.exec(ctx, n.containerID(), cmd)
-		if err == nil && code != 0 {
-			err = fmt.Errorf("%s exited %d", cmd[0], code)
-		}
-		return err
-	}
-	switch n {
-	case d.pg:
-		conn, err := pgx.Connect(ctx, d.dbURL)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(context.WithoutCancel(ctx))
-		return conn.Ping(ctx)
-	case d.redis:
-		return devenv.PingRedis(ctx, n.hostAddr())
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.hostAddr()+"/ready", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := probeClient.Do(req)
-	if err != nil {
-		return err
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/ready: %s %s", resp.Status, bytes.TrimSpace(body))
-	}
-	return nil
-}
-
-// exec runs cmd in container id and returns its exit code.
-func (d *Docker) exec(ctx context.Context, id string, cmd []string) (int, error) {
-	res, err := d.cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd})
-	if err != nil {
-		return 0, err
-	}
-	if _, err := d.cli.ExecStart(ctx, res.ID, client.ExecStartOptions{Detach: true}); err != nil {
-		return 0, err
-	}
-	for {
-		ins, err := d.cli.ExecInspect(ctx, res.ID, client.ExecInspectOptions{})
-		if err != nil {
-			return 0, err
-		}
-		if !ins.Running {
-			return ins.ExitCode, nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// --- node state ---
-
-func (d *Docker) state(ctx context.Context, n *dnode) (*container.State, error) {
-	id := n.containerID()
-	if id == "" {
-		return nil, fmt.Errorf("env: %s has no container", n.name)
-	}
-	res, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("env: inspect %s: %w", n.name, err)
-	}
-	if res.Container.State == nil {
-		return nil, fmt.Errorf("env: inspect %s: no state", n.name)
-	}
-	return res.Container.State, nil
-}
+// --- accessors ---
 
 // Targets are the service base URLs, "http://127.0.0.1:PORT", in node order.
 func (d *Docker) Targets() []string {
@@ -854,320 +488,6 @@ func (d *Docker) makeInfo(ctx context.Context) Info {
 	return info
 }
 
-// --- faults ---
-
-// Kill sends SIGKILL to node's container (PostgreSQL too: a crash, recovered
-// from the WAL at the next start) and waits until it has stopped. A paused
-// container is thawed first; killing a stopped node is a no-op.
-func (d *Docker) Kill(ctx context.Context, node string) error {
-	return d.onNode(ctx, node, func(ctx context.Context, n *dnode) error {
-		return wrapNode(node, "kill", d.kill(ctx, n))
-	})
-}
-
-// kill SIGKILLs n if it runs. The caller holds n.opMu.
-func (d *Docker) kill(ctx context.Context, n *dnode) error {
-	st, err := d.readyToStop(ctx, n)
-	if err != nil || !st.Running {
-		return err
-	}
-	if _, err := d.cli.ContainerKill(ctx, n.containerID(), client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
-		return err
-	}
-	if _, err := d.waitStopped(ctx, n); err != nil {
-		return err
-	}
-	d.lifetimeEnded(n)
-	d.logf("env: %s killed", n.name)
-	return nil
-}
-
-// readyToStop returns n's state and, when n runs, prepares it to be
-// stopped: a service's usage is sampled a last time, and a paused container
-// is thawed. The caller holds n.opMu.
-func (d *Docker) readyToStop(ctx context.Context, n *dnode) (*container.State, error) {
-	st, err := d.state(ctx, n)
-	if err != nil || !st.Running {
-		return st, err
-	}
-	if d.isService(n) {
-		d.sample(ctx, n)
-	}
-	if st.Paused {
-		if _, err := d.cli.ContainerUnpause(ctx, n.containerID(), client.ContainerUnpauseOptions{}); err != nil {
-			return nil, err
-		}
-		n.mu.Lock()
-		n.holed = false
-		n.mu.Unlock()
-	}
-	return st, nil
-}
-
-// waitStopped waits until n's container is not running and returns its
-// exit code.
-func (d *Docker) waitStopped(ctx context.Context, n *dnode) (int64, error) {
-	w := d.cli.ContainerWait(ctx, n.containerID(), client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
-	select {
-	case r := <-w.Result:
-		if r.Error != nil && r.Error.Message != "" {
-			return r.StatusCode, errors.New(r.Error.Message)
-		}
-		return r.StatusCode, nil
-	case err := <-w.Error:
-		return 0, err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-}
-
-// Terminate stops node gracefully and waits for it: SIGTERM (SIGINT, a fast
-// shutdown, for PostgreSQL), SIGKILL after a grace period (a service:
-// SHUTDOWN_TIMEOUT + 5 s; an error if it was needed or the service did not
-// exit 0). Terminating a stopped node is a no-op.
-func (d *Docker) Terminate(ctx context.Context, node string) error {
-	return d.onNode(ctx, node, func(ctx context.Context, n *dnode) error {
-		grace := 30 * time.Second
-		if d.isService(n) {
-			grace = d.shutdown + 5*time.Second
-		}
-		start := time.Now()
-		code, err := d.terminate(ctx, n, grace)
-		if err != nil {
-			return wrapNode(node, "terminate", err)
-		}
-		if d.isService(n) && code != 0 {
-			return fmt.Errorf("env: terminate %s: exit code %d after SIGTERM%s", node, code, d.logTail(n))
-		}
-		d.logf("env: %s terminated in %v", node, time.Since(start).Round(time.Millisecond))
-		return nil
-	})
-}
-
-// terminate stops n with its stop signal and returns the exit code; past
-// grace Docker kills it and terminate fails. The caller holds n.opMu.
-func (d *Docker) terminate(ctx context.Context, n *dnode, grace time.Duration) (int64, error) {
-	st, err := d.readyToStop(ctx, n)
-	if err != nil {
-		return 0, err
-	}
-	if !st.Running {
-		return int64(st.ExitCode), nil
-	}
-	signal := "SIGTERM"
-	if n == d.pg {
-		signal = "SIGINT" // fast shutdown; SIGTERM waits for every client to leave
-	}
-	secs := int(grace.Round(time.Second) / time.Second)
-	start := time.Now()
-	if _, err := d.cli.ContainerStop(ctx, n.containerID(), client.ContainerStopOptions{Signal: signal, Timeout: &secs}); err != nil {
-		return 0, err
-	}
-	d.lifetimeEnded(n)
-	st, err = d.state(ctx, n)
-	if err != nil {
-		return 0, err
-	}
-	if time.Since(start) >= grace {
-		return int64(st.ExitCode), fmt.Errorf("did not exit within %v of %s: killed", grace, signal)
-	}
-	return int64(st.ExitCode), nil
-}
-
-// Restart starts node again (killing it first if it runs) and returns once
-// it answers: a service GET /ready with 200, Redis PING (after loading its
-// AOF), PostgreSQL a connection and ping. Ports stay the same.
-func (d *Docker) Restart(ctx context.Context, node string) error {
-	return d.onNode(ctx, node, func(ctx context.Context, n *dnode) error {
-		if err := d.kill(ctx, n); err != nil {
-			return wrapNode(node, "restart", err)
-		}
-		if _, err := d.cli.ContainerStart(ctx, n.containerID(), client.ContainerStartOptions{}); err != nil {
-			return wrapNode(node, "restart", err)
-		}
-		return d.waitReady(ctx, n)
-	})
-}
-
-// Pause freezes node's container (docker pause). It fails if the node is
-// not running.
-func (d *Docker) Pause(ctx context.Context, node string) error {
-	return d.onNode(ctx, node, func(ctx context.Context, n *dnode) error {
-		_, err := d.cli.ContainerPause(ctx, n.containerID(), client.ContainerPauseOptions{})
-		return wrapNode(node, "pause", err)
-	})
-}
-
-// Resume thaws a paused node (docker unpause).
-func (d *Docker) Resume(ctx context.Context, node string) error {
-	return d.onNode(ctx, node, func(ctx context.Context, n *dnode) error {
-		_, err := d.cli.ContainerUnpause(ctx, n.containerID(), client.ContainerUnpauseOptions{})
-		return wrapNode(node, "resume", err)
-	})
-}
-
-// SetLink changes the path from the services to dep (redis or postgres):
-// LinkCut disconnects dep's container from the network (its name no longer
-// resolves, packets to it go nowhere; the host loses it too), LinkBlackhole
-// pauses it (connections are accepted and data taken in by the kernel, but
-// nothing answers), LinkOK undoes either. LinkSlow returns an error wrapping
-// ErrUnsupported. Blackhole and Pause share the freezer: LinkOK thaws a
-// node paused either way.
-func (d *Docker) SetLink(ctx context.Context, dep string, mode LinkMode, latency time.Duration) error {
-	if dep != Redis && dep != Postgres {
-		return fmt.Errorf("env: SetLink: %q is not a dependency (redis, postgres)", dep)
-	}
-	if mode == LinkSlow {
-		return fmt.Errorf("env: SetLink %s: added latency needs tc in the container: %w", dep, ErrUnsupported)
-	}
-	return d.onNode(ctx, dep, func(ctx context.Context, n *dnode) error { return d.setLink(ctx, n, mode) })
-}
-
-// setLink is SetLink on dependency n. The caller holds n.opMu.
-func (d *Docker) setLink(ctx context.Context, n *dnode, mode LinkMode) error {
-	dep := n.name
-	n.mu.Lock()
-	cut, holed := n.cut, n.holed
-	n.mu.Unlock()
-	id := n.containerID()
-	var errs []error
-	wantCut, wantHole := mode == LinkCut, mode == LinkBlackhole
-	switch mode {
-	case LinkOK, LinkCut, LinkBlackhole:
-	default:
-		return fmt.Errorf("env: SetLink %s: unknown mode %q", dep, mode)
-	}
-	if holed && !wantHole {
-		if _, err := d.cli.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{}); err != nil {
-			errs = append(errs, err)
-		} else {
-			holed = false
-		}
-	}
-	if cut && !wantCut {
-		_, err := d.cli.NetworkConnect(ctx, d.net.ID, client.NetworkConnectOptions{
-			Container:      id,
-			EndpointConfig: &dnetwork.EndpointSettings{Aliases: []string{n.name}},
-		})
-		if err != nil {
-			errs = append(errs, err)
-		} else {
-			cut = false
-		}
-	}
-	if wantCut && !cut {
-		if _, err := d.cli.NetworkDisconnect(ctx, d.net.ID, client.NetworkDisconnectOptions{Container: id, Force: true}); err != nil {
-			errs = append(errs, err)
-		} else {
-			cut = true
-		}
-	}
-	if wantHole && !holed {
-		if _, err := d.cli.ContainerPause(ctx, id, client.ContainerPauseOptions{}); err != nil {
-			errs = append(errs, err)
-		} else {
-			holed = true
-		}
-	}
-	n.mu.Lock()
-	n.cut, n.holed = cut, holed
-	n.mu.Unlock()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("env: SetLink %s %s: %w", dep, mode, err)
-	}
-	d.logf("env: link to %s: %s", dep, mode)
-	return nil
-}
-
-// --- usage ---
-
-// Usage reports a service node's CPU seconds (user + system, summed over
-// its container's lifetimes; a lifetime counts up to the last reading,
-// which Kill, Terminate and Restart take just before they stop it) and its
-// peak memory in bytes, from docker stats: the cgroup's max_usage (cgroup
-// v1; it includes page cache) or, on cgroup v2, the largest usage read.
-func (d *Docker) Usage(node string) (cpuSeconds float64, peakRSS int64, err error) {
-	n := d.node(node)
-	if n == nil {
-		return 0, 0, unknownNode(node, d.Nodes())
-	}
-	if !d.isService(n) {
-		return 0, 0, fmt.Errorf("env: usage of %s: only service nodes are measured: %w", node, ErrUnsupported)
-	}
-	if d.ctx.Err() == nil {
-		ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
-		d.sample(ctx, n)
-		cancel()
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.cpuDone + n.lastCPU, n.peakMem, nil
-}
-
-// sample reads n's current CPU and memory from docker stats (no-op when it
-// does not run).
-func (d *Docker) sample(ctx context.Context, n *dnode) {
-	id := n.containerID()
-	if id == "" {
-		return
-	}
-	res, err := d.cli.ContainerStats(ctx, id, client.ContainerStatsOptions{Stream: false})
-	if err != nil {
-		return
-	}
-	defer res.Body.Close()
-	var s container.StatsResponse
-	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
-		return
-	}
-	cpu := float64(s.CPUStats.CPUUsage.TotalUsage) / 1e9
-	mem := int64(s.MemoryStats.MaxUsage)
-	if mem == 0 {
-		mem = int64(s.MemoryStats.Usage)
-	}
-	n.mu.Lock()
-	n.lastCPU = max(n.lastCPU, cpu)
-	n.peakMem = max(n.peakMem, mem)
-	n.mu.Unlock()
-}
-
-// lifetimeEnded moves the current lifetime's CPU to the finished total.
-func (d *Docker) lifetimeEnded(n *dnode) {
-	n.mu.Lock()
-	n.cpuDone += n.lastCPU
-	n.lastCPU = 0
-	n.mu.Unlock()
-}
-
-// --- logs ---
-
-// logTail returns "\n--- last lines of NODE ---\n..." from n's container
-// log, or "".
-func (d *Docker) logTail(n *dnode) string {
-	id := n.containerID()
-	if id == "" {
-		return ""
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var buf bytes.Buffer
-	if err := d.copyLogs(ctx, id, &buf, "25"); err != nil || buf.Len() == 0 {
-		return ""
-	}
-	return "\n--- last lines of " + n.name + " ---\n" + strings.TrimRight(buf.String(), "\n")
-}
-
-// copyLogs writes the container's stdout and stderr (every lifetime) to w.
-func (d *Docker) copyLogs(ctx context.Context, id string, w io.Writer, tail string) error {
-	rc, err := d.cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: tail})
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = stdcopy.StdCopy(w, w, rc)
-	return err
-}
-
 // --- close ---
 
 // Close stops the services (SIGTERM, SIGKILL after 5 s), then Redis and
@@ -1214,7 +534,7 @@ func (d *Docker) close() error {
 			}
 		}
 		errs = append(errs, d.removeNode(n))
-		releasePort(n.hostPort)
+		proc.ReleasePorts(n.hostPort)
 	}
 	errs = append(errs, d.sweep(ctx))
 	if d.net != nil {

@@ -3,9 +3,13 @@
 //
 // Backends:
 //   - local (default): PostgreSQL and Redis as local processes started by
-//     service/devenv, service instances as child processes of the harness;
+//     service/devenv, service instances as child processes of the harness
+//     (local.go, local_faults.go, instance.go, build.go); both kinds of
+//     process go through internal/proc and take their ports from its one
+//     registry;
 //   - external: an already running service at a URL (faults unsupported);
-//   - docker: containers through testcontainers-go (see docker.go when built).
+//   - docker: containers through testcontainers-go (docker.go,
+//     docker_faults.go, docker_node.go; images in docker_image.go).
 //
 // Every fault is a method of Env on a node name, so the nemesis needs
 // nothing else.

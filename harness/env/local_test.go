@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chronicleweaver/chronicleweaver/internal/proc"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
@@ -223,6 +226,24 @@ func TestLocal(t *testing.T) {
 		eventually(t, 15*time.Second, "event e1 processed", uniqueProcessedIs(ctx, target, 1))
 	})
 
+	// One port registry for the services and the servers: every port is
+	// in it, once.
+	ports := map[string]int{svc: portOf(t, target), Postgres: portOf(t, l.DatabaseURL()), Redis: portOf(t, l.RedisURL())}
+	checkReserved := func(when string) {
+		t.Helper()
+		seen := map[int]string{}
+		for node, port := range ports {
+			if !proc.PortReserved(port) {
+				t.Errorf("%s: port %d of %s not in the port registry", when, port, node)
+			}
+			if other, dup := seen[port]; dup {
+				t.Errorf("%s: %s and %s share port %d", when, node, other, port)
+			}
+			seen[port] = node
+		}
+	}
+	checkReserved("after start")
+
 	step(t, "kill + restart service-0, usage", func() {
 		cpu0, _, err := l.Usage(svc)
 		if err != nil {
@@ -233,6 +254,14 @@ func TestLocal(t *testing.T) {
 		}
 		if _, _, err := call(ctx, http.MethodGet, target+"/health", nil, time.Second); err == nil {
 			t.Fatal("/health answered after Kill")
+		}
+		// Down, service-0 keeps its port: no server started meanwhile can
+		// be given it.
+		checkReserved("service-0 killed")
+		if p, err := proc.ReservePort(); err != nil || p == ports[svc] {
+			t.Errorf("a reservation while service-0 is down got %d, %v (service-0 holds %d)", p, err, ports[svc])
+		} else {
+			proc.ReleasePorts(p)
 		}
 		if err := l.Pause(ctx, svc); err == nil {
 			t.Error("Pause of a killed service succeeded")
@@ -368,7 +397,26 @@ func TestLocal(t *testing.T) {
 		if _, _, err := call(ctx, http.MethodGet, target+"/health", nil, time.Second); err == nil {
 			t.Error("service still answers after Close")
 		}
+		for node, port := range ports {
+			if proc.PortReserved(port) {
+				t.Errorf("port %d of %s still reserved after Close", port, node)
+			}
+		}
 	})
+}
+
+// portOf returns the port of a URL.
+func portOf(t *testing.T, rawURL string) int {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatalf("port of %s: %v", rawURL, err)
+	}
+	return port
 }
 
 // TestLocalNoAOF: the planted bug loses Redis's data on a kill; SetLink
