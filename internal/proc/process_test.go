@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 func TestStartLogAndExit(t *testing.T) {
@@ -191,10 +193,7 @@ func TestPauseWaitsForEveryThread(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pid := range pids {
-		threads, err := procFS.AllThreads(pid)
-		if err != nil {
-			t.Fatal(err)
-		}
+		threads := allThreads(t, pid)
 		for _, th := range threads {
 			if s, err := th.Stat(); err == nil && s.State != "T" {
 				t.Errorf("thread %d of pid %d in state %s after Pause, want T", th.PID, pid, s.State)
@@ -231,10 +230,7 @@ func TestWaitStopped(t *testing.T) {
 	if err := WaitStopped(pid, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	threads, err := procFS.AllThreads(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	threads := allThreads(t, pid)
 	for _, th := range threads {
 		s, err := th.Stat()
 		if err != nil {
@@ -324,4 +320,18 @@ func TestShutdown(t *testing.T) {
 	if err := q.Shutdown(context.Background(), syscall.SIGTERM); err != nil {
 		t.Errorf("Shutdown of an exited process: %v", err)
 	}
+}
+
+// allThreads lists pid's threads.
+func allThreads(t *testing.T, pid int) procfs.Procs {
+	t.Helper()
+	fs, err := procFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	threads, err := fs.AllThreads(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return threads
 }

@@ -7,24 +7,31 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/procfs"
 )
 
-// procFS is /proc.
-var procFS = func() procfs.FS {
-	f, err := procfs.NewFS(procfs.DefaultMountPoint)
+// procFS opens /proc; it fails where there is none (every reading then
+// fails as for a process that is gone).
+var procFS = sync.OnceValues(func() (procfs.FS, error) {
+	return procfs.NewFS(procfs.DefaultMountPoint)
+})
+
+// procOf is pid's /proc entry; it fails when pid is gone.
+func procOf(pid int) (procfs.Proc, error) {
+	fs, err := procFS()
 	if err != nil {
-		panic(fmt.Sprintf("proc: %v", err)) // NewFS only checks that the path exists
+		return procfs.Proc{}, err
 	}
-	return f
-}()
+	return fs.Proc(pid)
+}
 
 // stat reads /proc/PID/stat; it fails when pid is gone.
 func stat(pid int) (procfs.ProcStat, error) {
-	p, err := procFS.Proc(pid)
+	p, err := procOf(pid)
 	if err != nil {
 		return procfs.ProcStat{}, err
 	}
@@ -157,7 +164,11 @@ func WaitStopped(pid int, d time.Duration) error {
 // runningThreads counts the threads of pid that are not stopped, traced or
 // dead. It fails when pid is gone.
 func runningThreads(pid int) (int, error) {
-	threads, err := procFS.AllThreads(pid)
+	fs, err := procFS()
+	if err != nil {
+		return 0, err
+	}
+	threads, err := fs.AllThreads(pid)
 	if err != nil {
 		return 0, fmt.Errorf("list threads of pid %d: %w", pid, err)
 	}

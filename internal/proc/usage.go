@@ -74,7 +74,7 @@ func ReadTreeUsage(pid int) (Usage, error) {
 // memory returns pid's VmHWM and VmRSS in bytes (0 for a zombie, which has
 // no memory left, or when pid is gone).
 func memory(pid int) (peak, rss int64) {
-	p, err := procFS.Proc(pid)
+	p, err := procOf(pid)
 	if err != nil {
 		return 0, 0
 	}
