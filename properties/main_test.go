@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"pgregory.net/rapid"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/client"
@@ -70,6 +71,12 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	closeSharedEnvs()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "properties: goroutines left behind:", err)
+			code = 1
+		}
+	}
 	if dir := os.Getenv("CHRONICLE_RESULTS"); dir != "" {
 		if ps := outcomes.all(); len(ps) > 0 {
 			if err := results.WriteProperties(dir, results.Properties{Header: resultsHeader(), Properties: ps}); err != nil {
