@@ -40,7 +40,7 @@ test: deps
 # line renders results/NAME.md from it (harness/report), also when the tests
 # failed, so the Markdown says what failed. The target fails when the tests
 # (or the rendering) did.
-#   $(call tested,TEST COMMAND,NAME[,NAME...])
+#   $(call tested,TEST COMMAND,NAME)   (NAME: bench, verify or properties)
 tested = $(1); st=$$?; $(CHRONICLE) report --md $(2) --results results || st=1; exit $$st
 
 # Property tests (bounded; CHRONICLE_FULL=1 for the long run), with the

@@ -108,9 +108,9 @@ func loadOptional[T any](dir, name string, read func(path string) (T, error)) (*
 // Sections renders every generated section (keyed by the names in
 // SectionNames) from in. The same inputs always give the same bytes.
 func Sections(in Inputs) map[string]string {
-	d := docCtx{in: in, results: in.ResultsDir}
-	if d.results == "" {
-		d.results = "results"
+	d := docCtx{in: in, resultsDir: in.ResultsDir}
+	if d.resultsDir == "" {
+		d.resultsDir = "results"
 	}
 	return map[string]string{
 		"provenance":    d.provenance(),
@@ -129,13 +129,13 @@ func Sections(in Inputs) map[string]string {
 	}
 }
 
-// docCtx renders sections; results is the link path to results/.
+// docCtx renders sections; resultsDir is the link path to results/.
 type docCtx struct {
-	in      Inputs
-	results string
+	in         Inputs
+	resultsDir string
 }
 
-func (d docCtx) file(name string) string { return path.Join(d.results, name) }
+func (d docCtx) file(name string) string { return path.Join(d.resultsDir, name) }
 
 // missing is the notice for a results file that does not exist.
 func (d docCtx) missing(name string) string {
