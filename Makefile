@@ -36,10 +36,17 @@ vet:
 test: deps
 	$(GO) test -short -count=1 -timeout 15m $$($(GO) list ./... | grep -v '/properties$$')
 
+# The tests below write results/NAME.json (harness/results); the command
+# line renders results/NAME.md from it (harness/report), also when the tests
+# failed, so the Markdown says what failed. The target fails when the tests
+# (or the rendering) did.
+#   $(call tested,TEST COMMAND,NAME)   (NAME: bench, verify or properties)
+tested = $(1); st=$$?; $(CHRONICLE) report --md $(2) --results results || st=1; exit $$st
+
 # Property tests (bounded; CHRONICLE_FULL=1 for the long run), with the
 # planted-bug detection; writes results/properties.*.
 properties: deps
-	CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 20m ./properties/
+	$(call tested,CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 20m ./properties/,properties)
 	@sed -n "/^| Property/,/^$$/p" results/properties.md
 
 fuzz:
@@ -47,11 +54,12 @@ fuzz:
 
 # The fault scenarios and the planted-bug controls; writes results/verify.*.
 verify-suite: deps
-	CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 30m -run TestVerify -v ./harness/verify
+	$(call tested,CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 30m -run TestVerify -v ./harness/verify,verify)
 
-# The benchmark scenarios, a few seconds each, through the checker.
+# The benchmark scenarios of suite bench-smoke (scenarios/suites.yaml), a
+# few seconds each, through the checker.
 bench-smoke: deps
-	$(CHRONICLE) bench --smoke --out runs/bench-smoke --only seed-k6,stress-20k,throughput,single-events
+	$(CHRONICLE) bench --smoke --suite bench-smoke --out runs/bench-smoke
 
 # The fault scenarios that must also hold on the docker backend (skipped
 # with a message when no Docker daemon answers; the docker tests of
@@ -68,8 +76,8 @@ verify: deps fmt-check vet build test fuzz properties verify-suite bench-smoke v
 
 # Every fault scenario and property at full length.
 verify-full: deps fmt-check vet build
-	CHRONICLE_FULL=1 CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 60m ./properties/
-	CHRONICLE_FULL=1 CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 90m -run TestVerify -v ./harness/verify
+	$(call tested,CHRONICLE_FULL=1 CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 60m ./properties/,properties)
+	$(call tested,CHRONICLE_FULL=1 CHRONICLE_RESULTS=$(CURDIR)/results $(GO) test -count=1 -timeout 90m -run TestVerify -v ./harness/verify,verify)
 	$(CHRONICLE) report
 
 # Regenerates results/bench.md, results/bench.json and results/plots/.

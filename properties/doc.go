@@ -24,7 +24,8 @@
 // override them; -short divides them (rapid's rule) and skips the
 // state-machine planted bugs. A failure prints rapid's seed
 // (-rapid.seed=N replays it) and the smallest failing run. With
-// CHRONICLE_RESULTS=dir the outcomes are written to dir/properties.md and
-// dir/properties.json. The state machine's Redis runs with appendfsync
+// CHRONICLE_RESULTS=dir the outcomes are written to dir/properties.json
+// (harness/results); `chronicle report --md properties --results dir`
+// renders dir/properties.md from it (`make properties` does both). The state machine's Redis runs with appendfsync
 // always unless CHRONICLE_REDIS_FSYNC says otherwise (see machineFsync).
 package properties

@@ -13,11 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"pgregory.net/rapid"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/client"
 	"github.com/chronicleweaver/chronicleweaver/harness/env"
-	"github.com/chronicleweaver/chronicleweaver/harness/report"
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
 // full selects the long budgets (CHRONICLE_FULL=1).
@@ -70,13 +71,19 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	closeSharedEnvs()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "properties: goroutines left behind:", err)
+			code = 1
+		}
+	}
 	if dir := os.Getenv("CHRONICLE_RESULTS"); dir != "" {
-		if ps := results.all(); len(ps) > 0 {
-			if err := report.WritePropertiesWithHeader(dir, resultsHeader(), ps); err != nil {
+		if ps := outcomes.all(); len(ps) > 0 {
+			if err := results.WriteProperties(dir, results.Properties{Header: resultsHeader(), Properties: ps}); err != nil {
 				fmt.Fprintln(os.Stderr, "properties: write results:", err)
 				code = max(code, 1)
 			} else {
-				fmt.Printf("properties: wrote %s\n", filepath.Join(dir, "properties.md"))
+				fmt.Printf("properties: wrote %s\n", filepath.Join(dir, results.PropertiesFile))
 			}
 		}
 	}
@@ -245,24 +252,24 @@ func check(tb rapid.TB, b budget, st *runStats, prop func(*rapid.T)) {
 	})
 }
 
-// results collects the outcomes for CHRONICLE_RESULTS.
-var results resultSet
+// outcomes collects the outcomes for CHRONICLE_RESULTS.
+var outcomes resultSet
 
 type resultSet struct {
 	mu sync.Mutex
-	ps []report.Property
+	ps []results.Property
 }
 
-func (r *resultSet) add(p report.Property) {
+func (r *resultSet) add(p results.Property) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ps = append(r.ps, p)
 }
 
-func (r *resultSet) all() []report.Property {
+func (r *resultSet) all() []results.Property {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]report.Property(nil), r.ps...)
+	return append([]results.Property(nil), r.ps...)
 }
 
 // recordClean records a clean run of property name (deferred by the test)
@@ -270,22 +277,22 @@ func (r *resultSet) all() []report.Property {
 // the minimised case, printed above, may pass when the failure depends on
 // timing.
 func recordClean(t *testing.T, name string, st *runStats) {
-	p := report.Property{Property: name, Checks: st.checksToFailure(), Failed: t.Failed()}
+	p := results.Property{Property: name, Checks: st.checksToFailure(), Failed: t.Failed()}
 	if lines, steps := st.counterexample(); p.Failed && len(lines) > 0 {
 		p.ShrunkSteps, p.Example = steps, strings.Join(lines, "\n")
 		t.Logf("smallest failing run (%d steps):\n%s", steps, p.Example)
 	}
-	results.add(p)
+	outcomes.add(p)
 }
 
 // resultsHeader is the results' header: where they ran, the versions and
 // settings of the shared environments (the planted-bug ones add the bug).
-func resultsHeader() report.Header {
+func resultsHeader() results.Header {
 	cmd := "go test ./properties/"
 	if full {
 		cmd = "CHRONICLE_FULL=1 " + cmd
 	}
-	h := report.CollectHeader(cmd)
+	h := results.CollectHeader(cmd)
 	h.Backend = "local"
 	h.Settings = map[string]string{}
 	shared.mu.Lock()

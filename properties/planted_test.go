@@ -11,7 +11,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/env"
-	"github.com/chronicleweaver/chronicleweaver/harness/report"
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 	"github.com/chronicleweaver/chronicleweaver/service/planted"
 )
 
@@ -70,7 +70,7 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 
 			st := &runStats{}
 			rec := runRecorded(t.Name(), func(tb rapid.TB) { check(tb, c.checks, st, c.prop(e)) })
-			res := report.Property{Property: c.property, Bug: c.bug, Checks: st.checksToFailure(), Failed: rec.Failed()}
+			res := results.Property{Property: c.property, Bug: c.bug, Checks: st.checksToFailure(), Failed: rec.Failed()}
 			if res.Failed {
 				// rapid's replay of the minimised case, if it failed again;
 				// else the smallest failing run (see runStats).
@@ -80,7 +80,7 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 				}
 				res.ShrunkSteps, res.Example = steps, strings.Join(lines, "\n")
 			}
-			results.add(res)
+			outcomes.add(res)
 			t.Logf("rapid said:\n%s\nrapid's replay of the minimised case:\n%s", rec.errorText(), strings.Join(rec.lines(), "\n"))
 			if !res.Failed {
 				t.Fatalf("planted bug %s (%s) NOT caught by %s in %d checks", c.bug, planted.Descriptions[c.bug], c.property, res.Checks)

@@ -102,7 +102,10 @@ type Result struct {
 	Violations []string      `json:"violations,omitempty"`
 }
 
-// Check judges a history against what was read back.
+// Check judges a history against what was read back, in four parts: tally
+// the history's publishes by key and outcome, compare the keys with those
+// stored (lost, duplicated, unexpected, recovered), then check the stats
+// and the audit.
 //
 // Stats are exact when, over the run (After - Before):
 //   - the queue drained (queue_depth and pending 0) and nothing was dead-lettered;
@@ -116,7 +119,21 @@ type Result struct {
 // duplicated_dropped and received == queued == received(stats) + failed.
 func Check(ops []history.Op, rb Readback) Result {
 	var r Result
-	type keyState struct{ attempted, acked, failed, unknown int }
+	keys := r.tally(ops)
+	r.compare(keys, rb.Stored)
+	r.checkStats(rb)
+	r.checkAudit(rb)
+	r.Valid = len(r.Violations) == 0
+	return r
+}
+
+// keyState is what the history says of one key: how many copies of it
+// were attempted, and with which outcome.
+type keyState struct{ attempted, acked, failed, unknown int }
+
+// tally counts the publish requests by outcome and the event copies by
+// key and outcome.
+func (r *Result) tally(ops []history.Op) map[history.Key]*keyState {
 	keys := map[history.Key]*keyState{}
 	for _, p := range history.Pairs(ops, history.FPublish) {
 		out := p.Outcome()
@@ -149,14 +166,19 @@ func Check(ops []history.Op, rb Readback) Result {
 			}
 		}
 	}
+	return keys
+}
 
+// compare sets the keys attempted, acknowledged and stored, and finds the
+// lost, recovered, duplicated and unexpected ones (with up to 10 examples,
+// in key order, for reproducible reports).
+func (r *Result) compare(keys map[history.Key]*keyState, stored map[history.Key]int) {
 	example := func(k history.Key) {
 		if len(r.Examples) < 10 {
 			r.Examples = append(r.Examples, k)
 		}
 	}
 	r.Attempted = len(keys)
-	// Sorted for reproducible examples.
 	sorted := make([]history.Key, 0, len(keys))
 	for k := range keys {
 		sorted = append(sorted, k)
@@ -164,7 +186,7 @@ func Check(ops []history.Op, rb Readback) Result {
 	sortKeys(sorted)
 	for _, k := range sorted {
 		ks := keys[k]
-		n := rb.Stored[k]
+		n := stored[k]
 		if ks.acked > 0 {
 			r.Acknowledged++
 			if n == 0 {
@@ -180,8 +202,8 @@ func Check(ops []history.Op, rb Readback) Result {
 			}
 		}
 	}
-	storedKeys := make([]history.Key, 0, len(rb.Stored))
-	for k, n := range rb.Stored {
+	storedKeys := make([]history.Key, 0, len(stored))
+	for k, n := range stored {
 		if n > 0 {
 			storedKeys = append(storedKeys, k)
 		}
@@ -189,7 +211,7 @@ func Check(ops []history.Op, rb Readback) Result {
 	sortKeys(storedKeys)
 	for _, k := range storedKeys {
 		r.Stored++
-		if rb.Stored[k] > 1 {
+		if stored[k] > 1 {
 			r.Duplicated++
 			example(k)
 		}
@@ -199,68 +221,77 @@ func Check(ops []history.Op, rb Readback) Result {
 		}
 	}
 
-	violate := func(format string, args ...any) {
-		r.Violations = append(r.Violations, fmt.Sprintf(format, args...))
-	}
 	if r.Lost > 0 {
-		violate("%d acknowledged keys lost", r.Lost)
+		r.violate("%d acknowledged keys lost", r.Lost)
 	}
 	if r.Duplicated > 0 {
-		violate("%d keys stored more than once", r.Duplicated)
+		r.violate("%d keys stored more than once", r.Duplicated)
 	}
 	if r.Unexpected > 0 {
-		violate("%d stored keys never attempted or only definitely failed", r.Unexpected)
+		r.violate("%d stored keys never attempted or only definitely failed", r.Unexpected)
 	}
+}
 
+// checkStats records the /stats delta of the run and whether it is exact
+// (see Check); it needs compare's Stored and tally's copies.
+func (r *Result) checkStats(rb Readback) {
 	s := rb.After.Sub(rb.Before)
 	r.Stats = s
 	r.StatsExact = true
-	statsWrong := func(format string, args ...any) {
+	wrong := func(format string, args ...any) {
 		r.StatsExact = false
-		violate("stats: "+format, args...)
+		r.violate("stats: "+format, args...)
 	}
 	if !rb.Drained || s.QueueDepth != 0 || s.Pending != 0 {
-		statsWrong("queue not drained (queue_depth %d, pending %d)", s.QueueDepth, s.Pending)
+		wrong("queue not drained (queue_depth %d, pending %d)", s.QueueDepth, s.Pending)
 	}
 	if s.DeadLettered != 0 {
-		statsWrong("%d entries dead-lettered", s.DeadLettered)
+		wrong("%d entries dead-lettered", s.DeadLettered)
 	}
 	if s.UniqueProcessed != int64(r.Stored) {
-		statsWrong("unique_processed grew by %d, but %d distinct keys are stored", s.UniqueProcessed, r.Stored)
+		wrong("unique_processed grew by %d, but %d distinct keys are stored", s.UniqueProcessed, r.Stored)
 	}
 	if s.Received != s.UniqueProcessed+s.DuplicatedDropped {
-		statsWrong("received %d != unique_processed %d + duplicated_dropped %d", s.Received, s.UniqueProcessed, s.DuplicatedDropped)
+		wrong("received %d != unique_processed %d + duplicated_dropped %d", s.Received, s.UniqueProcessed, s.DuplicatedDropped)
 	}
 	if s.Received < r.AcknowledgedCopies {
-		statsWrong("received grew by %d, fewer than the %d acknowledged copies", s.Received, r.AcknowledgedCopies)
+		wrong("received grew by %d, fewer than the %d acknowledged copies", s.Received, r.AcknowledgedCopies)
 	}
 	if s.Received > r.AcknowledgedCopies+r.UnknownCopies {
-		statsWrong("received grew by %d, more than the %d acknowledged + %d unknown copies sent", s.Received, r.AcknowledgedCopies, r.UnknownCopies)
+		wrong("received grew by %d, more than the %d acknowledged + %d unknown copies sent", s.Received, r.AcknowledgedCopies, r.UnknownCopies)
 	}
+}
 
+// checkAudit checks the /audit/summary delta against the stats (see
+// Check); without an audit read after the run it is exact by default.
+func (r *Result) checkAudit(rb Readback) {
 	r.AuditExact = true
-	if rb.AuditAfter != nil {
-		var before Audit
-		if rb.AuditBefore != nil {
-			before = *rb.AuditBefore
-		}
-		a := rb.AuditAfter.Sub(before)
-		auditWrong := func(format string, args ...any) {
-			r.AuditExact = false
-			violate("audit: "+format, args...)
-		}
-		if a.Processed != s.UniqueProcessed {
-			auditWrong("%d PROCESSED, unique_processed %d", a.Processed, s.UniqueProcessed)
-		}
-		if a.Dropped != s.DuplicatedDropped {
-			auditWrong("%d DROPPED, duplicated_dropped %d", a.Dropped, s.DuplicatedDropped)
-		}
-		if a.Received != a.Queued || a.Received != s.Received+a.Failed {
-			auditWrong("%d RECEIVED, %d QUEUED, want both = received %d + failed %d", a.Received, a.Queued, s.Received, a.Failed)
-		}
+	if rb.AuditAfter == nil {
+		return
 	}
-	r.Valid = len(r.Violations) == 0
-	return r
+	var before Audit
+	if rb.AuditBefore != nil {
+		before = *rb.AuditBefore
+	}
+	a := rb.AuditAfter.Sub(before)
+	s := r.Stats
+	wrong := func(format string, args ...any) {
+		r.AuditExact = false
+		r.violate("audit: "+format, args...)
+	}
+	if a.Processed != s.UniqueProcessed {
+		wrong("%d PROCESSED, unique_processed %d", a.Processed, s.UniqueProcessed)
+	}
+	if a.Dropped != s.DuplicatedDropped {
+		wrong("%d DROPPED, duplicated_dropped %d", a.Dropped, s.DuplicatedDropped)
+	}
+	if a.Received != a.Queued || a.Received != s.Received+a.Failed {
+		wrong("%d RECEIVED, %d QUEUED, want both = received %d + failed %d", a.Received, a.Queued, s.Received, a.Failed)
+	}
+}
+
+func (r *Result) violate(format string, args ...any) {
+	r.Violations = append(r.Violations, fmt.Sprintf(format, args...))
 }
 
 func sortKeys(ks []history.Key) {

@@ -141,7 +141,12 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-func (c Config) validate() error {
+// Validate checks a configuration: a run ID that namespaces keys (1..200
+// bytes of letters, digits, '.', '_', ':' and '-'), shares and ratios in
+// range, and requests within the service's default limits (events per
+// request, payload size, body size). Errors name the field ("gen:
+// DuplicateRatio: ..."); New checks its Config with it.
+func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("gen: %s: "+format, append([]any{field}, args...)...))
@@ -229,7 +234,7 @@ type Source struct {
 
 // New validates cfg and returns a source.
 func New(cfg Config) (*Source, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()

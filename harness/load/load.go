@@ -120,39 +120,50 @@ func (c Config) validate() error {
 	if c.History == nil {
 		bad("History", "not set")
 	}
-	m := c.Model
+	return errors.Join(append(errs, c.Model.Validate())...)
+}
+
+// Validate checks a model on its own: a known Kind with the fields of that
+// kind only, a rate in (0, 1e9] (a ramp needs a Duration), at least one
+// user, no negative duration. Errors name the field ("load: Model.Rate:
+// ..."); Run checks its Config's model with it.
+func (m Model) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("load: Model.%s: "+format, append([]any{field}, args...)...))
+	}
 	switch m.Kind {
 	case Open:
 		if !(m.Rate > 0) || math.IsInf(m.Rate, 0) || m.Rate > 1e9 {
-			bad("Model.Rate", "%v requests/s: the open model needs a rate in (0, 1e9]", m.Rate)
+			bad("Rate", "%v requests/s: the open model needs a rate in (0, 1e9]", m.Rate)
 		}
 		if m.RampTo < 0 || math.IsNaN(m.RampTo) || m.RampTo > 1e9 {
-			bad("Model.RampTo", "%v requests/s is outside [0, 1e9] (0: no ramp)", m.RampTo)
+			bad("RampTo", "%v requests/s is outside [0, 1e9] (0: no ramp)", m.RampTo)
 		}
 		if m.RampTo > 0 && m.Duration <= 0 {
-			bad("Model.Duration", "a ramp (RampTo %v) needs a Duration to ramp over", m.RampTo)
+			bad("Duration", "a ramp (RampTo %v) needs a Duration to ramp over", m.RampTo)
 		}
 		if m.Users != 0 || m.Think != 0 {
-			bad("Model.Users", "Users and Think belong to the closed model, not the open one")
+			bad("Users", "Users and Think belong to the closed model, not the open one")
 		}
 	case Closed:
 		if m.Users < 1 {
-			bad("Model.Users", "%d: the closed model needs at least 1 user", m.Users)
+			bad("Users", "%d: the closed model needs at least 1 user", m.Users)
 		}
 		if m.Think < 0 {
-			bad("Model.Think", "%s is negative", m.Think)
+			bad("Think", "%s is negative", m.Think)
 		}
 		if m.Rate != 0 || m.RampTo != 0 {
-			bad("Model.Rate", "Rate and RampTo belong to the open model, not the closed one")
+			bad("Rate", "Rate and RampTo belong to the open model, not the closed one")
 		}
 	default:
-		bad("Model.Kind", "%q: want %q or %q", m.Kind, Open, Closed)
+		bad("Kind", "%q: want %q or %q", m.Kind, Open, Closed)
 	}
 	if m.Duration < 0 {
-		bad("Model.Duration", "%s is negative (0: until the source is exhausted)", m.Duration)
+		bad("Duration", "%s is negative (0: until the source is exhausted)", m.Duration)
 	}
 	if m.Timeout < 0 {
-		bad("Model.Timeout", "%s is negative (0: %s)", m.Timeout, DefaultTimeout)
+		bad("Timeout", "%s is negative (0: %s)", m.Timeout, DefaultTimeout)
 	}
 	return errors.Join(errs...)
 }

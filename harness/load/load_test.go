@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/chronicleweaver/chronicleweaver/harness/checker"
 	"github.com/chronicleweaver/chronicleweaver/harness/client"
 	"github.com/chronicleweaver/chronicleweaver/harness/gen"
@@ -29,7 +31,18 @@ import (
 
 var env *devenv.Env
 
-func TestMain(m *testing.M) { os.Exit(devenv.RunTests(m, &env)) }
+// TestMain runs the tests against the devenv's PostgreSQL and Redis, then
+// checks that they left no goroutine behind.
+func TestMain(m *testing.M) {
+	code := devenv.RunTests(m, &env)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 func testContext(t *testing.T, d time.Duration) context.Context {
 	t.Helper()

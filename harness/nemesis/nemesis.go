@@ -12,13 +12,15 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/env"
 	"github.com/chronicleweaver/chronicleweaver/harness/history"
-	"github.com/chronicleweaver/chronicleweaver/harness/report"
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
 // Fault kinds.
@@ -31,11 +33,22 @@ const (
 	Slow      = "slow"      // added latency on the link, then heal
 )
 
+// Kinds are the fault kinds, in the order messages list them.
+var Kinds = []string{Kill, Terminate, Pause, Cut, Blackhole, Slow}
+
+// OnLink reports whether a fault acts on the link from the services to a
+// dependency (Cut, Blackhole, Slow) rather than on a node's process.
+func OnLink(fault string) bool { return fault == Cut || fault == Blackhole || fault == Slow }
+
+// AnyService is the target of a Spec that hits a service instance drawn at
+// random for each fault.
+const AnyService = "service"
+
 // Spec asks for Count faults of one kind on Target, Every apart, each held
 // For (intervals drawn in [d, 2d)).
 type Spec struct {
 	Fault   string
-	Target  string // a node, or "service" for a random service instance each time
+	Target  string // a node, or AnyService for a random service instance each time
 	Count   int
 	Every   time.Duration
 	For     time.Duration
@@ -54,6 +67,108 @@ type Frame struct {
 	Target  string // a node
 	Lead    time.Duration
 	Latency time.Duration // for Slow
+}
+
+// Validate checks a schedule for a system of services service instances:
+// known fault kinds on nodes that exist (links only to a dependency), a
+// latency for Slow, no negative count or duration, and frames that each
+// hold on a node of their own (no other spec targets it, and specs on
+// different timelines do not share it), so a frame and the faults it frames
+// never overlap with other faults. Errors name the field as a scenario file
+// spells it ("nemesis[0].during.lead").
+func Validate(specs []Spec, services int) error {
+	for i, s := range specs {
+		field := fmt.Sprintf("nemesis[%d]", i)
+		if err := checkFault(field, s.Fault, s.Target, s.Latency, services, true); err != nil {
+			return err
+		}
+		switch {
+		case s.Count < 0:
+			return fmt.Errorf("%s.count %d: must be >= 0", field, s.Count)
+		case s.Every < 0:
+			return fmt.Errorf("%s.every %s: must be >= 0", field, s.Every)
+		case s.For < 0:
+			return fmt.Errorf("%s.for %s: must be >= 0", field, s.For)
+		}
+		if err := validateFrame(specs, i, services); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkFault checks one fault of a schedule; field names it in errors
+// ("nemesis[0]", "nemesis[0].during"). AnyService is a target only when
+// anyService is set.
+func checkFault(field, fault, target string, latency time.Duration, services int, anyService bool) error {
+	switch {
+	case !slices.Contains(Kinds, fault):
+		return fmt.Errorf("%s.fault %q: must be one of %s", field, fault, strings.Join(Kinds, ", "))
+	case target == "":
+		return fmt.Errorf("%s.target: missing", field)
+	case OnLink(fault) && target != env.Redis && target != env.Postgres:
+		return fmt.Errorf("%s: %s applies to the link to %s or %s, not %q", field, fault, env.Redis, env.Postgres, target)
+	case fault == Slow && latency == 0:
+		return fmt.Errorf("%s.latency: required for %s", field, Slow)
+	case latency < 0:
+		return fmt.Errorf("%s.latency %s: must be >= 0", field, latency)
+	case target == AnyService && anyService, target == env.Redis, target == env.Postgres, isServiceNode(target, services):
+		return nil
+	case target == AnyService:
+		return fmt.Errorf("%s.target %q: must name one node (%s, %s or %s)", field, target, serviceNodes(services), env.Redis, env.Postgres)
+	}
+	return fmt.Errorf("%s.target %q: no such node (%s%s, %s or %s)", field, target, orAny(anyService), serviceNodes(services), env.Redis, env.Postgres)
+}
+
+func orAny(anyService bool) string {
+	if anyService {
+		return AnyService + ", "
+	}
+	return ""
+}
+
+// isServiceNode reports whether node is one of the services instances.
+func isServiceNode(node string, services int) bool {
+	for i := range max(services, 1) {
+		if node == env.ServiceNode(i) {
+			return true
+		}
+	}
+	return false
+}
+
+// serviceNodes names the service instances for messages.
+func serviceNodes(services int) string {
+	if services <= 1 {
+		return env.ServiceNode(0)
+	}
+	return env.ServiceNode(0) + " to " + env.ServiceNode(services-1)
+}
+
+// validateFrame checks specs[i].During: a fault the nemesis knows, on a
+// node of its own (no other spec targets it, so the two never overlap).
+func validateFrame(specs []Spec, i, services int) error {
+	f := specs[i]
+	u := f.During
+	if u == nil {
+		return nil
+	}
+	field := fmt.Sprintf("nemesis[%d].during", i)
+	if err := checkFault(field, u.Fault, u.Target, u.Latency, services, false); err != nil {
+		return err
+	}
+	if u.Lead <= 0 {
+		return fmt.Errorf("%s.lead: must be > 0 (how long the frame holds before the fault)", field)
+	}
+	for j, g := range specs {
+		if g.Target == u.Target || g.Target == AnyService && isServiceNode(u.Target, services) {
+			return fmt.Errorf("%s.target %q: nemesis[%d] targets it too, and the two would overlap", field, u.Target, j)
+		}
+		if j != i && g.During != nil && g.During.Target == u.Target && g.Target != f.Target {
+			return fmt.Errorf("%s.target %q: nemesis[%d] frames its faults in it too, on another timeline", field, u.Target, j)
+		}
+	}
+	return nil
 }
 
 // Action is one planned fault.
@@ -92,7 +207,7 @@ func Plan(specs []Spec, services int, seed int64) []Action {
 		for range s.Count {
 			t += draw(s.Every)
 			node := s.Target
-			if node == "service" {
+			if node == AnyService {
 				node = env.ServiceNode(rng.IntN(max(services, 1)))
 			}
 			a := Action{At: t, Fault: s.Fault, Node: node, Hold: draw(s.For), Latency: s.Latency, During: s.During}
@@ -133,7 +248,7 @@ type Nemesis struct {
 // Run executes the plan from start; it returns when every fault was applied
 // and healed (or ctx ended), with a record of each. Timelines of different
 // nodes overlap as planned; faults on the same node never do.
-func (n *Nemesis) Run(ctx context.Context, start time.Time, plan []Action) []report.Fault {
+func (n *Nemesis) Run(ctx context.Context, start time.Time, plan []Action) []results.Fault {
 	byNode := map[string][]Action{}
 	var order []string
 	for _, a := range plan {
@@ -143,7 +258,7 @@ func (n *Nemesis) Run(ctx context.Context, start time.Time, plan []Action) []rep
 		byNode[a.Node] = append(byNode[a.Node], a)
 	}
 	var mu sync.Mutex
-	var out []report.Fault
+	var out []results.Fault
 	var wg sync.WaitGroup
 	for _, node := range order {
 		wg.Add(1)
@@ -167,8 +282,8 @@ func (n *Nemesis) Run(ctx context.Context, start time.Time, plan []Action) []rep
 
 // apply injects one fault (inside its framing fault, if any), holds it,
 // heals it and measures the recovery.
-func (n *Nemesis) apply(ctx context.Context, a Action) report.Fault {
-	f := report.Fault{Kind: a.Fault, Target: a.Node, At: time.Now()}
+func (n *Nemesis) apply(ctx context.Context, a Action) results.Fault {
+	f := results.Fault{Kind: a.Fault, Target: a.Node, At: time.Now()}
 	before := int64(-1)
 	if n.Backlog != nil {
 		if b, err := n.Backlog(ctx); err == nil {

@@ -7,10 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/chronicleweaver/chronicleweaver/harness/env"
 	"github.com/chronicleweaver/chronicleweaver/harness/history"
 	"github.com/chronicleweaver/chronicleweaver/harness/nemesis"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestPlanIsSeededAndBounded(t *testing.T) {
 	t.Parallel()

@@ -5,35 +5,27 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
-// WriteBench writes dir/bench.json (b as is), plots under dir/plots/ and
-// dir/bench.md, which presents both. Plots:
+// WriteBench writes dir/bench.md, which presents b, and the plots it
+// shows under dir/plots/:
 //
 //   - <name>-throughput.png and <name>-latency.png for a scenario with a Series;
-//   - <name>-latency-distribution.png for one with Latencies;
+//   - <name>-latency-distribution.png for one with a Distribution (or, in a
+//     record not yet written, Latencies: summarised as results.WriteBench
+//     does, so the record and its JSON draw the same plot);
 //   - <name>-search.png for a rate search (Steps).
 //
-// A scenario's Latencies are summarised into its Distribution (when not
-// set yet) in the JSON, and the distribution plot is drawn from that, so
-// regenerating from bench.json gives the same files. A plot without any
-// finite data point is not written (nor linked). Plots of scenarios no
-// longer in b are left alone. b itself is not modified.
-func WriteBench(dir string, b Bench) error {
-	b.Scenarios = slices.Clone(b.Scenarios)
-	for i := range b.Scenarios {
-		if s := &b.Scenarios[i]; s.Distribution == nil && len(s.Latencies) > 0 {
-			s.Distribution = DistributionOf(s.Latencies)
-		}
-	}
+// A plot without any finite data point is not written (nor linked). Plots
+// of scenarios no longer in b are left alone. b itself is not modified.
+func WriteBench(dir string, b results.Bench) error {
+	b = results.Summarised(b)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report: %w", err)
-	}
-	if err := writeJSON(filepath.Join(dir, "bench.json"), b); err != nil {
-		return err
 	}
 	plots := map[string][]plotLink{}
 	for _, s := range b.Scenarios {
@@ -43,19 +35,12 @@ func WriteBench(dir string, b Bench) error {
 		}
 		plots[s.Name] = links
 	}
-	return writeFile(filepath.Join(dir, "bench.md"), benchMarkdown(b, plots))
-}
-
-// ReadBench loads a bench.json written by WriteBench.
-func ReadBench(path string) (Bench, error) {
-	var b Bench
-	err := readJSON(path, &b)
-	return b, err
+	return results.WriteFile(filepath.Join(dir, "bench.md"), benchMarkdown(b, plots))
 }
 
 type plotLink struct{ alt, rel string }
 
-func writeScenarioPlots(dir string, h Header, s Scenario) ([]plotLink, error) {
+func writeScenarioPlots(dir string, h results.Header, s results.Scenario) ([]plotLink, error) {
 	type job struct {
 		what   string
 		suffix string
@@ -88,7 +73,7 @@ func writeScenarioPlots(dir string, h Header, s Scenario) ([]plotLink, error) {
 			return nil, fmt.Errorf("report: %w", err)
 		}
 		rel := "plots/" + fileName(s.Name) + "-" + j.suffix + ".png"
-		if err := writeFile(filepath.Join(dir, filepath.FromSlash(rel)), data); err != nil {
+		if err := results.WriteFile(filepath.Join(dir, filepath.FromSlash(rel)), data); err != nil {
 			return nil, err
 		}
 		links = append(links, plotLink{alt: s.Name + ": " + j.what, rel: rel})
@@ -96,7 +81,7 @@ func writeScenarioPlots(dir string, h Header, s Scenario) ([]plotLink, error) {
 	return links, nil
 }
 
-func verdict(s Scenario) string {
+func verdict(s results.Scenario) string {
 	switch {
 	case s.Error != "":
 		return "**INVALID** (run failed)"
@@ -106,13 +91,13 @@ func verdict(s Scenario) string {
 	return "valid"
 }
 
-func sectionTitle(s Scenario) string { return "Scenario: " + s.Name }
+func sectionTitle(s results.Scenario) string { return "Scenario: " + s.Name }
 
-func scenarioLink(s Scenario) string {
+func scenarioLink(s results.Scenario) string {
 	return "[" + esc(s.Name) + "](#" + anchor(sectionTitle(s)) + ")"
 }
 
-func benchMarkdown(b Bench, plots map[string][]plotLink) []byte {
+func benchMarkdown(b results.Bench, plots map[string][]plotLink) []byte {
 	var md mdWriter
 	md.documentHead("ChronicleWeaver benchmarks", "`bench.json`", b.Header)
 
@@ -138,7 +123,7 @@ func benchMarkdown(b Bench, plots map[string][]plotLink) []byte {
 // summaryTable has a row per scenario: link(s), its mode, its measures
 // (HTTP max too when withMax; dashes when it has none) and its verdict.
 // invalid are the links of the scenarios that are not valid.
-func summaryTable(scenarios []Scenario, withMax bool, link func(Scenario) string) (t table, invalid []string) {
+func summaryTable(scenarios []results.Scenario, withMax bool, link func(results.Scenario) string) (t table, invalid []string) {
 	t.head = []string{"Scenario", "Mode", "Events/s", "Stored/s", "Req/s", "HTTP p50", "HTTP p95", "HTTP p99"}
 	if withMax {
 		t.head = append(t.head, "HTTP max")
@@ -169,7 +154,7 @@ func summaryTable(scenarios []Scenario, withMax bool, link func(Scenario) string
 	return t, invalid
 }
 
-func writeScenarioIntro(md *mdWriter, s Scenario) {
+func writeScenarioIntro(md *mdWriter, s results.Scenario) {
 	md.heading(2, esc(sectionTitle(s)))
 	md.para("Kind %s, mode %s, run folder %s.", codeSpan(s.Kind), codeSpan(s.Mode), codeSpan(s.RunDir))
 	if d := strings.TrimSpace(s.Description); d != "" {
@@ -193,7 +178,7 @@ func writeScenarioIntro(md *mdWriter, s Scenario) {
 	md.bullets(items)
 }
 
-func writeBenchScenario(md *mdWriter, s Scenario, plots []plotLink) {
+func writeBenchScenario(md *mdWriter, s results.Scenario, plots []plotLink) {
 	writeScenarioIntro(md, s)
 	if p := s.Perf; p != nil {
 		md.heading(3, "Measures")
@@ -215,7 +200,7 @@ func writeBenchScenario(md *mdWriter, s Scenario, plots []plotLink) {
 		lt := table{head: []string{"Latency (ms)", "Samples", "p50", "p90", "p95", "p99", "max"}, align: "lrrrrrr"}
 		for _, r := range []struct {
 			name string
-			p    Percentiles
+			p    results.Percentiles
 		}{{"HTTP request", p.HTTP}, {"Publish to commit", p.Commit}} {
 			lt.add(r.name, fmtCount(int64(r.p.N)), fmtPct(r.p, r.p.P50), fmtPct(r.p, r.p.P90), fmtPct(r.p, r.p.P95),
 				fmtPct(r.p, r.p.P99), fmtPct(r.p, r.p.Max))
@@ -265,7 +250,7 @@ func writeBenchScenario(md *mdWriter, s Scenario, plots []plotLink) {
 	}
 }
 
-func writeCheckTable(md *mdWriter, s Scenario) {
+func writeCheckTable(md *mdWriter, s results.Scenario) {
 	c := s.Check
 	md.heading(3, "Checker")
 	t := table{head: []string{"Attempted", "Acknowledged", "Stored", "Lost", "Duplicated", "Unexpected", "Recovered", "Stats exact", "Audit exact"},
@@ -281,7 +266,7 @@ func writeCheckTable(md *mdWriter, s Scenario) {
 
 // writeSearchOutcome states a rate search's highest passing rate, or that
 // no rate passed when it has steps, with the bound.
-func writeSearchOutcome(md *mdWriter, s Scenario) {
+func writeSearchOutcome(md *mdWriter, s results.Scenario) {
 	bound := ""
 	if s.SearchBoundMS > 0 {
 		bound = " (bound: HTTP p99 at most " + fmtMS(s.SearchBoundMS) + " ms, no backlog growth)"
@@ -296,23 +281,23 @@ func writeSearchOutcome(md *mdWriter, s Scenario) {
 // publishedRow maps a published figure's key (scenario YAML) to ours.
 type publishedRow struct {
 	key, label string
-	ours       func(*Perf) float64
+	ours       func(*results.Perf) float64
 	format     func(float64) string
 }
 
 // publishedRows are the published figures a scenario's section compares.
 var publishedRows = []publishedRow{
-	{"events_per_second", "Events/s", func(p *Perf) float64 { return p.EventsPerSec }, fmtRate},
-	{"p50_ms", "HTTP p50 (ms)", func(p *Perf) float64 { return p.HTTP.P50 }, fmtMS},
-	{"p90_ms", "HTTP p90 (ms)", func(p *Perf) float64 { return p.HTTP.P90 }, fmtMS},
-	{"p95_ms", "HTTP p95 (ms)", func(p *Perf) float64 { return p.HTTP.P95 }, fmtMS},
-	{"max_ms", "HTTP max (ms)", func(p *Perf) float64 { return p.HTTP.Max }, fmtMS},
-	{"error_rate", "Error rate", func(p *Perf) float64 { return p.ErrorRate }, fmtPercent},
+	{"events_per_second", "Events/s", func(p *results.Perf) float64 { return p.EventsPerSec }, fmtRate},
+	{"p50_ms", "HTTP p50 (ms)", func(p *results.Perf) float64 { return p.HTTP.P50 }, fmtMS},
+	{"p90_ms", "HTTP p90 (ms)", func(p *results.Perf) float64 { return p.HTTP.P90 }, fmtMS},
+	{"p95_ms", "HTTP p95 (ms)", func(p *results.Perf) float64 { return p.HTTP.P95 }, fmtMS},
+	{"max_ms", "HTTP max (ms)", func(p *results.Perf) float64 { return p.HTTP.Max }, fmtMS},
+	{"error_rate", "Error rate", func(p *results.Perf) float64 { return p.ErrorRate }, fmtPercent},
 }
 
 // cells are s's published figure, ours and the ratio ours / published,
 // formatted, a dash where one is missing.
-func (r publishedRow) cells(s Scenario) (orig, ours, ratio string) {
+func (r publishedRow) cells(s results.Scenario) (orig, ours, ratio string) {
 	published, ok := s.Published[r.key]
 	var measured float64
 	if s.Perf != nil {
@@ -349,7 +334,7 @@ func unknownKeys(published map[string]float64, known map[string]bool) []string {
 	return keys
 }
 
-func writeVersusOriginal(md *mdWriter, s Scenario) {
+func writeVersusOriginal(md *mdWriter, s results.Scenario) {
 	md.heading(3, "Ours vs the original")
 	t := table{head: []string{"Measure", "Original (published)", "Ours", "Ratio (ours / original)"}, align: "lrrr"}
 	known := map[string]bool{}

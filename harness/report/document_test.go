@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"go/token"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/checker"
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
 func TestUpdate(t *testing.T) {
@@ -98,29 +97,29 @@ func handInputs(t *testing.T) Inputs {
 	hb := handBench(t)
 	seed, throughput, broken := hb.Scenarios[0], hb.Scenarios[1], hb.Scenarios[2]
 	seed.Latencies = nil
-	seed.Distribution = DistributionOf(handBench(t).Scenarios[0].Latencies)
+	seed.Distribution = results.DistributionOf(handBench(t).Scenarios[0].Latencies)
 	throughput.Mode = "full"
-	perf := func(ev, p50, p99, cpu, rss, ftl float64) *Perf {
-		return &Perf{Seconds: 20, Requests: 1000, RequestsPerSec: 50, EventsAcked: int64(ev * 20), EventsPerSec: ev,
-			RowsStored: int64(ev * 14), RowsPerSec: ev * 0.7, HTTP: Percentiles{N: 1000, P50: p50, P90: p99 * 0.8, P95: p99 * 0.9, P99: p99, Max: p99 * 2},
-			Commit: Percentiles{N: 700, P50: p50 / 2, P99: p99 / 2}, FirstToLastCommit: ftl, CPUSeconds: cpu, PeakRSSMiB: rss}
+	perf := func(ev, p50, p99, cpu, rss, ftl float64) *results.Perf {
+		return &results.Perf{Seconds: 20, Requests: 1000, RequestsPerSec: 50, EventsAcked: int64(ev * 20), EventsPerSec: ev,
+			RowsStored: int64(ev * 14), RowsPerSec: ev * 0.7, HTTP: results.Percentiles{N: 1000, P50: p50, P90: p99 * 0.8, P95: p99 * 0.9, P99: p99, Max: p99 * 2},
+			Commit: results.Percentiles{N: 700, P50: p50 / 2, P99: p99 / 2}, FirstToLastCommit: ftl, CPUSeconds: cpu, PeakRSSMiB: rss}
 	}
 	valid := checker.Result{Valid: true, StatsExact: true, AuditExact: true}
-	bench := func(name string, services int, settings map[string]string, p *Perf) Scenario {
-		return Scenario{Name: name, Kind: "bench", Mode: "full", Check: valid, Perf: p, Valid: true,
-			Environment: Environment{Backend: "local", Services: services, DurableDB: true, Settings: settings}}
+	bench := func(name string, services int, settings map[string]string, p *results.Perf) results.Scenario {
+		return results.Scenario{Name: name, Kind: "bench", Mode: "full", Check: valid, Perf: p, Valid: true,
+			Environment: results.Environment{Backend: "local", Services: services, DurableDB: true, Settings: settings}}
 	}
-	single := Scenario{Name: "single-events", Kind: "search", Mode: "full", Check: valid, Valid: true,
+	single := results.Scenario{Name: "single-events", Kind: "search", Mode: "full", Check: valid, Valid: true,
 		Perf: perf(3125, 1.75, 8.5, 9.5, 40.25, 5.5),
-		Steps: []Step{
-			{Rate: 1000, Achieved: 999.5, EventsPerSec: 999.5, HTTP: Percentiles{N: 5000, P50: 1.5, P99: 4.25}, Pass: true},
-			{Rate: 1250, Achieved: 1249.8, EventsPerSec: 1249.8, HTTP: Percentiles{N: 6250, P50: 1.75, P99: 8.5}, Pass: true},
-			{Rate: 1562.5, Achieved: 1410.2, EventsPerSec: 1410.2, HTTP: Percentiles{N: 7000, P50: 9.5, P99: 31.75}, BacklogGrowth: 3400, Pass: false},
+		Steps: []results.Step{
+			{Rate: 1000, Achieved: 999.5, EventsPerSec: 999.5, HTTP: results.Percentiles{N: 5000, P50: 1.5, P99: 4.25}, Pass: true},
+			{Rate: 1250, Achieved: 1249.8, EventsPerSec: 1249.8, HTTP: results.Percentiles{N: 6250, P50: 1.75, P99: 8.5}, Pass: true},
+			{Rate: 1562.5, Achieved: 1410.2, EventsPerSec: 1410.2, HTTP: results.Percentiles{N: 7000, P50: 9.5, P99: 31.75}, BacklogGrowth: 3400, Pass: false},
 		},
 		BestRate: 1250, SearchBoundMS: 10}
 	stress := bench("stress-20k", 1, nil, perf(41234, 120.5, 480.25, 33.5, 210.5, 0.75))
 	stress.Perf.RowsStored, stress.Perf.RowsPerSec = 14000, 18666.7
-	b := &Bench{Header: handHeader(), Scenarios: []Scenario{
+	b := &results.Bench{Header: handHeader(), Scenarios: []results.Scenario{
 		seed, stress, throughput, single,
 		bench("scale-1", 1, nil, perf(40000, 10.5, 45.25, 30.5, 100.25, 20.1)),
 		bench("scale-2", 2, nil, perf(64000, 9.5, 41.5, 61.5, 190.75, 20.2)),
@@ -135,7 +134,7 @@ func handInputs(t *testing.T) Inputs {
 	v.Header.Command = "make verify"
 	return Inputs{
 		Bench: b, Verify: &v, Properties: v.Properties,
-		Repo: &Repo{Commit: "abc1234-dirty", TestFiles: 53, TestFuncs: 412, GoFiles: 160, GoLines: 31415},
+		Repo: &results.Repo{Commit: "abc1234-dirty", TestFiles: 53, TestFuncs: 412, GoFiles: 160, GoLines: 31415},
 		Plots: []string{"seed-k6-throughput.png", "seed-k6-latency.png", "seed-k6-latency-distribution.png", "throughput-search.png",
 			"gone-scenario-latency.png"},
 		ResultsDir: "results",
@@ -403,8 +402,8 @@ func TestSectionsMissingInputs(t *testing.T) {
 	}
 
 	// bench.json without the scenarios a section needs, no plots.
-	in := Inputs{Bench: &Bench{Header: handHeader(), Scenarios: []Scenario{{Name: "scale-2", Kind: "bench", Valid: true,
-		Perf: &Perf{EventsPerSec: 100}}}}, Properties: []Property{}}
+	in := Inputs{Bench: &results.Bench{Header: handHeader(), Scenarios: []results.Scenario{{Name: "scale-2", Kind: "bench", Valid: true,
+		Perf: &results.Perf{EventsPerSec: 100}}}}, Properties: []results.Property{}}
 	got = Sections(in)
 	absent := func(name string) string {
 		return "_No scenario `" + name + "` in `results/bench.json`: `make bench` runs it._"
@@ -438,111 +437,6 @@ func TestSectionsDeterministic(t *testing.T) {
 	}
 }
 
-func TestCountTestFuncs(t *testing.T) {
-	t.Parallel()
-	src := `package x
-
-import tt "testing"
-
-func TestA(t *tt.T)            {}
-func Test(t *tt.T)             {}
-func Test_b(t *tt.T)           {}
-func Testing(t *tt.T)          {}
-func TestMain(m *tt.M)         {}
-func BenchmarkC(b *tt.B)       {}
-func BenchmarkD(t *tt.T)       {}
-func FuzzE(f *tt.F)            {}
-func TestHelper(t *tt.T, n int) {}
-func (s S) TestMethod(t *tt.T) {}
-func helper(t *tt.T)           {}
-`
-	n, err := countTestFuncs(token.NewFileSet(), "x_test.go", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != 5 { // TestA, Test, Test_b, BenchmarkC, FuzzE
-		t.Errorf("countTestFuncs = %d, want 5", n)
-	}
-	if _, err := countTestFuncs(token.NewFileSet(), "bad_test.go", []byte("package")); err == nil {
-		t.Errorf("countTestFuncs of a broken file: no error")
-	}
-	for _, tt := range []struct {
-		src  string
-		want int
-	}{{"", 0}, {"a", 1}, {"a\n", 1}, {"a\nb", 2}, {"a\n\n", 2}} {
-		if got := countLines([]byte(tt.src)); got != tt.want {
-			t.Errorf("countLines(%q) = %d, want %d", tt.src, got, tt.want)
-		}
-	}
-}
-
-func TestCollectRepo(t *testing.T) {
-	t.Parallel()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
-	}
-	dir := t.TempDir()
-	files := map[string]string{
-		"a.go":                 "package a\n\nfunc A() {}\n",
-		"a_test.go":            "package a\n\nimport \"testing\"\n\nfunc TestA(t *testing.T) {}\nfunc BenchmarkA(b *testing.B) {}\n",
-		"sub/b_test.go":        "package sub\n\nimport \"testing\"\n\nfunc FuzzB(f *testing.F) {}",
-		"sub/testdata/x.go":    "package x\n",
-		"untracked.go":         "package a\n",
-		"ignored/i.go":         "package i\n",
-		".gitignore":           "/ignored/\n",
-		"notes.md":             "# notes\n",
-		"deleted_from_tree.go": "package a\n",
-	}
-	for name, src := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"}, args...)...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	git("init", "-q")
-	git("add", "a.go", "a_test.go", "sub", ".gitignore", "notes.md", "deleted_from_tree.go")
-	git("commit", "-q", "-m", "init")
-	if err := os.Remove(filepath.Join(dir, "deleted_from_tree.go")); err != nil {
-		t.Fatal(err)
-	}
-
-	r, err := CollectRepo(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// a.go (3 lines), a_test.go (6), sub/b_test.go (5), untracked.go (1).
-	want := Repo{Commit: r.Commit, TestFiles: 2, TestFuncs: 3, GoFiles: 4, GoLines: 15}
-	if r != want {
-		t.Errorf("CollectRepo = %+v, want %+v", r, want)
-	}
-	if !strings.HasSuffix(r.Commit, "-dirty") || r.Commit == "unknown" {
-		t.Errorf("Commit = %q, want a dirty describe", r.Commit)
-	}
-
-	out := t.TempDir()
-	if err := WriteRepo(out, r); err != nil {
-		t.Fatal(err)
-	}
-	back, err := ReadRepo(filepath.Join(out, "repo.json"))
-	if err != nil || back != r {
-		t.Errorf("ReadRepo = %+v, %v; want %+v", back, err, r)
-	}
-	if _, err := CollectRepo(t.TempDir()); err == nil {
-		t.Errorf("CollectRepo outside a repository: no error")
-	}
-}
-
 func TestLoadInputs(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -556,11 +450,11 @@ func TestLoadInputs(t *testing.T) {
 
 	b := handInputs(t).Bench
 	v := handVerify()
-	for name, val := range map[string]any{
-		"bench.json": b, "verify.json": v, "repo.json": Repo{Commit: "c", GoFiles: 2},
-		"properties.json": Properties{Header: handHeader()},
+	for _, err := range []error{
+		results.WriteBench(dir, *b), results.WriteVerify(dir, v), results.WriteRepo(dir, results.Repo{Commit: "c", GoFiles: 2}),
+		results.WriteProperties(dir, results.Properties{Header: handHeader()}),
 	} {
-		if err := writeJSON(filepath.Join(dir, name), val); err != nil {
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -577,7 +471,7 @@ func TestLoadInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if in.Bench == nil || len(in.Bench.Scenarios) != len(b.Scenarios) || in.Verify == nil || len(in.Verify.PlantedBugs) != 2 ||
-		in.Repo == nil || *in.Repo != (Repo{Commit: "c", GoFiles: 2}) || in.Properties == nil || len(in.Properties) != 0 ||
+		in.Repo == nil || *in.Repo != (results.Repo{Commit: "c", GoFiles: 2}) || in.Properties == nil || len(in.Properties) != 0 ||
 		!slices.Equal(in.Plots, []string{"a.png", "b.png"}) {
 		t.Errorf("LoadInputs = %+v", in)
 	}
@@ -605,12 +499,12 @@ func TestRegenerate(t *testing.T) {
 	if err := os.WriteFile(docPath, []byte(doc.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	results := filepath.Join(dir, "results")
-	if err := WriteRepo(results, Repo{Commit: "c0ffee", TestFiles: 7}); err != nil {
+	resDir := filepath.Join(dir, "results")
+	if err := results.WriteRepo(resDir, results.Repo{Commit: "c0ffee", TestFiles: 7}); err != nil {
 		t.Fatal(err)
 	}
 
-	g, err := Regenerate(docPath, results)
+	g, err := Regenerate(docPath, resDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -627,7 +521,7 @@ func TestRegenerate(t *testing.T) {
 		t.Errorf("a stale body survived:\n%s", after)
 	}
 
-	g, err = Regenerate(docPath, results)
+	g, err = Regenerate(docPath, resDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -637,7 +531,7 @@ func TestRegenerate(t *testing.T) {
 	if wrote, err := g.Write(); err != nil || wrote {
 		t.Errorf("Write of a current document = %v, %v; want no write", wrote, err)
 	}
-	if _, err := Regenerate(filepath.Join(dir, "missing.md"), results); !errors.Is(err, os.ErrNotExist) {
+	if _, err := Regenerate(filepath.Join(dir, "missing.md"), resDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Regenerate of a missing document: %v", err)
 	}
 }
@@ -702,12 +596,15 @@ func TestSectionsFlagRuns(t *testing.T) {
 		"_single-events ran in smoke mode (a few seconds): its figures are not a measurement._")
 }
 
-// TestFiguresMatchWriteBench links the plots WriteBench really draws, and
-// only those.
+// TestFiguresMatchWriteBench links the plots WriteBench really draws (from
+// the record, as the command line renders them), and only those.
 func TestFiguresMatchWriteBench(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if err := WriteBench(dir, handBench(t)); err != nil {
+	if err := results.WriteBench(dir, handBench(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Render(dir, "bench"); err != nil {
 		t.Fatal(err)
 	}
 	in, err := LoadInputs(dir)

@@ -16,6 +16,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
 // Plots are PNGs of 800 pixels wide. Each carries the header as PNG text
@@ -119,7 +121,7 @@ func fromZero(p *plot.Plot) {
 
 // render draws the plots stacked vertically and returns the PNG with the
 // header in text chunks.
-func render(h Header, heightPx int, plots ...*plot.Plot) ([]byte, error) {
+func render(h results.Header, heightPx int, plots ...*plot.Plot) ([]byte, error) {
 	c := vgimg.NewWith(vgimg.UseWH(px(plotWidth), px(heightPx)), vgimg.UseDPI(plotDPI))
 	dc := draw.New(c)
 	if len(plots) == 1 {
@@ -182,11 +184,11 @@ func pngWithText(data []byte, kv [][2]string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func titled(h Header, title string) string { return title + "\n" + provenance(h) }
+func titled(h results.Header, title string) string { return title + "\n" + provenance(h) }
 
 // plotThroughput: requests sent and errors per second, acknowledged
 // events per second, over time.
-func plotThroughput(h Header, name string, pts []Point) ([]byte, error) {
+func plotThroughput(h results.Header, name string, pts []results.Point) ([]byte, error) {
 	if len(pts) == 0 {
 		return nil, errNoData
 	}
@@ -213,7 +215,7 @@ func plotThroughput(h Header, name string, pts []Point) ([]byte, error) {
 }
 
 // plotLatency: p50 and p99 of the completions of each bucket over time.
-func plotLatency(h Header, name string, pts []Point) ([]byte, error) {
+func plotLatency(h results.Header, name string, pts []results.Point) ([]byte, error) {
 	var p50, p99 plotter.XYs
 	for _, pt := range pts {
 		if pt.Completed == 0 {
@@ -240,7 +242,7 @@ func plotLatency(h Header, name string, pts []Point) ([]byte, error) {
 
 // plotDistribution: the CDF of request latency on a log axis, with the
 // p50 and p99 marked.
-func plotDistribution(h Header, name string, d *Distribution) ([]byte, error) {
+func plotDistribution(h results.Header, name string, d *results.Distribution) ([]byte, error) {
 	const floor = 1e-3 // ms; a log axis needs positive values
 	if d == nil || len(d.Points) == 0 {
 		return nil, errNoData
@@ -311,7 +313,7 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 
 // plotSearch: p99 against offered rate (with the bound), and achieved
 // against offered rate.
-func plotSearch(h Header, name string, steps []Step, boundMS float64) ([]byte, error) {
+func plotSearch(h results.Header, name string, steps []results.Step, boundMS float64) ([]byte, error) {
 	if len(steps) == 0 {
 		return nil, errNoData
 	}

@@ -1,55 +1,20 @@
 package report
 
 import (
-	"sort"
 	"strings"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
-// Properties is results/properties.json: the property tests' outcomes, the
-// clean runs and the runs with a planted bug switched on.
-type Properties struct {
-	Header     Header     `json:"header"`
-	Properties []Property `json:"properties"`
+// WriteProperties writes dir/properties.md: the outcome of each property
+// run, clean and with a planted bug, and the counterexamples in full. The
+// rows are in the order of results.SortProperties.
+func WriteProperties(dir string, p results.Properties) error {
+	p.Properties = results.SortProperties(p.Properties)
+	return writeMarkdown(dir, "properties.md", propertiesMarkdown(p))
 }
 
-// WriteProperties writes dir/properties.json and dir/properties.md for ps,
-// under a header from CollectHeader. The rows are sorted (clean runs first,
-// then by property and bug), so the same results give the same files but
-// for the header's commit and date.
-func WriteProperties(dir string, ps []Property) error {
-	return WritePropertiesWithHeader(dir, CollectHeader("go test ./properties/"), ps)
-}
-
-// WritePropertiesWithHeader is WriteProperties under a header the caller
-// completed (PostgreSQL and Redis versions, backend, settings).
-func WritePropertiesWithHeader(dir string, h Header, ps []Property) error {
-	p := Properties{Header: h, Properties: sortedProperties(ps)}
-	return writeResults(dir, "properties", p, propertiesMarkdown(p))
-}
-
-// ReadProperties loads a properties.json written by WriteProperties.
-func ReadProperties(path string) (Properties, error) {
-	var p Properties
-	err := readJSON(path, &p)
-	return p, err
-}
-
-func sortedProperties(ps []Property) []Property {
-	out := append([]Property(nil), ps...)
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if (a.Bug == "") != (b.Bug == "") {
-			return a.Bug == ""
-		}
-		if a.Property != b.Property {
-			return a.Property < b.Property
-		}
-		return a.Bug < b.Bug
-	})
-	return out
-}
-
-func propertiesMarkdown(p Properties) []byte {
+func propertiesMarkdown(p results.Properties) []byte {
 	var md mdWriter
 	md.documentHead("ChronicleWeaver property tests", "the property tests (`go test ./properties/`)", p.Header)
 
@@ -107,7 +72,7 @@ type propertyCells struct {
 	unexpected string
 }
 
-func propertyCellsOf(p Property) propertyCells {
+func propertyCellsOf(p results.Property) propertyCells {
 	c := propertyCells{bug: "none", failed: "no", verdict: "pass", shrunk: dash, example: dash}
 	if p.Bug != "" {
 		c.bug = code(p.Bug)

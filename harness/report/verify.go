@@ -5,20 +5,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
-// WriteVerify writes dir/verify.json (v as is) and dir/verify.md: one row
-// per scenario, the planted bugs and whether they were caught, the
-// property tests, then each scenario's checker figures and faults.
-func WriteVerify(dir string, v Verify) error {
-	return writeResults(dir, "verify", v, verifyMarkdown(v))
-}
-
-// ReadVerify loads a verify.json written by WriteVerify.
-func ReadVerify(path string) (Verify, error) {
-	var v Verify
-	err := readJSON(path, &v)
-	return v, err
+// WriteVerify writes dir/verify.md: one row per scenario, the planted bugs
+// and whether they were caught, the property tests, then each scenario's
+// checker figures and faults.
+func WriteVerify(dir string, v results.Verify) error {
+	return writeMarkdown(dir, "verify.md", verifyMarkdown(v))
 }
 
 // Lengths of shortened texts in tables.
@@ -27,7 +22,7 @@ const (
 	exampleLen    = 120
 )
 
-func faultCount(s Scenario) string {
+func faultCount(s results.Scenario) string {
 	failed := 0
 	for _, f := range s.Faults {
 		if f.Error != "" {
@@ -41,7 +36,7 @@ func faultCount(s Scenario) string {
 	return n
 }
 
-func verifyMarkdown(v Verify) []byte {
+func verifyMarkdown(v results.Verify) []byte {
 	var md mdWriter
 	md.documentHead("ChronicleWeaver verification", "`verify.json`", v.Header)
 
@@ -121,7 +116,7 @@ func verifyMarkdown(v Verify) []byte {
 // addPlantedRows adds a row per planted bug to t (bug, what it is,
 // scenario, caught, the violations reported shortened to reportLen runes)
 // and returns the bugs not caught, as code spans.
-func addPlantedRows(t *table, bugs []PlantedBug, reportLen int) (missed []string) {
+func addPlantedRows(t *table, bugs []results.PlantedBug, reportLen int) (missed []string) {
 	for _, b := range bugs {
 		reported := dash
 		if len(b.Violations) > 0 {
@@ -135,7 +130,7 @@ func addPlantedRows(t *table, bugs []PlantedBug, reportLen int) (missed []string
 	return missed
 }
 
-func writeFaults(md *mdWriter, s Scenario) {
+func writeFaults(md *mdWriter, s results.Scenario) {
 	md.heading(3, "Faults")
 	if len(s.Faults) == 0 {
 		md.para("None injected.")

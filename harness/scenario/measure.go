@@ -14,8 +14,11 @@ import (
 	"github.com/chronicleweaver/chronicleweaver/harness/gen"
 	"github.com/chronicleweaver/chronicleweaver/harness/history"
 	"github.com/chronicleweaver/chronicleweaver/harness/load"
-	"github.com/chronicleweaver/chronicleweaver/harness/report"
+	"github.com/chronicleweaver/chronicleweaver/harness/nemesis"
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
+	"github.com/chronicleweaver/chronicleweaver/service/config"
 	"github.com/chronicleweaver/chronicleweaver/service/event"
+	"github.com/chronicleweaver/chronicleweaver/service/planted"
 	"github.com/chronicleweaver/chronicleweaver/service/queue"
 	"github.com/chronicleweaver/chronicleweaver/service/store"
 )
@@ -24,23 +27,23 @@ import (
 func startEnv(ctx context.Context, s *Scenario, o Options, dir string) (env.Env, error) {
 	backend := o.Backend
 	if o.Target != "" {
-		backend = "external"
+		backend = BackendExternal
 	}
 	switch backend {
-	case "external":
+	case BackendExternal:
 		if o.Target == "" {
 			return nil, errors.New("scenario: the external backend needs --target")
 		}
 		return env.External(o.Target, o.DatabaseURL), nil
-	case "auto":
+	case BackendAuto:
 		if env.DockerAvailable(ctx) {
-			backend = "docker"
+			backend = BackendDocker
 		}
-	case "", "local", "docker":
+	case "", BackendLocal, BackendDocker:
 	default:
-		return nil, fmt.Errorf("scenario: unknown backend %q (local, docker, auto, external)", backend)
+		return nil, fmt.Errorf("scenario: unknown backend %q (%s, %s, %s, %s)", backend, BackendLocal, BackendDocker, BackendAuto, BackendExternal)
 	}
-	if backend == "docker" {
+	if backend == BackendDocker {
 		if o.PlantedBug != "" {
 			return nil, errors.New("scenario: planted bugs run on the local backend only (the image is built without them)")
 		}
@@ -57,16 +60,16 @@ func startEnv(ctx context.Context, s *Scenario, o Options, dir string) (env.Env,
 	}
 	var tags []string
 	if o.PlantedBug != "" {
-		settings["CHRONICLE_PLANTED_BUG"] = o.PlantedBug
-		tags = append(tags, "plantedbugs")
+		settings[planted.EnvVar] = o.PlantedBug
+		tags = append(tags, plantedBugsTag)
 	}
 	links := false
 	for _, f := range s.Nemesis {
-		links = links || f.Fault == "cut" || f.Fault == "blackhole" || f.Fault == "slow"
+		links = links || nemesis.OnLink(f.Fault) || f.During != nil && nemesis.OnLink(f.During.Fault)
 	}
 	return env.StartLocal(ctx, env.LocalOptions{
 		Services: s.Env.Services, Settings: settings, Durable: s.Env.Durable, AppendFsync: s.Env.Fsync,
-		NoAOF: o.PlantedBug == "redis-no-aof", Binary: o.Binary, BuildTags: tags, RunDir: dir,
+		NoAOF: o.PlantedBug == planted.RedisNoAOF, Binary: o.Binary, BuildTags: tags, RunDir: dir,
 		// The fault proxy costs a copy per packet: only where links fail.
 		Proxy: links, Logf: o.Logf,
 	})
@@ -76,7 +79,7 @@ func startEnv(ctx context.Context, s *Scenario, o Options, dir string) (env.Env,
 // bound without errors or a growing backlog, then (Final) sends the
 // scenario's events at the best rate. It returns when the measured window
 // starts and the event namespace it used.
-func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *history.Recorder, runID string, res *report.Scenario) (since, until time.Time, prefix string, err error) {
+func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *history.Recorder, runID string, res *results.Scenario) (since, until time.Time, prefix string, err error) {
 	cl := client.New(e.Targets()[0], o.Token)
 	cfg := sourceConfig(s, runID+"-s")
 	cfg.Events = 0
@@ -93,8 +96,7 @@ func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *his
 			return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: stats: %w", err)
 		}
 		stepStart := time.Now()
-		m := model(s)
-		m.Kind, m.Rate, m.RampTo, m.Duration = "open", rate, 0, s.Search.StepDuration.D()
+		m := stepModel(s, rate, s.Search.StepDuration.D())
 		sum, err := load.Run(ctx, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist})
 		if err != nil {
 			return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: load at %.0f req/s: %w", rate, err)
@@ -104,9 +106,9 @@ func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *his
 		if err != nil {
 			return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: stats: %w", err)
 		}
-		p := perfOf(window(hist.Ops(), stepStart, stepEnd), stepStart)
+		p := results.PerfOf(results.Window(hist.Ops(), stepStart, stepEnd), stepStart)
 		offeredPerSec := int64(rate * float64(s.Events.PerRequest))
-		st := report.Step{
+		st := results.Step{
 			Rate: rate, Achieved: p.RequestsPerSec, EventsPerSec: p.EventsPerSec, HTTP: p.HTTP,
 			BacklogGrowth: st1.QueueDepth - st0.QueueDepth, ErrorRate: p.ErrorRate,
 			SendLagMax: float64(sum.MaxSendLag) / float64(time.Millisecond),
@@ -142,8 +144,7 @@ func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *his
 		return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: events: %w", err)
 	}
 	finalStart := time.Now()
-	m := model(s)
-	m.Kind, m.Rate, m.RampTo, m.Duration = "open", res.BestRate, 0, 0
+	m := stepModel(s, res.BestRate, 0)
 	o.logf("%s: sending %d events at %.0f req/s", s.Name, s.Events.Total, res.BestRate)
 	if _, err := load.Run(ctx, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: fsrc, History: hist,
 		Progress: progress(o, s.Name)}); err != nil {
@@ -152,77 +153,12 @@ func runSearch(ctx context.Context, s *Scenario, o Options, e env.Env, hist *his
 	return finalStart, time.Time{}, runID + "-f", nil
 }
 
-// perfOf measures the publish requests invoked at or after since.
-func perfOf(ops []history.Op, since time.Time) report.Perf {
-	var p report.Perf
-	var lat []float64
-	var first, last time.Time
-	var bad, unanswered int64
-	for _, pr := range history.Pairs(ops, history.FPublish) {
-		if pr.Invoke.Time.Before(since) {
-			continue
-		}
-		if first.IsZero() || pr.Invoke.Time.Before(first) {
-			first = pr.Invoke.Time
-		}
-		if pr.Completion == nil {
-			unanswered++
-			continue
-		}
-		c := pr.Completion
-		p.Requests++
-		if c.Time.After(last) {
-			last = c.Time
-		}
-		if c.Status > 0 {
-			lat = append(lat, float64(c.Latency)/float64(time.Millisecond))
-		}
-		if c.Type == history.OK {
-			p.EventsAcked += int64(len(pr.Invoke.Keys))
-		} else {
-			bad++
-		}
-	}
-	if !first.IsZero() && last.After(first) {
-		p.Seconds = last.Sub(first).Seconds()
-		p.RequestsPerSec = float64(p.Requests) / p.Seconds
-		p.EventsPerSec = float64(p.EventsAcked) / p.Seconds
-	}
-	if total := p.Requests + unanswered; total > 0 {
-		p.ErrorRate = float64(bad+unanswered) / float64(total)
-	}
-	p.HTTP = report.PercentilesOf(lat)
-	return p
-}
-
-// window keeps the publish ops invoked in [since, until) (a zero until does
-// not limit) with their completions.
-func window(ops []history.Op, since, until time.Time) []history.Op {
-	in := map[int64]bool{}
-	var out []history.Op
-	for _, op := range ops {
-		if op.F != history.FPublish {
-			continue
-		}
-		if op.Type == history.Invoke {
-			if op.Time.Before(since) || (!until.IsZero() && !op.Time.Before(until)) {
-				continue
-			}
-			in[op.Req] = true
-		} else if !in[op.Req] {
-			continue
-		}
-		out = append(out, op)
-	}
-	return out
-}
-
 // measure fills res.Perf from the history (publish requests invoked in
 // [since, until)), the database (publish-to-commit latency, last commit of
 // the events received in that window) and the environment (CPU, memory).
-func measure(ctx context.Context, e env.Env, ops []history.Op, prefix string, since, until time.Time, res *report.Scenario, keepLatencies bool) error {
-	ops = window(ops, since, until)
-	p := perfOf(ops, since)
+func measure(ctx context.Context, e env.Env, ops []history.Op, prefix string, since, until time.Time, res *results.Scenario, keepLatencies bool) error {
+	ops = results.Window(ops, since, until)
+	p := results.PerfOf(ops, since)
 	var errs []error
 	if db := e.DatabaseURL(); db != "" {
 		lat, err := client.CommitLatencies(ctx, db, prefix, since, until)
@@ -233,21 +169,17 @@ func measure(ctx context.Context, e env.Env, ops []history.Op, prefix string, si
 		for i, s := range lat {
 			ms[i] = s * 1000
 		}
-		p.Commit = report.PercentilesOf(ms)
+		p.Commit = results.PercentilesOf(ms)
 		rows, lastCommit, err := client.CommitSpan(ctx, db, prefix, since, until)
 		if err != nil {
 			errs = append(errs, err)
-		} else if rows > 0 {
-			p.RowsStored = rows
-			p.FirstToLastCommit = lastCommit.Sub(firstInvoke(ops, since)).Seconds()
-			if p.FirstToLastCommit > 0 {
-				p.RowsPerSec = float64(rows) / p.FirstToLastCommit
-			}
+		} else {
+			p.SetCommitSpan(rows, results.FirstInvoke(ops, since), lastCommit)
 		}
 	}
 	for _, n := range e.Nodes() {
-		if len(n) < 8 || n[:8] != "service-" {
-			continue
+		if n == env.Redis || n == env.Postgres {
+			continue // the service instances' usage only
 		}
 		cpu, rss, err := e.Usage(n)
 		if err != nil {
@@ -260,43 +192,35 @@ func measure(ctx context.Context, e env.Env, ops []history.Op, prefix string, si
 		p.PeakRSSMiB = max(p.PeakRSSMiB, float64(rss)/(1<<20))
 	}
 	res.Perf = &p
-	res.Series = report.Series(ops, time.Second)
+	res.Series = results.Series(ops, time.Second)
 	if keepLatencies {
-		for _, pr := range history.Pairs(ops, history.FPublish) {
-			if pr.Completion != nil && pr.Completion.Status > 0 {
-				res.Latencies = append(res.Latencies, float64(pr.Completion.Latency)/float64(time.Millisecond))
-			}
-		}
+		res.Latencies = results.Latencies(ops)
 	}
 	return errors.Join(errs...)
-}
-
-func firstInvoke(ops []history.Op, since time.Time) time.Time {
-	for _, op := range ops {
-		if op.Type == history.Invoke && op.F == history.FPublish && !op.Time.Before(since) {
-			return op.Time
-		}
-	}
-	return since
 }
 
 // runBaseline inserts the scenario's events straight into a fresh database
 // on the same PostgreSQL with the service's own batch apply (no HTTP, no
 // Redis), with as many concurrent appliers as the service has workers and
-// as many requests per batch as its BATCH_SIZE.
-func runBaseline(ctx context.Context, s *Scenario, e env.Env, res *report.Scenario) error {
+// as many requests per batch as its BATCH_SIZE, and its UPSERT_METHOD: the
+// service's configuration under the scenario's settings (service/config's
+// defaults where they set nothing).
+func runBaseline(ctx context.Context, s *Scenario, e env.Env, res *results.Scenario) error {
 	db := e.DatabaseURL()
 	if db == "" || s.Events.Total == 0 {
 		return nil
 	}
-	workers := settingInt(s.Env.Settings, "WORKER_COUNT", 4)
-	batch := settingInt(s.Env.Settings, "BATCH_SIZE", 200)
+	cfg, err := config.FromEnv(func(k string) string { return s.Env.Settings[k] })
+	if err != nil {
+		return fmt.Errorf("env.settings: %w", err)
+	}
+	workers, batch := cfg.WorkerCount, cfg.BatchSize
 	url, drop, err := client.FreshDatabase(ctx, db, "baseline")
 	if err != nil {
 		return err
 	}
 	defer drop()
-	st, err := store.Open(ctx, url, store.Options{MaxConns: workers + 2, Method: s.Env.Settings["UPSERT_METHOD"]})
+	st, err := store.Open(ctx, url, store.Options{MaxConns: workers + 2, Method: cfg.UpsertMethod})
 	if err != nil {
 		return err
 	}
@@ -350,17 +274,10 @@ func runBaseline(ctx context.Context, s *Scenario, e env.Env, res *report.Scenar
 		return err
 	}
 	secs := time.Since(start).Seconds()
-	b := &report.Baseline{Events: copies, Seconds: secs, EventsPerSec: float64(copies) / secs}
+	b := &results.Baseline{Events: copies, Seconds: secs, EventsPerSec: float64(copies) / secs}
 	if res.Perf != nil && b.EventsPerSec > 0 {
 		b.Ratio = res.Perf.EventsPerSec / b.EventsPerSec
 	}
 	res.Baseline = b
 	return nil
-}
-
-func settingInt(m map[string]string, k string, def int) int {
-	if v, err := strconv.Atoi(m[k]); err == nil && v > 0 {
-		return v
-	}
-	return def
 }

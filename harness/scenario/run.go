@@ -18,7 +18,7 @@ import (
 	"github.com/chronicleweaver/chronicleweaver/harness/history"
 	"github.com/chronicleweaver/chronicleweaver/harness/load"
 	"github.com/chronicleweaver/chronicleweaver/harness/nemesis"
-	"github.com/chronicleweaver/chronicleweaver/harness/report"
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
 // Options say where and how to run a scenario.
@@ -26,7 +26,8 @@ type Options struct {
 	Smoke bool // the scenario's smoke overrides apply
 	// RunsDir is the parent of run folders (default "runs").
 	RunsDir string
-	// Backend is local (default), docker, auto or external.
+	// Backend is BackendLocal (default), BackendDocker, BackendAuto or
+	// BackendExternal.
 	Backend string
 	// Target and DatabaseURL select the external backend.
 	Target      string
@@ -40,6 +41,18 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
+// Backends (Options.Backend).
+const (
+	BackendLocal    = "local"    // local processes
+	BackendDocker   = "docker"   // containers (testcontainers)
+	BackendAuto     = "auto"     // docker when a daemon answers, else local
+	BackendExternal = "external" // an already running service (Options.Target)
+)
+
+// plantedBugsTag is the build tag of the service binaries that carry the
+// planted bugs (service/planted).
+const plantedBugsTag = "plantedbugs"
+
 func (o Options) logf(format string, args ...any) {
 	if o.Logf != nil {
 		o.Logf(format, args...)
@@ -49,11 +62,11 @@ func (o Options) logf(format string, args ...any) {
 // Run runs one scenario from start to verdict. The returned result says
 // whether the run was valid; an error means the run itself could not be
 // carried out (and the result records it).
-func Run(ctx context.Context, s *Scenario, o Options) (report.Scenario, error) {
-	res := report.Scenario{Name: s.Name, Kind: s.Kind, Description: strings.TrimSpace(s.Description), Config: s,
-		Published: s.Published, Mode: "full"}
+func Run(ctx context.Context, s *Scenario, o Options) (results.Scenario, error) {
+	res := results.Scenario{Name: s.Name, Kind: s.Kind, Description: strings.TrimSpace(s.Description), Config: s,
+		Published: s.Published, Mode: results.Full}
 	if o.Smoke {
-		res.Mode = "smoke"
+		res.Mode = results.Smoke
 	}
 	dir, err := runDir(o, s.Name)
 	if err != nil {
@@ -104,7 +117,7 @@ func runDir(o Options, name string) (string, error) {
 }
 
 // run does the work of Run; res is filled as it goes.
-func run(ctx context.Context, s *Scenario, o Options, res *report.Scenario) error {
+func run(ctx context.Context, s *Scenario, o Options, res *results.Scenario) error {
 	e, err := startEnv(ctx, s, o, res.RunDir)
 	if err != nil {
 		return err
@@ -115,9 +128,9 @@ func run(ctx context.Context, s *Scenario, o Options, res *report.Scenario) erro
 		}
 	}()
 	info := e.Info()
-	res.Environment = report.Environment{Backend: info.Backend, Services: info.Services, Postgres: info.PostgresVersion,
+	res.Environment = results.Environment{Backend: info.Backend, Services: info.Services, Postgres: info.PostgresVersion,
 		Redis: info.RedisVersion, DurableDB: s.Env.Durable, Settings: info.Settings}
-	if s.Kind == "search" {
+	if s.Kind == KindSearch {
 		res.SearchBoundMS = float64(s.Search.P99.D()) / float64(time.Millisecond)
 	}
 	hist, err := history.NewRecorder(filepath.Join(res.RunDir, "history.jsonl"))
@@ -150,7 +163,7 @@ func run(ctx context.Context, s *Scenario, o Options, res *report.Scenario) erro
 	// final (or best) part.
 	since, until, prefix := time.Now(), time.Time{}, runID
 	switch s.Kind {
-	case "search":
+	case KindSearch:
 		if since, until, prefix, err = runSearch(ctx, s, o, e, hist, runID, res); err != nil {
 			return err
 		}
@@ -194,7 +207,7 @@ func run(ctx context.Context, s *Scenario, o Options, res *report.Scenario) erro
 	}
 	res.Valid = res.Check.Valid
 
-	if err := measure(ctx, e, ops, prefix, since, until, res, s.Kind == "bench"); err != nil {
+	if err := measure(ctx, e, ops, prefix, since, until, res, s.Kind == KindBench); err != nil {
 		o.logf("%s: measures incomplete: %v", s.Name, err)
 	}
 	if s.Baseline {
@@ -206,7 +219,7 @@ func run(ctx context.Context, s *Scenario, o Options, res *report.Scenario) erro
 	return nil
 }
 
-func verdictLine(res *report.Scenario) string {
+func verdictLine(res *results.Scenario) string {
 	c := res.Check
 	v := "valid"
 	if !res.Valid {
@@ -222,43 +235,20 @@ func newRunID(name string) string {
 	return name + "-" + hex.EncodeToString(b[:])
 }
 
-// sourceConfig is the scenario's event source under a run namespace.
-func sourceConfig(s *Scenario, runID string) gen.Config {
-	return gen.Config{
-		Seed: s.Events.Seed, RunID: runID, Events: s.Events.Total, DuplicateRatio: s.Events.DuplicateRatio,
-		Topics: s.Events.Topics, EventsPerRequest: s.Events.PerRequest, PayloadBytes: s.Events.PayloadBytes,
-		Disorder: s.Events.Disorder.D(),
-	}
-}
-
-func model(s *Scenario) load.Model {
-	return load.Model{
-		Kind: s.Load.Model, Rate: s.Load.Rate, RampTo: s.Load.RampTo, Users: s.Load.Users,
-		Think: s.Load.Think.D(), Duration: s.Load.Duration.D(), Timeout: s.Load.Timeout.D(),
-	}
-}
-
 // runLoad drives the scenario's load with its faults.
-func runLoad(ctx context.Context, s *Scenario, o Options, e env.Env, hist *history.Recorder, runID string, ready nemesis.ReadyFunc, res *report.Scenario) error {
+func runLoad(ctx context.Context, s *Scenario, o Options, e env.Env, hist *history.Recorder, runID string, ready nemesis.ReadyFunc, res *results.Scenario) error {
 	src, err := gen.New(sourceConfig(s, runID))
 	if err != nil {
 		return fmt.Errorf("scenario: events: %w", err)
 	}
-	specs := make([]nemesis.Spec, len(s.Nemesis))
-	for i, f := range s.Nemesis {
-		specs[i] = nemesis.Spec{Fault: f.Fault, Target: f.Target, Count: f.Count, Every: f.Every.D(), For: f.For.D(), Latency: f.Latency.D()}
-		if u := f.During; u != nil {
-			specs[i].During = &nemesis.Frame{Fault: u.Fault, Target: u.Target, Lead: u.Lead.D(), Latency: u.Latency.D()}
-		}
-	}
-	plan := nemesis.Plan(specs, s.Env.Services, s.Events.Seed)
+	plan := nemesis.Plan(nemesisSpecs(s), s.Env.Services, s.Events.Seed)
 	m := model(s)
 	if len(plan) > 0 && m.Duration > 0 {
 		// The load outlasts the last heal, so every fault happens under load.
 		m.Duration = max(m.Duration, nemesis.End(plan)+3*time.Second)
 	}
 	start := time.Now()
-	faults := make(chan []report.Fault, 1)
+	faults := make(chan []results.Fault, 1)
 	if len(plan) > 0 {
 		cl := client.New(e.Targets()[0], o.Token)
 		backlog := func(ctx context.Context) (int64, error) {
@@ -275,9 +265,7 @@ func runLoad(ctx context.Context, s *Scenario, o Options, e env.Env, hist *histo
 		Progress: progress(o, s.Name),
 	})
 	res.Faults = <-faults
-	for _, f := range res.Faults {
-		res.MaxToReady = max(res.MaxToReady, f.ToReady)
-	}
+	res.MaxToReady = results.MaxToReady(res.Faults)
 	if err != nil {
 		return fmt.Errorf("scenario: load: %w", err)
 	}

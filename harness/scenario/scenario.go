@@ -1,9 +1,17 @@
 // Package scenario loads scenario definitions (YAML files under scenarios/)
 // and runs them: environment, load, faults, drain, checker, measures.
+//
+// A scenario file only composes what other packages define, and each part
+// is checked by the package that owns it: the event source by gen, the
+// load model by load, the fault schedule by nemesis, the service settings
+// by service/config. This package decodes the YAML, applies defaults and
+// the smoke overrides, and checks only what is its own (the kind, the rate
+// search, what bounds the run).
 package scenario
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,14 +20,25 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/gen"
+	"github.com/chronicleweaver/chronicleweaver/harness/load"
+	"github.com/chronicleweaver/chronicleweaver/harness/nemesis"
+	"github.com/chronicleweaver/chronicleweaver/service/config"
+)
+
+// Kinds of scenario.
+const (
+	KindCheck  = "check"  // faults and the checker decide
+	KindBench  = "bench"  // measure
+	KindSearch = "search" // find the highest rate meeting a latency bound
 )
 
 // Scenario is one scenario file.
 type Scenario struct {
 	Name        string `yaml:"name"`
 	Description string `yaml:"description"`
-	// Kind is "check" (faults and the checker decide), "bench" (measure)
-	// or "search" (find the highest rate meeting a latency bound).
+	// Kind is KindCheck (default), KindBench or KindSearch.
 	Kind    string     `yaml:"kind"`
 	Env     EnvSpec    `yaml:"env"`
 	Events  EventSpec  `yaml:"events"`
@@ -53,10 +72,10 @@ type EnvSpec struct {
 	Services int               `yaml:"services"`    // service instances (default 1)
 	Durable  bool              `yaml:"durable"`     // PostgreSQL fsync on (benchmarks)
 	Fsync    string            `yaml:"appendfsync"` // Redis appendfsync: always (default), everysec
-	Settings map[string]string `yaml:"settings"`    // service environment
+	Settings map[string]string `yaml:"settings"`    // service environment (service/config checks it)
 }
 
-// EventSpec is the event source.
+// EventSpec is the event source (a gen.Config; gen checks it).
 type EventSpec struct {
 	Total          int      `yaml:"total"` // copies; 0: as many as the load sends
 	DuplicateRatio float64  `yaml:"duplicate_ratio"`
@@ -67,9 +86,9 @@ type EventSpec struct {
 	Seed           int64    `yaml:"seed"`
 }
 
-// LoadSpec is the load model.
+// LoadSpec is the load model (a load.Model; load checks it).
 type LoadSpec struct {
-	Model    string   `yaml:"model"` // open or closed
+	Model    string   `yaml:"model"` // load.Open or load.Closed
 	Rate     float64  `yaml:"rate"`  // open: requests/s
 	RampTo   float64  `yaml:"ramp_to"`
 	Users    int      `yaml:"users"` // closed
@@ -78,12 +97,13 @@ type LoadSpec struct {
 	Timeout  Duration `yaml:"timeout"`
 }
 
-// Fault is one line of the nemesis schedule.
+// Fault is one line of the nemesis schedule (a nemesis.Spec; nemesis
+// checks it).
 type Fault struct {
-	// Fault is kill, terminate, pause, cut, blackhole or slow.
+	// Fault is one of nemesis.Kinds.
 	Fault string `yaml:"fault"`
-	// Target is a node (service-0, redis, postgres) or "service" for a
-	// random service instance each time.
+	// Target is a node (service-0, redis, postgres) or nemesis.AnyService
+	// ("service") for a random service instance each time.
 	Target string `yaml:"target"`
 	Count  int    `yaml:"count"` // how many times
 	// Every is the pause between two faults, drawn in [Every, 2*Every).
@@ -173,7 +193,7 @@ func Dir() (string, error) {
 	}
 }
 
-// Names lists the scenarios in the folder.
+// Names lists the scenarios in the folder (its YAML files but SuitesFile).
 func Names() ([]string, error) {
 	dir, err := Dir()
 	if err != nil {
@@ -185,6 +205,9 @@ func Names() ([]string, error) {
 	}
 	var names []string
 	for _, f := range files {
+		if filepath.Base(f) == SuitesFile {
+			continue
+		}
 		names = append(names, strings.TrimSuffix(filepath.Base(f), ".yaml"))
 	}
 	sort.Strings(names)
@@ -240,7 +263,7 @@ func Parse(b []byte, smoke bool) (*Scenario, error) {
 
 func (s *Scenario) defaults() {
 	if s.Kind == "" {
-		s.Kind = "check"
+		s.Kind = KindCheck
 	}
 	if s.Env.Services == 0 {
 		s.Env.Services = 1
@@ -270,91 +293,78 @@ func (s *Scenario) defaults() {
 	}
 }
 
-// Faults the nemesis knows.
-var faultKinds = map[string]bool{"kill": true, "terminate": true, "pause": true, "cut": true, "blackhole": true, "slow": true}
-
+// validate checks each part of the scenario with the package that owns it,
+// as the run will use it, and the rules that are the scenario's own.
 func (s *Scenario) validate() error {
 	if s.Name == "" {
-		return fmt.Errorf("name: missing")
+		return errors.New("name: missing")
 	}
 	switch s.Kind {
-	case "check", "bench", "search":
+	case KindCheck, KindBench, KindSearch:
 	default:
-		return fmt.Errorf("kind %q: must be check, bench or search", s.Kind)
+		return fmt.Errorf("kind %q: must be %s, %s or %s", s.Kind, KindCheck, KindBench, KindSearch)
 	}
-	switch s.Load.Model {
-	case "open":
-		if s.Load.Rate <= 0 && s.Kind != "search" {
-			return fmt.Errorf("load.rate: must be > 0 for the open model")
+	if _, err := config.FromEnv(func(k string) string { return s.Env.Settings[k] }); err != nil {
+		return fmt.Errorf("env.settings: %w", err)
+	}
+	if s.Kind == KindSearch {
+		if s.Search.Start <= 0 || s.Search.StepDuration == 0 || s.Search.P99 == 0 || s.Search.MaxSteps <= 0 {
+			return errors.New("search: start, step_duration, p99 and max_steps are required")
 		}
-	case "closed":
-		if s.Load.Users <= 0 {
-			return fmt.Errorf("load.users: must be > 0 for the closed model")
+		if s.Load.Model != load.Open {
+			return fmt.Errorf("load.model %q: a search steps the %s model", s.Load.Model, load.Open)
 		}
-	default:
-		return fmt.Errorf("load.model %q: must be open or closed", s.Load.Model)
+		if err := stepModel(s, s.Search.Start, s.Search.StepDuration.D()).Validate(); err != nil {
+			return err
+		}
+	} else {
+		if err := model(s).Validate(); err != nil {
+			return err
+		}
+		if s.Load.Duration == 0 && s.Events.Total == 0 {
+			return errors.New("load.duration or events.total: one must bound the run")
+		}
 	}
-	if s.Load.Duration == 0 && s.Events.Total == 0 && s.Kind != "search" {
-		return fmt.Errorf("load.duration or events.total: one must bound the run")
+	// Validated under a run ID as long as the longest the run uses.
+	if err := sourceConfig(s, newRunID(s.Name)+"-f").Validate(); err != nil {
+		return fmt.Errorf("events: %w", err)
 	}
-	if s.Events.DuplicateRatio < 0 || s.Events.DuplicateRatio >= 1 {
-		return fmt.Errorf("events.duplicate_ratio %v: must be in [0, 1)", s.Events.DuplicateRatio)
+	return nemesis.Validate(nemesisSpecs(s), s.Env.Services)
+}
+
+// sourceConfig is the scenario's event source under a run namespace.
+func sourceConfig(s *Scenario, runID string) gen.Config {
+	return gen.Config{
+		Seed: s.Events.Seed, RunID: runID, Events: s.Events.Total, DuplicateRatio: s.Events.DuplicateRatio,
+		Topics: s.Events.Topics, EventsPerRequest: s.Events.PerRequest, PayloadBytes: s.Events.PayloadBytes,
+		Disorder: s.Events.Disorder.D(),
 	}
-	if s.Kind == "search" && (s.Search.Start <= 0 || s.Search.StepDuration == 0 || s.Search.P99 == 0 || s.Search.MaxSteps <= 0) {
-		return fmt.Errorf("search: start, step_duration, p99 and max_steps are required")
+}
+
+// model is the scenario's load model.
+func model(s *Scenario) load.Model {
+	return load.Model{
+		Kind: s.Load.Model, Rate: s.Load.Rate, RampTo: s.Load.RampTo, Users: s.Load.Users,
+		Think: s.Load.Think.D(), Duration: s.Load.Duration.D(), Timeout: s.Load.Timeout.D(),
 	}
+}
+
+// stepModel is the load model of a search step (and, with no duration, of
+// the final run): the open model at rate.
+func stepModel(s *Scenario, rate float64, d time.Duration) load.Model {
+	m := model(s)
+	m.Kind, m.Rate, m.RampTo, m.Duration = load.Open, rate, 0, d
+	return m
+}
+
+// nemesisSpecs is the scenario's fault schedule.
+func nemesisSpecs(s *Scenario) []nemesis.Spec {
+	specs := make([]nemesis.Spec, len(s.Nemesis))
 	for i, f := range s.Nemesis {
-		if err := checkFault(fmt.Sprintf("nemesis[%d]", i), f.Fault, f.Target, f.Latency); err != nil {
-			return err
-		}
-		if err := s.validateFrame(i); err != nil {
-			return err
+		specs[i] = nemesis.Spec{Fault: f.Fault, Target: f.Target, Count: f.Count, Every: f.Every.D(), For: f.For.D(), Latency: f.Latency.D()}
+		if u := f.During; u != nil {
+			specs[i].During = &nemesis.Frame{Fault: u.Fault, Target: u.Target, Lead: u.Lead.D(), Latency: u.Latency.D()}
 		}
 	}
-	return nil
-}
-
-// checkFault checks one fault of the schedule; field names it in errors
-// ("nemesis[0]", "nemesis[0].during").
-func checkFault(field, fault, target string, latency Duration) error {
-	switch {
-	case !faultKinds[fault]:
-		return fmt.Errorf("%s.fault %q: must be one of kill, terminate, pause, cut, blackhole, slow", field, fault)
-	case target == "":
-		return fmt.Errorf("%s.target: missing", field)
-	case (fault == "cut" || fault == "blackhole" || fault == "slow") && target != "redis" && target != "postgres":
-		return fmt.Errorf("%s: %s applies to the link to redis or postgres, not %q", field, fault, target)
-	case fault == "slow" && latency == 0:
-		return fmt.Errorf("%s.latency: required for slow", field)
-	}
-	return nil
-}
-
-// validateFrame checks nemesis[i].during: a fault the nemesis knows, on a
-// node of its own (no other line targets it, so the two never overlap).
-func (s *Scenario) validateFrame(i int) error {
-	f := s.Nemesis[i]
-	u := f.During
-	if u == nil {
-		return nil
-	}
-	field := fmt.Sprintf("nemesis[%d].during", i)
-	if err := checkFault(field, u.Fault, u.Target, u.Latency); err != nil {
-		return err
-	}
-	switch {
-	case u.Target == "service":
-		return fmt.Errorf("%s.target %q: must name one node (service-N, redis or postgres)", field, u.Target)
-	case u.Lead <= 0:
-		return fmt.Errorf("%s.lead: must be > 0 (how long the frame holds before the fault)", field)
-	}
-	for j, g := range s.Nemesis {
-		if g.Target == u.Target || g.Target == "service" && strings.HasPrefix(u.Target, "service-") {
-			return fmt.Errorf("%s.target %q: nemesis[%d] targets it too, and the two would overlap", field, u.Target, j)
-		}
-		if j != i && g.During != nil && g.During.Target == u.Target && g.Target != f.Target {
-			return fmt.Errorf("%s.target %q: nemesis[%d] frames its faults in it too, on another timeline", field, u.Target, j)
-		}
-	}
-	return nil
+	return specs
 }

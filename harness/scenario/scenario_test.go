@@ -1,11 +1,18 @@
 package scenario_test
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/chronicleweaver/chronicleweaver/harness/scenario"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestEveryScenarioFileLoads(t *testing.T) {
 	t.Parallel()
@@ -52,5 +59,88 @@ func TestFramedFaultValidation(t *testing.T) {
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("%s: error %v, want one naming %q", c.nemesis, err, c.err)
 		}
+	}
+}
+
+// TestValidationDelegates checks that each part of a scenario is checked by
+// the package that owns it, and that the error names the part.
+func TestValidationDelegates(t *testing.T) {
+	t.Parallel()
+	const load = "load: {model: open, rate: 10, duration: 1s}\n"
+	cases := []struct {
+		doc string
+		err string // "" when valid
+	}{
+		{"name: x\n" + load, ""},
+		{"name: x\nkind: soak\n" + load, `kind "soak"`},
+		{"name: x\nload: {model: poisson, rate: 10, duration: 1s}\n", "load: Model.Kind"},
+		{"name: x\nload: {model: open, duration: 1s}\n", "load: Model.Rate"},
+		{"name: x\nload: {model: closed, duration: 1s}\n", "load: Model.Users"},
+		{"name: x\nload: {model: open, rate: 10}\n", "load.duration or events.total"},
+		{"name: x\nevents: {duplicate_ratio: 1.5}\n" + load, "events: gen: DuplicateRatio"},
+		{"name: x\nevents: {per_request: 20000}\n" + load, "events: gen: EventsPerRequest"},
+		{"name: x\nenv: {settings: {WORKER_COUNT: \"0\"}}\n" + load, "env.settings: config: WORKER_COUNT"},
+		{"name: x\n" + load + "nemesis:\n  - {fault: freeze, target: redis}\n", "nemesis[0].fault"},
+		{"name: x\n" + load + "nemesis:\n  - {fault: kill, target: service-1}\n", `nemesis[0].target "service-1": no such node`},
+		{"name: x\nenv: {services: 2}\n" + load + "nemesis:\n  - {fault: kill, target: service-1}\n", ""},
+		{"name: x\n" + load + "nemesis:\n  - {fault: kill, target: service, every: -1s}\n", "nemesis[0].every"},
+		{"name: x\nkind: search\nload: {model: open}\nsearch: {start: 100, step_duration: 1s, p99: 10ms, max_steps: 2}\n", ""},
+		{"name: x\nkind: search\nload: {model: open}\n", "search: start"},
+		{"name: x\nkind: search\nload: {model: closed, users: 2}\nsearch: {start: 100, step_duration: 1s, p99: 10ms, max_steps: 2}\n", "load.model"},
+	}
+	for _, c := range cases {
+		_, err := scenario.Parse([]byte(c.doc), false)
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%q: %v", c.doc, err)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%q: error %v, want one naming %q", c.doc, err, c.err)
+		}
+	}
+}
+
+// TestSuitesTable checks the suites table against the scenario files of a
+// folder of its own.
+func TestSuitesTable(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("CHRONICLE_SCENARIOS", dir)
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("crash.yaml", "name: crash\nload: {model: open, rate: 10, duration: 1s}\n")
+	write("fast.yaml", "name: fast\nkind: bench\nload: {model: open, rate: 10, duration: 1s}\n")
+	cases := []struct {
+		table string
+		err   string // "" when valid
+	}{
+		{"verify: [crash]\nbench: [fast]\nbench-smoke: [fast]\n", ""},
+		{"verify: [crash]\nbench: [fast]\nnightly: [fast]\n", `unknown suite "nightly"`},
+		{"verify: [crash, gone]\nbench: [fast]\n", `verify[1] "gone": no such scenario`},
+		{"verify: [crash, crash]\nbench: [fast]\n", `verify[1] "crash": listed twice`},
+		{"verify: [crash, fast]\nbench: [fast]\n", `verify[1] "fast": a bench scenario`},
+		{"verify: [crash]\n", `scenario "fast" is in neither verify nor bench`},
+	}
+	for _, c := range cases {
+		write(scenario.SuitesFile, c.table)
+		_, err := scenario.Suites()
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%q: %v", c.table, err)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%q: error %v, want one naming %q", c.table, err, c.err)
+		}
+	}
+	write(scenario.SuitesFile, "verify: [crash]\nbench: [fast]\n")
+	if names, err := scenario.Names(); err != nil || !slices.Equal(names, []string{"crash", "fast"}) {
+		t.Errorf("Names = %v, %v; want the scenarios without the suites table", names, err)
+	}
+	if got, err := scenario.Suite(scenario.SuiteVerify); err != nil || !slices.Equal(got, []string{"crash"}) {
+		t.Errorf("Suite(verify) = %v, %v", got, err)
+	}
+	if _, err := scenario.Suite(scenario.SuiteBenchSmoke); err == nil {
+		t.Errorf("Suite of a suite the table lacks: no error")
 	}
 }

@@ -1,26 +1,30 @@
-// Package verify is the fault suite: every check scenario must be valid, and
-// every planted bug must make the scenario meant to expose it invalid. The
-// `make verify` test and the CLI's verify command both run it from here.
+// Package verify runs the harness's suites (scenarios/suites.yaml): the
+// fault suite, whose scenarios must all be valid and whose planted bugs
+// must each make the scenario meant to expose them invalid, and the
+// benchmark suites, whose runs must be valid. The `make verify` test
+// (TestVerify) and the command line (chronicle verify, chronicle bench)
+// all run a suite through Suite.Run, the one loop over a suite.
 package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
-	"github.com/chronicleweaver/chronicleweaver/harness/report"
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 	"github.com/chronicleweaver/chronicleweaver/harness/scenario"
 	"github.com/chronicleweaver/chronicleweaver/service/planted"
 )
 
-// Scenarios are the fault scenarios, in the order they run.
-var Scenarios = []string{
-	"crash-service", "crash-redis", "restart-postgres", "cut-postgres", "cut-redis",
-	"pause-service", "graceful-restart", "two-instances", "slow-postgres", "hot-keys",
-}
+// Control is a negative control of the fault suite: a planted bug and the
+// scenario that must expose it.
+type Control struct{ Bug, Scenario string }
 
 // Controls map each planted bug to the scenario that must expose it.
-var Controls = []struct{ Bug, Scenario string }{
+var Controls = []Control{
 	{planted.AckBeforeCommit, "crash-service"},
 	{planted.PopAndForget, "crash-service"},
 	{planted.StatsOutsideTx, "crash-service"},
@@ -29,24 +33,135 @@ var Controls = []struct{ Bug, Scenario string }{
 	{planted.RedisNoAOF, "crash-redis"},
 }
 
-// RunScenario runs one fault scenario.
-func RunScenario(ctx context.Context, name string, o scenario.Options) (report.Scenario, error) {
-	s, err := scenario.Load(name, o.Smoke)
-	if err != nil {
-		return report.Scenario{Name: name, Error: err.Error()}, err
-	}
-	return scenario.Run(ctx, s, o)
+// Suite is one run of a suite: its scenarios, then its controls, in order.
+type Suite struct {
+	Name      string
+	Scenarios []string
+	Controls  []Control
 }
 
-// RunControl runs the scenario of a planted bug with the bug switched on and
-// reports whether the checker caught it.
-func RunControl(ctx context.Context, bug, name string, o scenario.Options) (report.PlantedBug, error) {
-	pb := report.PlantedBug{Bug: bug, What: planted.Descriptions[bug], Scenario: name}
-	o.PlantedBug = bug
-	res, err := RunScenario(ctx, name, o)
+// Load reads suite name from the suites table; the fault suite
+// (scenario.SuiteVerify) comes with its Controls when controls is set.
+// only, when not empty, is a comma-separated subset of the suite's
+// scenarios: the suite keeps those (in its order) and the controls whose
+// scenario is one of them. A name in only that is not in the suite is an
+// error.
+func Load(name, only string, controls bool) (Suite, error) {
+	names, err := scenario.Suite(name)
+	if err != nil {
+		return Suite{}, err
+	}
+	s := Suite{Name: name, Scenarios: names}
+	if controls && name == scenario.SuiteVerify {
+		s.Controls = Controls
+	}
+	if only == "" {
+		return s, nil
+	}
+	keep := strings.Split(only, ",")
+	for _, n := range keep {
+		if !slices.Contains(names, n) {
+			return Suite{}, fmt.Errorf("verify: %q is not a scenario of suite %s (%s)", n, name, strings.Join(names, ", "))
+		}
+	}
+	s.Scenarios = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return !slices.Contains(keep, n) })
+	s.Controls = slices.DeleteFunc(slices.Clone(s.Controls), func(c Control) bool { return !slices.Contains(keep, c.Scenario) })
+	return s, nil
+}
+
+// Item runs one item of a suite and returns a line on what it showed, or
+// why it failed: a scenario that could not run, is invalid, or whose faults
+// did not all apply as planned; a control that could not run or whose bug
+// the checker did not catch.
+type Item func() (string, error)
+
+// Run runs the suite's scenarios, then its controls, each through do
+// under its name ("scenario/NAME", "planted/BUG"): the test makes each
+// item a subtest, the command line runs it and collects its error. It
+// returns the record of the run: a header for command, completed with the
+// first scenario's environment, each scenario's result and each control's
+// outcome. It stops early when ctx ends.
+func (s Suite) Run(ctx context.Context, command string, o scenario.Options, do func(name string, item Item)) results.Verify {
+	v := results.Verify{Header: results.CollectHeader(command)}
+	for _, name := range s.Scenarios {
+		do("scenario/"+name, func() (string, error) {
+			start := time.Now()
+			res, planned, err := runScenario(ctx, name, o)
+			v.Scenarios = append(v.Scenarios, res)
+			v.Header.Fill(res.Environment)
+			if err := scenarioFailure(res, planned, err); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%s: valid in %s; %d faults, longest recovery %.2fs",
+				name, time.Since(start).Round(time.Second), len(res.Faults), res.MaxToReady), nil
+		})
+		if ctx.Err() != nil {
+			return v
+		}
+	}
+	for _, c := range s.Controls {
+		do("planted/"+c.Bug, func() (string, error) {
+			pb, err := runControl(ctx, c, o)
+			v.PlantedBugs = append(v.PlantedBugs, pb)
+			switch {
+			case err != nil:
+				return "", fmt.Errorf("run: %w", err)
+			case !pb.Caught:
+				return "", fmt.Errorf("planted bug %s (%s) NOT caught by %s (run folder %s)", c.Bug, pb.What, c.Scenario, pb.RunDir)
+			}
+			return fmt.Sprintf("%s caught by %s: %s", c.Bug, c.Scenario, strings.Join(pb.Violations, "; ")), nil
+		})
+		if ctx.Err() != nil {
+			return v
+		}
+	}
+	return v
+}
+
+// scenarioFailure says why a scenario run fails its suite: it could not
+// run, it is invalid, or its faults were not all injected as planned.
+func scenarioFailure(res results.Scenario, planned int, err error) error {
+	if err != nil {
+		return fmt.Errorf("run: %w (run folder %s)", err, res.RunDir)
+	}
+	if !res.Valid {
+		return fmt.Errorf("INVALID: %s (run folder %s)", strings.Join(res.Check.Violations, "; "), res.RunDir)
+	}
+	var errs []error
+	if len(res.Faults) != planned {
+		errs = append(errs, fmt.Errorf("%d faults injected, the scenario plans %d", len(res.Faults), planned))
+	}
+	for _, f := range res.Faults {
+		if f.Error != "" {
+			errs = append(errs, fmt.Errorf("fault %s on %s: %s", f.Kind, f.Target, f.Error))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runScenario runs one scenario; planned is the number of faults its
+// schedule plans.
+func runScenario(ctx context.Context, name string, o scenario.Options) (res results.Scenario, planned int, err error) {
+	s, err := scenario.Load(name, o.Smoke)
+	if err != nil {
+		return results.Scenario{Name: name, Error: err.Error()}, 0, err
+	}
+	for _, f := range s.Nemesis {
+		planned += f.Count
+	}
+	res, err = scenario.Run(ctx, s, o)
+	return res, planned, err
+}
+
+// runControl runs the scenario of a planted bug with the bug switched on
+// and records whether the checker caught it.
+func runControl(ctx context.Context, c Control, o scenario.Options) (results.PlantedBug, error) {
+	pb := results.PlantedBug{Bug: c.Bug, What: planted.Descriptions[c.Bug], Scenario: c.Scenario}
+	o.PlantedBug = c.Bug
+	res, _, err := runScenario(ctx, c.Scenario, o)
 	pb.RunDir = res.RunDir
 	if err != nil {
-		return pb, fmt.Errorf("verify: control %s: %w", bug, err)
+		return pb, fmt.Errorf("verify: control %s: %w", c.Bug, err)
 	}
 	pb.Caught = !res.Valid
 	pb.Violations = res.Check.Violations
@@ -54,7 +169,7 @@ func RunControl(ctx context.Context, bug, name string, o scenario.Options) (repo
 }
 
 // Summary is a one-line account of a suite run.
-func Summary(v report.Verify) string {
+func Summary(v results.Verify) string {
 	var bad []string
 	for _, s := range v.Scenarios {
 		if !s.Valid {
@@ -70,13 +185,4 @@ func Summary(v report.Verify) string {
 		return fmt.Sprintf("%d scenarios valid, %d planted bugs caught", len(v.Scenarios), len(v.PlantedBugs))
 	}
 	return strings.Join(bad, "; ")
-}
-
-// FillHeader copies the environment of a run into a results header (the
-// first run's; settings that differ are in each scenario's record).
-func FillHeader(h *report.Header, res report.Scenario) {
-	e := res.Environment
-	if h.Backend == "" && e.Backend != "" {
-		h.Backend, h.Postgres, h.Redis, h.DurableDB, h.Settings = e.Backend, e.Postgres, e.Redis, e.DurableDB, e.Settings
-	}
 }

@@ -4,19 +4,26 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/chronicleweaver/chronicleweaver/harness/report"
+	"go.uber.org/goleak"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 	"github.com/chronicleweaver/chronicleweaver/harness/scenario"
 	"github.com/chronicleweaver/chronicleweaver/harness/verify"
+	"github.com/chronicleweaver/chronicleweaver/service/planted"
 )
 
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
 // TestVerify runs the fault suite (bounded smoke set; CHRONICLE_FULL=1 for
-// full length) and every negative control. Each scenario must be valid;
-// each planted bug must make its scenario invalid. With CHRONICLE_RESULTS
-// set to a folder it also writes verify.md and verify.json there.
+// full length) and every negative control, each as a subtest. Each
+// scenario must be valid with every planned fault applied; each planted bug
+// must make its scenario invalid. With CHRONICLE_RESULTS set to a folder it
+// also writes verify.json there (`chronicle report --md verify` renders
+// verify.md from it).
 //
 // It takes minutes, so -short skips it; `make verify` runs it on its own.
 func TestVerify(t *testing.T) {
@@ -34,69 +41,111 @@ func TestVerify(t *testing.T) {
 	if full {
 		cmd = "make verify-full"
 	}
-	v := report.Verify{Header: report.CollectHeader(cmd)}
-	ctx := context.Background()
-	only := os.Getenv("CHRONICLE_ONLY") // comma-separated scenario subset, for development
-
-	for _, name := range verify.Scenarios {
-		if only != "" && !strings.Contains(","+only+",", ","+name+",") {
-			continue
-		}
-		t.Run("scenario/"+name, func(t *testing.T) {
-			start := time.Now()
-			res, err := verify.RunScenario(ctx, name, o)
-			v.Scenarios = append(v.Scenarios, res)
-			verify.FillHeader(&v.Header, res)
-			if err != nil {
-				t.Fatalf("run: %v (run folder %s)", err, res.RunDir)
-			}
-			if !res.Valid {
-				t.Fatalf("INVALID: %s (run folder %s)", strings.Join(res.Check.Violations, "; "), res.RunDir)
-			}
-			if len(res.Faults) != countFaults(t, name, !full) {
-				t.Errorf("%d faults injected, the scenario plans %d", len(res.Faults), countFaults(t, name, !full))
-			}
-			for _, f := range res.Faults {
-				if f.Error != "" {
-					t.Errorf("fault %s on %s: %s", f.Kind, f.Target, f.Error)
-				}
-			}
-			t.Logf("%s: valid in %s; %d faults, longest recovery %.2fs", name, time.Since(start).Round(time.Second), len(res.Faults), res.MaxToReady)
-		})
-	}
-	for _, c := range verify.Controls {
-		if only != "" && !strings.Contains(","+only+",", ","+c.Scenario+",") {
-			continue
-		}
-		t.Run("planted/"+c.Bug, func(t *testing.T) {
-			pb, err := verify.RunControl(ctx, c.Bug, c.Scenario, o)
-			v.PlantedBugs = append(v.PlantedBugs, pb)
-			if err != nil {
-				t.Fatalf("run: %v", err)
-			}
-			if !pb.Caught {
-				t.Fatalf("planted bug %s (%s) NOT caught by %s (run folder %s)", c.Bug, pb.What, c.Scenario, pb.RunDir)
-			}
-			t.Logf("%s caught by %s: %s", c.Bug, c.Scenario, strings.Join(pb.Violations, "; "))
-		})
-	}
-	if out := os.Getenv("CHRONICLE_RESULTS"); out != "" {
-		if err := report.WriteVerify(out, v); err != nil {
-			t.Fatalf("write results: %v", err)
-		}
-		t.Logf("wrote %s/verify.md: %s", out, verify.Summary(v))
-	}
-}
-
-func countFaults(t *testing.T, name string, smoke bool) int {
-	t.Helper()
-	s, err := scenario.Load(name, smoke)
+	// CHRONICLE_ONLY: a comma-separated subset of the scenarios, for development.
+	suite, err := verify.Load(scenario.SuiteVerify, os.Getenv("CHRONICLE_ONLY"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for _, f := range s.Nemesis {
-		n += f.Count
+	v := suite.Run(context.Background(), cmd, o, func(name string, item verify.Item) {
+		t.Run(name, func(t *testing.T) {
+			line, err := item()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log(line)
+		})
+	})
+	if out := os.Getenv("CHRONICLE_RESULTS"); out != "" {
+		if err := results.WriteVerify(out, v); err != nil {
+			t.Fatalf("write results: %v", err)
+		}
+		t.Logf("wrote %s: %s", filepath.Join(out, results.VerifyFile), verify.Summary(v))
 	}
-	return n
+}
+
+// TestSuites checks the suites table against the scenario files and the
+// controls: every control's bug is a planted bug, listed once, exposed by a
+// scenario of the fault suite; and Load narrows a suite as documented.
+func TestSuites(t *testing.T) {
+	t.Parallel()
+	all, err := scenario.Suites()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range all[scenario.SuiteBenchSmoke] {
+		if !slices.Contains(all[scenario.SuiteBench], n) {
+			t.Errorf("%s: %s is not in %s", scenario.SuiteBenchSmoke, n, scenario.SuiteBench)
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range verify.Controls {
+		if !slices.Contains(planted.Names(), c.Bug) {
+			t.Errorf("control %s: not a planted bug (%v)", c.Bug, planted.Names())
+		}
+		if !slices.Contains(all[scenario.SuiteVerify], c.Scenario) {
+			t.Errorf("control %s: scenario %s is not in the fault suite", c.Bug, c.Scenario)
+		}
+		if seen[c.Bug] {
+			t.Errorf("control %s: listed twice", c.Bug)
+		}
+		seen[c.Bug] = true
+	}
+
+	s, err := verify.Load(scenario.SuiteVerify, "hot-keys,crash-service", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bugs []string
+	for _, c := range s.Controls {
+		bugs = append(bugs, c.Bug)
+	}
+	wantBugs := []string{planted.AckBeforeCommit, planted.PopAndForget, planted.StatsOutsideTx, planted.SelectThenInsert}
+	if !slices.Equal(s.Scenarios, []string{"crash-service", "hot-keys"}) || !slices.Equal(bugs, wantBugs) {
+		t.Errorf("Load(verify, hot-keys,crash-service) = %v with controls %v; want the suite's order and their controls %v", s.Scenarios, bugs, wantBugs)
+	}
+	if s, err := verify.Load(scenario.SuiteBench, "", true); err != nil || len(s.Controls) != 0 || len(s.Scenarios) != len(all[scenario.SuiteBench]) {
+		t.Errorf("Load(bench) = %+v, %v; want every benchmark and no control", s, err)
+	}
+	if _, err := verify.Load(scenario.SuiteVerify, "seed-k6", true); err == nil || !strings.Contains(err.Error(), `"seed-k6" is not a scenario of suite verify`) {
+		t.Errorf("Load with a scenario outside the suite: %v", err)
+	}
+	if _, err := verify.Load("nightly", "", false); err == nil {
+		t.Errorf("Load of an unknown suite: no error")
+	}
+}
+
+// TestRunLoop runs a suite of a scenario that cannot load and a control
+// whose scenario cannot load: each item must fail with the reason, be
+// recorded, and the loop must go on to the next item.
+func TestRunLoop(t *testing.T) {
+	t.Parallel()
+	s := verify.Suite{Scenarios: []string{"no-such-scenario", "nor-this-one"}, Controls: []verify.Control{{planted.NoLedger, "no-such-scenario"}}}
+	var names []string
+	var errs []string
+	v := s.Run(context.Background(), "go test", scenario.Options{RunsDir: t.TempDir()}, func(name string, item verify.Item) {
+		names = append(names, name)
+		line, err := item()
+		if err == nil {
+			t.Errorf("%s passed: %s", name, line)
+			return
+		}
+		errs = append(errs, err.Error())
+	})
+	want := []string{"scenario/no-such-scenario", "scenario/nor-this-one", "planted/" + planted.NoLedger}
+	if !slices.Equal(names, want) {
+		t.Errorf("items %v, want %v", names, want)
+	}
+	if len(v.Scenarios) != 2 || v.Scenarios[0].Name != "no-such-scenario" || v.Scenarios[0].Error == "" || len(v.PlantedBugs) != 1 ||
+		v.PlantedBugs[0].Caught || v.PlantedBugs[0].What != planted.Descriptions[planted.NoLedger] {
+		t.Errorf("record %+v", v)
+	}
+	if len(errs) == 3 && !strings.Contains(errs[0], "no-such-scenario") {
+		t.Errorf("error %q does not name the scenario", errs[0])
+	}
+	if v.Header.Command != "go test" || v.Header.Go == "" {
+		t.Errorf("header %+v", v.Header)
+	}
+	if got := verify.Summary(v); !strings.Contains(got, "no-such-scenario invalid") || !strings.Contains(got, planted.NoLedger+" not caught") {
+		t.Errorf("Summary = %q", got)
+	}
 }

@@ -3,9 +3,10 @@
 //
 //	chronicle list
 //	chronicle run --scenario NAME [--smoke] [--target URL [--database-url URL]] [--planted-bug BUG]
-//	chronicle bench [--smoke] [--out results] [--only a,b]
+//	chronicle bench [--smoke] [--suite bench] [--out results] [--only a,b]
 //	chronicle verify [--full] [--out results] [--only a,b] [--no-controls]
 //	chronicle report [--results results] [--doc REPORT.md] [--check] [--repo]
+//	chronicle report --md verify,properties [--results results]
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/report"
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 	"github.com/chronicleweaver/chronicleweaver/harness/scenario"
 	"github.com/chronicleweaver/chronicleweaver/harness/verify"
 )
@@ -30,7 +32,8 @@ const usage = `chronicle: the ChronicleWeaver harness
   chronicle run --scenario NAME [flags]   run one scenario and check it
   chronicle bench [flags]                 run the benchmark scenarios, write results/bench.*
   chronicle verify [flags]                run the fault suite and planted bugs, write results/verify.*
-  chronicle report [flags]                regenerate REPORT.md's generated sections from results/*.json
+  chronicle report [flags]                regenerate REPORT.md's generated sections from results/*.json,
+                                          or (--md) results/*.md from results/*.json
 
 Run "chronicle COMMAND -h" for the flags of a command.
 `
@@ -70,7 +73,7 @@ func main() {
 // common registers the flags every running command takes.
 func common(fs *flag.FlagSet, o *scenario.Options) {
 	fs.StringVar(&o.RunsDir, "runs", "runs", "parent folder of run folders (history, logs)")
-	fs.StringVar(&o.Backend, "backend", "local", "environment: local (processes), docker (testcontainers), auto (docker when a daemon answers) or external")
+	fs.StringVar(&o.Backend, "backend", scenario.BackendLocal, "environment: local (processes), docker (testcontainers), auto (docker when a daemon answers) or external")
 	fs.StringVar(&o.Target, "target", "", "base URL of an already running service (external backend)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "with --target: PostgreSQL URL for the final read-back (else GET /events)")
 	fs.StringVar(&o.Token, "token", os.Getenv("API_TOKEN"), "bearer token for /publish")
@@ -128,41 +131,24 @@ func runCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
-// benchScenarios are the scenarios `make bench` measures, in order.
-var benchScenarios = []string{
-	"seed-k6", "stress-20k", "throughput", "single-events",
-	"scale-1", "scale-2", "scale-3", "aof-everysec", "aof-always", "upsert-unnest", "upsert-copy",
-}
-
 func benchCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	var o scenario.Options
 	common(fs, &o)
 	fs.BoolVar(&o.Smoke, "smoke", false, "short runs (a few seconds each)")
+	suiteName := fs.String("suite", scenario.SuiteBench, "suite of scenarios/"+scenario.SuitesFile+" to run: "+scenario.SuiteBench+" or "+scenario.SuiteBenchSmoke)
 	out := fs.String("out", "results", "folder for bench.md, bench.json and plots")
-	only := fs.String("only", "", "comma-separated subset of "+strings.Join(benchScenarios, ","))
+	only := fs.String("only", "", "comma-separated subset of the suite's scenarios")
 	_ = fs.Parse(args)
-	names := pick(benchScenarios, *only)
-	b := report.Bench{Header: report.CollectHeader("make bench")}
-	var failed []string
-	for _, n := range names {
-		s, err := scenario.Load(n, o.Smoke)
-		if err != nil {
-			return err
-		}
-		res, err := scenario.Run(ctx, s, o)
-		if err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", n, err))
-		} else if !res.Valid {
-			failed = append(failed, n+": invalid")
-		}
-		b.Scenarios = append(b.Scenarios, res)
-		verify.FillHeader(&b.Header, res)
-		if ctx.Err() != nil {
-			break
-		}
+	suite, err := verify.Load(*suiteName, *only, false)
+	if err != nil {
+		return err
 	}
-	if err := report.WriteBench(*out, b); err != nil {
+	v, failed := runSuite(ctx, suite, "make bench", o)
+	if err := results.WriteBench(*out, results.Bench{Header: v.Header, Scenarios: v.Scenarios}); err != nil {
+		return err
+	}
+	if err := report.Render(*out, "bench"); err != nil {
 		return err
 	}
 	fmt.Printf("bench: wrote %s/bench.md\n", *out)
@@ -186,55 +172,37 @@ func verifyCmd(ctx context.Context, args []string) error {
 	if *full {
 		cmd = "make verify-full"
 	}
-	v := report.Verify{Header: report.CollectHeader(cmd)}
-	for _, n := range pick(verify.Scenarios, *only) {
-		res, err := verify.RunScenario(ctx, n, o)
-		if err != nil {
-			o.Logf("%s: %v", n, err)
-		}
-		v.Scenarios = append(v.Scenarios, res)
-		verify.FillHeader(&v.Header, res)
-		if ctx.Err() != nil {
-			break
-		}
+	suite, err := verify.Load(scenario.SuiteVerify, *only, !*noControls)
+	if err != nil {
+		return err
 	}
-	if !*noControls {
-		for _, c := range verify.Controls {
-			if *only != "" && !strings.Contains(","+*only+",", ","+c.Scenario+",") {
-				continue
-			}
-			pb, err := verify.RunControl(ctx, c.Bug, c.Scenario, o)
-			if err != nil {
-				o.Logf("%s: %v", c.Bug, err)
-			}
-			v.PlantedBugs = append(v.PlantedBugs, pb)
-			if ctx.Err() != nil {
-				break
-			}
-		}
+	v, failed := runSuite(ctx, suite, cmd, o)
+	if err := results.WriteVerify(*out, v); err != nil {
+		return err
 	}
-	if err := report.WriteVerify(*out, v); err != nil {
+	if err := report.Render(*out, "verify"); err != nil {
 		return err
 	}
 	fmt.Printf("verify: wrote %s/verify.md: %s\n", *out, verify.Summary(v))
-	for _, s := range v.Scenarios {
-		if !s.Valid {
-			return errors.New("verify: " + verify.Summary(v))
-		}
-	}
-	for _, b := range v.PlantedBugs {
-		if !b.Caught {
-			return errors.New("verify: " + verify.Summary(v))
-		}
+	if len(failed) > 0 {
+		return fmt.Errorf("verify: %s", strings.Join(failed, "; "))
 	}
 	return nil
 }
 
-func pick(all []string, only string) []string {
-	if only == "" {
-		return all
-	}
-	return strings.Split(only, ",")
+// runSuite runs every item of a suite, logging what each showed, and
+// returns the record and the items that failed.
+func runSuite(ctx context.Context, suite verify.Suite, command string, o scenario.Options) (v results.Verify, failed []string) {
+	v = suite.Run(ctx, command, o, func(name string, item verify.Item) {
+		line, err := item()
+		if err != nil {
+			o.Logf("%s: %v", name, err)
+			failed = append(failed, fmt.Sprintf("%s: %v", name, err))
+			return
+		}
+		o.Logf("%s", line)
+	})
+	return v, failed
 }
 
 // logger prints harness lines to stderr with the time since start.

@@ -1,4 +1,4 @@
-package report
+package results
 
 import (
 	"bytes"
@@ -52,7 +52,7 @@ func CollectRepo(root string) (Repo, error) {
 			continue // tracked, deleted in the working tree
 		}
 		if err != nil {
-			return Repo{}, fmt.Errorf("report: repository facts: %w", err)
+			return Repo{}, fmt.Errorf("results: repository facts: %w", err)
 		}
 		r.GoFiles++
 		r.GoLines += countLines(src)
@@ -60,27 +60,12 @@ func CollectRepo(root string) (Repo, error) {
 			r.TestFiles++
 			n, err := countTestFuncs(fset, f, src)
 			if err != nil {
-				return Repo{}, fmt.Errorf("report: repository facts: %w", err)
+				return Repo{}, fmt.Errorf("results: repository facts: %w", err)
 			}
 			r.TestFuncs += n
 		}
 	}
 	return r, nil
-}
-
-// WriteRepo writes dir/repo.json.
-func WriteRepo(dir string, r Repo) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	return writeJSON(filepath.Join(dir, "repo.json"), r)
-}
-
-// ReadRepo loads a repo.json written by WriteRepo.
-func ReadRepo(path string) (Repo, error) {
-	var r Repo
-	err := readJSON(path, &r)
-	return r, err
 }
 
 func gitCommand(root string, args ...string) ([]byte, error) {
@@ -102,7 +87,7 @@ func gitCommand(root string, args ...string) ([]byte, error) {
 func gitFiles(root string) ([]string, error) {
 	out, err := gitCommand(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
 	if err != nil {
-		return nil, fmt.Errorf("report: repository facts: %w", err)
+		return nil, fmt.Errorf("results: repository facts: %w", err)
 	}
 	var files []string
 	for f := range strings.SplitSeq(string(out), "\x00") {

@@ -1,11 +1,138 @@
-package report
+package results
 
 import (
+	"math"
 	"slices"
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/history"
 )
+
+// How the measures of a run are derived from its history. Latencies are in
+// milliseconds: a request's is its completion's Latency (the load generator
+// stamps it from the scheduled send time, so a harness behind schedule
+// counts its delay), and only answered requests (an HTTP status) have one.
+
+// PerfOf measures the publish requests of ops invoked at or after since:
+// the span from the first invocation to the last completion, completed
+// requests and acknowledged event copies (and their rates over that span),
+// the error rate (requests not ok, or never answered, over all requests)
+// and the HTTP latency percentiles. The database and resource measures of
+// Perf are left zero: the caller reads them where they live.
+func PerfOf(ops []history.Op, since time.Time) Perf {
+	var p Perf
+	var lat []float64
+	var first, last time.Time
+	var bad, unanswered int64
+	for _, pr := range history.Pairs(ops, history.FPublish) {
+		if pr.Invoke.Time.Before(since) {
+			continue
+		}
+		if first.IsZero() || pr.Invoke.Time.Before(first) {
+			first = pr.Invoke.Time
+		}
+		if pr.Completion == nil {
+			unanswered++
+			continue
+		}
+		c := pr.Completion
+		p.Requests++
+		if c.Time.After(last) {
+			last = c.Time
+		}
+		if c.Status > 0 {
+			lat = append(lat, ms(c.Latency))
+		}
+		if c.Type == history.OK {
+			p.EventsAcked += int64(len(pr.Invoke.Keys))
+		} else {
+			bad++
+		}
+	}
+	if !first.IsZero() && last.After(first) {
+		p.Seconds = last.Sub(first).Seconds()
+		p.RequestsPerSec = float64(p.Requests) / p.Seconds
+		p.EventsPerSec = float64(p.EventsAcked) / p.Seconds
+	}
+	if total := p.Requests + unanswered; total > 0 {
+		p.ErrorRate = float64(bad+unanswered) / float64(total)
+	}
+	p.HTTP = PercentilesOf(lat)
+	return p
+}
+
+// Window keeps the publish ops invoked in [since, until) (a zero until
+// does not limit) with their completions.
+func Window(ops []history.Op, since, until time.Time) []history.Op {
+	in := map[int64]bool{}
+	var out []history.Op
+	for _, op := range ops {
+		if op.F != history.FPublish {
+			continue
+		}
+		if op.Type == history.Invoke {
+			if op.Time.Before(since) || (!until.IsZero() && !op.Time.Before(until)) {
+				continue
+			}
+			in[op.Req] = true
+		} else if !in[op.Req] {
+			continue
+		}
+		out = append(out, op)
+	}
+	return out
+}
+
+// FirstInvoke is the time of the first publish invoked at or after since
+// (since when there is none).
+func FirstInvoke(ops []history.Op, since time.Time) time.Time {
+	for _, op := range ops {
+		if op.Type == history.Invoke && op.F == history.FPublish && !op.Time.Before(since) {
+			return op.Time
+		}
+	}
+	return since
+}
+
+// Latencies are the latencies (ms) of the answered publish requests of
+// ops, in history order: the samples of a distribution plot.
+func Latencies(ops []history.Op) []float64 {
+	var out []float64
+	for _, pr := range history.Pairs(ops, history.FPublish) {
+		if pr.Completion != nil && pr.Completion.Status > 0 {
+			out = append(out, ms(pr.Completion.Latency))
+		}
+	}
+	return out
+}
+
+// SetCommitSpan records in p the database's view of a run: rows distinct
+// events stored, the last committed at lastCommit, the first request sent
+// at first. Nothing is recorded without rows.
+func (p *Perf) SetCommitSpan(rows int64, first, lastCommit time.Time) {
+	if rows <= 0 {
+		return
+	}
+	p.RowsStored = rows
+	p.FirstToLastCommit = lastCommit.Sub(first).Seconds()
+	if p.FirstToLastCommit > 0 {
+		p.RowsPerSec = float64(rows) / p.FirstToLastCommit
+	}
+}
+
+// MaxToReady is the longest recovery (heal to every service ready) of
+// faults; 0 without faults.
+func MaxToReady(faults []Fault) float64 {
+	var m float64
+	for _, f := range faults {
+		m = max(m, f.ToReady)
+	}
+	return m
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // PercentilesOf returns the exact percentiles of samples (milliseconds) by
 // the nearest-rank method: the p-th percentile is the smallest sample with

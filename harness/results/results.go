@@ -1,13 +1,26 @@
-// Package report turns run results into the files under results/: tables in
-// Markdown, the same data as JSON, and plots. It never computes a verdict
-// (that is the checker's) and never invents a number: everything it writes
-// comes from the results it is given.
-package report
+// Package results is the model of what the harness measured: the records
+// written to results/*.json (bench, verify, properties, repo), how they are
+// read back, and the measures derived from a history (percentiles, time
+// series, latency distributions, the performance of a load run).
+//
+// It renders nothing and decides no verdict: the checker decides, this
+// package records, and harness/report turns the records into Markdown and
+// plots. As in vegeta (lib/results.go, lib/metrics.go, lib/reporters.go),
+// raw results are recorded first, aggregated here, and rendered elsewhere,
+// so the packages that produce results (scenario, nemesis, verify, the
+// property tests) import this model and never the renderer.
+package results
 
 import (
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/checker"
+)
+
+// Modes of a scenario run (Scenario.Mode).
+const (
+	Full  = "full"  // the scenario as written
+	Smoke = "smoke" // its short smoke settings (`make verify`)
 )
 
 // Header says where and how results were produced.
@@ -133,7 +146,7 @@ type Point struct {
 type Scenario struct {
 	Name        string `json:"name"`
 	Kind        string `json:"kind"`
-	Mode        string `json:"mode"` // smoke or full
+	Mode        string `json:"mode"` // Smoke or Full
 	Description string `json:"description"`
 	RunDir      string `json:"run_dir"`
 	// Config is the scenario as run (after smoke overrides), for the record.
@@ -159,8 +172,8 @@ type Scenario struct {
 	// (kept only where a plot needs them; not written to JSON).
 	Latencies []float64 `json:"-"`
 	// Distribution is Latencies summarised for the distribution plot:
-	// WriteBench fills it from Latencies, so that regenerating from the
-	// JSON draws the same plot.
+	// WriteBench fills it from Latencies, so that rendering from the JSON
+	// draws the same plot.
 	Distribution *Distribution `json:"latency_distribution,omitempty"`
 
 	// Environment is the system the scenario ran against.
@@ -213,4 +226,12 @@ type Verify struct {
 	Scenarios   []Scenario   `json:"scenarios"`
 	PlantedBugs []PlantedBug `json:"planted_bugs"`
 	Properties  []Property   `json:"properties,omitempty"`
+}
+
+// Properties is results/properties.json: the property tests' outcomes, the
+// clean runs and the runs with a planted bug switched on, in the order of
+// SortProperties.
+type Properties struct {
+	Header     Header     `json:"header"`
+	Properties []Property `json:"properties"`
 }
