@@ -34,13 +34,13 @@ func deepPayload(depth int, objects bool) string {
 }
 
 type decodeCase struct {
-	name   string
-	body   []byte
-	lim    Limits
-	want   outcome
-	n      int      // events expected on success
-	errs   []string // for wantInvalid: exact "loc type" list, in order
-	check  func(t *testing.T, evs []Event)
+	name  string
+	body  []byte
+	lim   Limits
+	want  outcome
+	n     int      // events expected on success
+	errs  []string // for wantInvalid: exact "loc type" list, in order
+	check func(t *testing.T, evs []Event)
 }
 
 // outcome is what DecodeRequest should return.
