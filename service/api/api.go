@@ -152,8 +152,9 @@ func (s *Server) writeError(w http.ResponseWriter, err error) int {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": verr.Errors})
 		return http.StatusUnprocessableEntity
 	case errors.As(err, &rerr):
-		writeJSON(w, rerr.Status, detail(rerr.Msg))
-		return rerr.Status
+		status := requestStatus(rerr.Kind)
+		writeJSON(w, status, detail(rerr.Msg))
+		return status
 	case errors.As(err, &serr):
 		if serr.status == http.StatusServiceUnavailable {
 			s.retryAfter(w)
@@ -180,6 +181,14 @@ func (s *Server) writeError(w http.ResponseWriter, err error) int {
 		writeJSON(w, http.StatusServiceUnavailable, detail("dependency unavailable: "+err.Error()))
 		return http.StatusServiceUnavailable
 	}
+}
+
+// requestStatus is the status of a request refused as a whole.
+func requestStatus(k event.RequestKind) int {
+	if k == event.TooLarge {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest // event.Malformed
 }
 
 func (s *Server) retryAfter(w http.ResponseWriter) {

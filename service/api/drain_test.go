@@ -8,11 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/chronicleweaver/chronicleweaver/service/api"
 	"github.com/chronicleweaver/chronicleweaver/service/devenv"
@@ -23,7 +22,14 @@ import (
 
 var env *devenv.Env
 
-func TestMain(m *testing.M) { os.Exit(devenv.RunTests(m, &env)) }
+// TestMain runs the package's tests on one PostgreSQL and one Redis, then
+// fails if a goroutine outlived them.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(withEnv{m}) }
+
+// withEnv is m run by devenv.RunTests, for goleak.
+type withEnv struct{ m *testing.M }
+
+func (w withEnv) Run() int { return devenv.RunTests(w.m, &env) }
 
 // newServer serves an api.Server on a fresh database and key prefix (no
 // workers: what is published stays in the stream).
@@ -39,9 +45,11 @@ func newServer(t *testing.T) (*api.Server, *httptest.Server, *queue.Queue) {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: env.Redis.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	q := queue.New(rdb, queue.Options{Prefix: env.NewPrefix(t), MaxLen: 1000})
+	q, err := queue.Open(ctx, env.Redis.URL(), queue.Options{Prefix: env.NewPrefix(t), MaxLen: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(q.Close)
 	if err := q.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -37,8 +37,8 @@ func (s *Server) publishStatus(w http.ResponseWriter, r *http.Request, start tim
 	case !s.authorized(r):
 		return s.writeError(w, errUnauthorized)
 	case !jsonContentType(r.Header.Get("Content-Type")):
-		return s.writeError(w, &event.RequestError{Status: http.StatusUnsupportedMediaType,
-			Msg: fmt.Sprintf("content type %q is not JSON: send application/json", r.Header.Get("Content-Type"))})
+		return s.writeError(w, &statusError{http.StatusUnsupportedMediaType,
+			fmt.Sprintf("content type %q is not JSON: send application/json", r.Header.Get("Content-Type"))})
 	}
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
@@ -70,7 +70,7 @@ func (s *Server) publishStatus(w http.ResponseWriter, r *http.Request, start tim
 // readBody reads the whole body into buf, refusing more than limit bytes.
 func readBody(w http.ResponseWriter, r *http.Request, buf []byte, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
-		return buf, &event.RequestError{Status: http.StatusRequestEntityTooLarge,
+		return buf, &event.RequestError{Kind: event.TooLarge,
 			Msg: fmt.Sprintf("body of %d bytes is over MAX_BODY_BYTES (%d)", r.ContentLength, limit)}
 	}
 	b := bytes.NewBuffer(buf)
@@ -78,10 +78,10 @@ func readBody(w http.ResponseWriter, r *http.Request, buf []byte, limit int64) (
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return b.Bytes(), &event.RequestError{Status: http.StatusRequestEntityTooLarge,
+		return b.Bytes(), &event.RequestError{Kind: event.TooLarge,
 			Msg: fmt.Sprintf("body is over MAX_BODY_BYTES (%d)", limit)}
 	case err != nil:
-		return b.Bytes(), &event.RequestError{Status: http.StatusBadRequest, Msg: "cannot read body: " + err.Error()}
+		return b.Bytes(), &event.RequestError{Kind: event.Malformed, Msg: "cannot read body: " + err.Error()}
 	}
 	return b.Bytes(), nil
 }

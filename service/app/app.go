@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/chronicleweaver/chronicleweaver/service/api"
 	"github.com/chronicleweaver/chronicleweaver/service/config"
 	"github.com/chronicleweaver/chronicleweaver/service/metrics"
@@ -35,7 +33,6 @@ type Main struct {
 
 	metrics  *metrics.Metrics
 	store    *store.Store
-	rdb      *redis.Client
 	queue    *queue.Queue
 	pool     *worker.Pool
 	api      *api.Server
@@ -67,7 +64,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.metrics = metrics.New()
 
 	var err error
-	m.store, err = store.Open(ctx, c.DatabaseURL, store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod, Planted: c.PlantedBug})
+	m.store, err = store.Open(ctx, c.DatabaseURL, store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod})
 	if err != nil {
 		return err
 	}
@@ -81,27 +78,27 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	ropts, err := redis.ParseURL(c.RedisURL)
+	m.queue, err = queue.Open(ctx, c.RedisURL, queue.Options{
+		Prefix: c.StreamPrefix, MaxLen: c.QueueMaxLen, Group: true,
+		PoolSize: 4*c.WorkerCount + 64, // workers, grouped appends, reads of the API, with room to spare
+	})
 	if err != nil {
-		return fmt.Errorf("app: REDIS_URL: %w", err)
+		return err
 	}
-	ropts.PoolSize = max(ropts.PoolSize, 4*c.WorkerCount+64)
-	ropts.ContextTimeoutEnabled = true
-	ropts.DialTimeout = 2 * time.Second
-	ropts.ReadTimeout = 3 * time.Second
-	ropts.WriteTimeout = 3 * time.Second
-	m.rdb = redis.NewClient(ropts)
-	m.queue = queue.New(m.rdb, queue.Options{Prefix: c.StreamPrefix, MaxLen: c.QueueMaxLen, Group: true})
 	if err := m.retry(ctx, "set up the Redis stream", func() error { return m.queue.Setup(ctx) }); err != nil {
 		return err
 	}
 
 	m.checkPersistence(ctx)
 
+	wq, wst, err := m.workerSeams(ctx)
+	if err != nil {
+		return err
+	}
 	m.pool = worker.New(worker.Config{
 		Instance: c.InstanceID, Count: c.WorkerCount, BatchSize: c.BatchSize, BatchEvents: c.BatchEvents,
-		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, Planted: c.PlantedBug, Linger: c.BatchLinger,
-	}, m.queue, m.store, m.metrics, m.Log)
+		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, Linger: c.BatchLinger,
+	}, wq, wst, m.metrics, m.Log)
 	m.pool.Start()
 
 	m.api = api.New(api.Options{
@@ -139,9 +136,6 @@ func (m *Main) Run(ctx context.Context) error {
 	m.stopPoll, m.polled = cancel, make(chan struct{})
 	go m.poll(pctx)
 
-	if c.PlantedBug != "" {
-		m.Log.Warn("PLANTED BUG ACTIVE: this instance is a negative control", "bug", c.PlantedBug)
-	}
 	m.Log.Info("serving", "addr", m.ln.Addr().String(), "instance", c.InstanceID,
 		"workers", c.WorkerCount, "batch_size", c.BatchSize, "batch_events", c.BatchEvents, "stream", m.queue.Stream())
 	return nil
@@ -201,9 +195,6 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.queue != nil {
 		m.queue.Close()
-	}
-	if m.rdb != nil {
-		_ = m.rdb.Close()
 	}
 	if m.store != nil {
 		m.store.Close()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/chronicleweaver/chronicleweaver/service/app"
 	"github.com/chronicleweaver/chronicleweaver/service/config"
@@ -26,7 +26,14 @@ import (
 
 var env *devenv.Env
 
-func TestMain(m *testing.M) { os.Exit(devenv.RunTests(m, &env)) }
+// TestMain runs the package's tests on one PostgreSQL and one Redis, then
+// fails if a goroutine outlived them.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(withEnv{m}) }
+
+// withEnv is m run by devenv.RunTests, for goleak.
+type withEnv struct{ m *testing.M }
+
+func (w withEnv) Run() int { return devenv.RunTests(w.m, &env) }
 
 // testbed is one isolated service instance: its own database and Redis keys.
 type testbed struct {

@@ -20,17 +20,14 @@ import (
 
 var env *devenv.Env
 
-func TestMain(m *testing.M) {
-	code := devenv.RunTests(m, &env)
-	if code == 0 {
-		// Every server's waiting goroutine and every client are gone.
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goroutine leak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+// TestMain runs the package's tests on one PostgreSQL and one Redis, then
+// fails if a goroutine outlived them.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(withEnv{m}) }
+
+// withEnv is m run by devenv.RunTests, for goleak.
+type withEnv struct{ m *testing.M }
+
+func (w withEnv) Run() int { return devenv.RunTests(w.m, &env) }
 
 func testContext(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)

@@ -17,13 +17,14 @@ import (
 //   - the body must be one syntactically valid JSON value (strict RFC 8259;
 //     non-ASCII bytes outside strings, raw control characters inside strings
 //     (including a raw NUL byte), trailing data, an empty body or a BOM are
-//     syntax errors) -> *RequestError 400;
-//   - it must be an object whose "events" member is an array -> otherwise 400,
+//     syntax errors) -> *RequestError Malformed;
+//   - it must be an object whose "events" member is an array -> otherwise
+//     Malformed,
 //     except "events": null -> *ValidationError loc ["body","events"],
 //     type list_type. Other members are ignored (only syntax-checked). For
 //     duplicate keys the last one wins, as with Python's json module;
-//   - more than lim.MaxBatch elements -> 413 (counted during the syntax pass,
-//     without validating any event).
+//   - more than lim.MaxBatch elements -> *RequestError TooLarge (counted
+//     during the syntax pass, without validating any event).
 //
 // Then every event is validated and every problem is reported (up to
 // MaxErrors entries) in a *ValidationError. See validateEvent for the
@@ -36,14 +37,14 @@ func DecodeRequest(body []byte, lim Limits) ([]Event, error) {
 	}
 	switch shape.events {
 	case eventsMissing:
-		return nil, &RequestError{Status: StatusMalformed, Msg: `request body must be a JSON object with an "events" array (missing "events" key)`}
+		return nil, &RequestError{Kind: Malformed, Msg: `request body must be a JSON object with an "events" array (missing "events" key)`}
 	case eventsNull:
 		return nil, &ValidationError{Errors: []FieldError{{Loc: []any{"body", "events"}, Msg: msgListType, Type: TypeListType}}}
 	case eventsNotArray:
-		return nil, &RequestError{Status: StatusMalformed, Msg: `request body must be a JSON object with an "events" array ("events" is not an array)`}
+		return nil, &RequestError{Kind: Malformed, Msg: `request body must be a JSON object with an "events" array ("events" is not an array)`}
 	}
 	if shape.count > lim.MaxBatch {
-		return nil, &RequestError{Status: StatusTooLarge, Msg: "too many events in one request: " +
+		return nil, &RequestError{Kind: TooLarge, Msg: "too many events in one request: " +
 			strconv.Itoa(shape.count) + " (limit " + strconv.Itoa(lim.MaxBatch) + ")"}
 	}
 	if shape.count == 0 {
@@ -107,25 +108,25 @@ type requestShape struct {
 	special  bool // some string in the body has an escape or a non-ASCII byte
 }
 
-func malformed(err error) *RequestError {
-	return &RequestError{Status: StatusMalformed, Msg: err.Error()}
+func malformedError(err error) *RequestError {
+	return &RequestError{Kind: Malformed, Msg: err.Error()}
 }
 
 func scanRequest(d []byte) (shape requestShape, _ error) {
 	special := &shape.special
 	i := skipWS(d, 0)
 	if i >= len(d) {
-		return shape, &RequestError{Status: StatusMalformed, Msg: `request body is empty; expected a JSON object with an "events" array`}
+		return shape, &RequestError{Kind: Malformed, Msg: `request body is empty; expected a JSON object with an "events" array`}
 	}
 	if d[i] != '{' {
 		end, err := skipValue(d, i, special)
 		if err != nil {
-			return shape, malformed(err)
+			return shape, malformedError(err)
 		}
 		if end = skipWS(d, end); end != len(d) {
-			return shape, malformed(&syntaxError{off: end, msg: "unexpected data after the top-level JSON value"})
+			return shape, malformedError(&syntaxError{off: end, msg: "unexpected data after the top-level JSON value"})
 		}
-		return shape, &RequestError{Status: StatusMalformed, Msg: `request body must be a JSON object with an "events" array (got a JSON ` + jsonKind(d[i]) + `)`}
+		return shape, &RequestError{Kind: Malformed, Msg: `request body must be a JSON object with an "events" array (got a JSON ` + jsonKind(d[i]) + `)`}
 	}
 	i = skipWS(d, i+1)
 	if i < len(d) && d[i] == '}' {
@@ -134,17 +135,17 @@ func scanRequest(d []byte) (shape requestShape, _ error) {
 		for {
 			i = skipWS(d, i)
 			if i >= len(d) || d[i] != '"' {
-				return shape, malformed(synErr(d, i, " (expected a string object key)"))
+				return shape, malformedError(synErr(d, i, " (expected a string object key)"))
 			}
 			ks := i
 			var err error
 			if i, err = scanString(d, i, special); err != nil {
-				return shape, malformed(err)
+				return shape, malformedError(err)
 			}
 			isEvents := keyIs(d[ks+1:i-1], "events")
 			i = skipWS(d, i)
 			if i >= len(d) || d[i] != ':' {
-				return shape, malformed(synErr(d, i, " (expected ':' after object key)"))
+				return shape, malformedError(synErr(d, i, " (expected ':' after object key)"))
 			}
 			i = skipWS(d, i+1)
 			vs := i
@@ -152,13 +153,13 @@ func scanRequest(d []byte) (shape requestShape, _ error) {
 			case isEvents && i < len(d) && d[i] == '[':
 				n, end, err := scanArrayCount(d, i, special)
 				if err != nil {
-					return shape, malformed(err)
+					return shape, malformedError(err)
 				}
 				shape.events, shape.arrStart, shape.count = eventsArray, vs, n
 				i = end
 			default:
 				if i, err = skipValue(d, i, special); err != nil {
-					return shape, malformed(err)
+					return shape, malformedError(err)
 				}
 				if isEvents {
 					shape.events, shape.arrStart, shape.count = eventsNotArray, 0, 0
@@ -169,7 +170,7 @@ func scanRequest(d []byte) (shape requestShape, _ error) {
 			}
 			i = skipWS(d, i)
 			if i >= len(d) {
-				return shape, malformed(synErr(d, i, ""))
+				return shape, malformedError(synErr(d, i, ""))
 			}
 			if d[i] == ',' {
 				i++
@@ -179,11 +180,11 @@ func scanRequest(d []byte) (shape requestShape, _ error) {
 				i++
 				break
 			}
-			return shape, malformed(synErr(d, i, " (expected ',' or '}')"))
+			return shape, malformedError(synErr(d, i, " (expected ',' or '}')"))
 		}
 	}
 	if i = skipWS(d, i); i != len(d) {
-		return shape, malformed(&syntaxError{off: i, msg: "unexpected data after the top-level JSON value"})
+		return shape, malformedError(&syntaxError{off: i, msg: "unexpected data after the top-level JSON value"})
 	}
 	return shape, nil
 }

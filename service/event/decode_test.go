@@ -34,13 +34,31 @@ func deepPayload(depth int, objects bool) string {
 }
 
 type decodeCase struct {
-	name   string
-	body   []byte
-	lim    Limits
-	status int      // 0 = success, else 400/413/422
-	n      int      // events expected on success
-	errs   []string // for 422: exact "loc type" list, in order
-	check  func(t *testing.T, evs []Event)
+	name  string
+	body  []byte
+	lim   Limits
+	want  outcome
+	n     int      // events expected on success
+	errs  []string // for wantInvalid: exact "loc type" list, in order
+	check func(t *testing.T, evs []Event)
+}
+
+// outcome is what DecodeRequest should return.
+type outcome int
+
+const (
+	wantOK        outcome = iota // events
+	wantInvalid                  // a *ValidationError (the API's 422)
+	wantMalformed                // a *RequestError of kind Malformed (400)
+	wantTooLarge                 // a *RequestError of kind TooLarge (413)
+)
+
+// kind is the RequestError kind of a wantMalformed or wantTooLarge outcome.
+func (o outcome) kind() RequestKind {
+	if o == wantTooLarge {
+		return TooLarge
+	}
+	return Malformed
 }
 
 func okCase(name string, body []byte, n int) decodeCase {
@@ -48,11 +66,11 @@ func okCase(name string, body []byte, n int) decodeCase {
 }
 
 func badCase(name string, body []byte, errs ...string) decodeCase {
-	return decodeCase{name: name, body: body, status: 422, errs: errs}
+	return decodeCase{name: name, body: body, want: wantInvalid, errs: errs}
 }
 
-func statusCase(name string, body []byte, status int) decodeCase {
-	return decodeCase{name: name, body: body, status: status}
+func refusedCase(name string, body []byte, want outcome) decodeCase {
+	return decodeCase{name: name, body: body, want: want}
 }
 
 func decodeCases() []decodeCase {
@@ -95,7 +113,7 @@ func decodeCases() []decodeCase {
 		okCase("escaped events key", []byte(`{"\u0065vents":[`+def+`]}`), 1),
 		{name: "unknown event keys ignored", body: e(evSpec{id: `"x"`, topic: `""`, source: `""`, ts: okTS, payload: okPayload, extra: `"extra":{"deep":[1,"\u0000",1e999999]},"Event_ID":5`}.json()), n: 1},
 		{name: "duplicate event key: last wins", body: e(`{"event_id":"first","topic":"t","source":"s","timestamp":` + okTS + `,"payload":` + okPayload + `,"event_id":"second"}`), n: 1, check: idOf("second")},
-		{name: "duplicate event key: last (bad) wins", body: e(`{"event_id":"first","topic":"t","source":"s","timestamp":` + okTS + `,"payload":` + okPayload + `,"event_id":5}`), status: 422, errs: []string{L("0", "event_id") + " string_type"}},
+		{name: "duplicate event key: last (bad) wins", body: e(`{"event_id":"first","topic":"t","source":"s","timestamp":` + okTS + `,"payload":` + okPayload + `,"event_id":5}`), want: wantInvalid, errs: []string{L("0", "event_id") + " string_type"}},
 		{name: "escaped field names", body: e(`{"event\u005fid":"a","\u0074opic":"t","source":"s","timestamp":` + okTS + `,"payload":` + okPayload + `}`), n: 1, check: idOf("a")},
 		{name: "field order irrelevant", body: e(`{"payload":` + okPayload + `,"timestamp":` + okTS + `,"source":"s","topic":"t","event_id":"z"}`), n: 1, check: idOf("z")},
 		{name: "escapes decoded in event_id", body: e(withID(`"a\"b\\c\/d\n\t\u00e9\ud83d\ude00"`)), n: 1, check: idOf("a\"b\\c/d\n\té😀")},
@@ -128,8 +146,8 @@ func decodeCases() []decodeCase {
 		badCase("event_id reversed pair", e(withID(`"\ude00\ud83d"`)), L("0", "event_id")+" string_unicode"),
 		{name: "event_id valid pair uppercase hex", body: e(withID(`"\uD83D\uDE00"`)), n: 1, check: idOf("😀")},
 		{name: "event_id U+FFFD and noncharacters are fine", body: e(withID(`"\ufffd\uffff` + "\uFFFD\U0010FFFF" + `"`)), n: 1, check: idOf("\uFFFD\uFFFF\uFFFD\U0010FFFF")},
-		statusCase("event_id raw NUL is a JSON syntax error", e(withID("\"a\x00b\"")), 400),
-		statusCase("event_id raw newline is a JSON syntax error", e(withID("\"a\nb\"")), 400),
+		refusedCase("event_id raw NUL is a JSON syntax error", e(withID("\"a\x00b\"")), wantMalformed),
+		refusedCase("event_id raw newline is a JSON syntax error", e(withID("\"a\nb\"")), wantMalformed),
 
 		// ---- topic / source ----
 		okCase("topic empty", e(withTopic(`""`)), 1),
@@ -190,13 +208,13 @@ func decodeCases() []decodeCase {
 		badCase("payload timestamp NUL reported once", e(withPayload(`{"message":"m","timestamp":"2024-01-01T00:00:00\u0000"}`)), L("0", "payload timestamp")+" string_unicode"),
 		okCase("payload nested message/timestamp do not count at top level only", e(withPayload(`{"message":"m","timestamp":"2024-01-01T00:00:00Z","n":{"message":1,"timestamp":2}}`)), 1),
 		badCase("payload message only nested", e(withPayload(`{"n":{"message":"m","timestamp":"2024-01-01T00:00:00Z"}}`)), L("0", "payload message")+" missing", L("0", "payload timestamp")+" missing"),
-		{name: "payload duplicate message: last wins", body: e(withPayload(`{"message":"m","timestamp":"2024-01-01T00:00:00Z","message":7}`)), status: 422, errs: []string{L("0", "payload message") + " string_type"}},
+		{name: "payload duplicate message: last wins", body: e(withPayload(`{"message":"m","timestamp":"2024-01-01T00:00:00Z","message":7}`)), want: wantInvalid, errs: []string{L("0", "payload message") + " string_type"}},
 		{name: "payload escaped keys recognized", body: e(withPayload(`{"m\u0065ssage":"m","timestamp":"2024-01-01T00:00:00Z"}`)), n: 1},
 		okCase("payload exactly 64 KiB", e(withPayload(sizedPayload(65536))), 1),
 		badCase("payload 64 KiB + 1", e(withPayload(sizedPayload(65537))), L("0", "payload")+" payload_too_large"),
 		okCase("payload exactly 64 KiB with whitespace", e(withPayload(sizedPayloadWS(65536))), 1),
 		badCase("payload 64 KiB + 1 counted with whitespace (raw bytes)", e(withPayload(sizedPayloadWS(65537))), L("0", "payload")+" payload_too_large"),
-		{name: "payload limit configurable", body: e(withPayload(sizedPayload(101))), lim: Limits{MaxPayloadBytes: 100}, status: 422, errs: []string{L("0", "payload") + " payload_too_large"}},
+		{name: "payload limit configurable", body: e(withPayload(sizedPayload(101))), lim: Limits{MaxPayloadBytes: 100}, want: wantInvalid, errs: []string{L("0", "payload") + " payload_too_large"}},
 		{name: "payload limit configurable ok", body: e(withPayload(sizedPayload(100))), lim: Limits{MaxPayloadBytes: 100}, n: 1},
 
 		// ---- payload: verbatim + compaction ----
@@ -211,7 +229,7 @@ func decodeCases() []decodeCase {
 		okCase("payload depth 64 (objects)", e(withPayload(deepPayload(64, true))), 1),
 		badCase("payload depth 65 (objects)", e(withPayload(deepPayload(65, true))), L("0", "payload")+" json_depth"),
 		badCase("payload depth 5000 reported once", e(withPayload(payloadWith(`"a":`+nestedArrays(2000)+`,"b":`+nestedObjects(5000)))), L("0", "payload")+" json_depth"),
-		{name: "payload depth configurable", body: e(withPayload(deepPayload(3, false))), lim: Limits{MaxDepth: 2}, status: 422, errs: []string{L("0", "payload") + " json_depth"}},
+		{name: "payload depth configurable", body: e(withPayload(deepPayload(3, false))), lim: Limits{MaxDepth: 2}, want: wantInvalid, errs: []string{L("0", "payload") + " json_depth"}},
 		{name: "payload depth configurable ok", body: e(withPayload(deepPayload(2, false))), lim: Limits{MaxDepth: 2}, n: 1},
 		badCase("payload depth and message missing both reported", e(withPayload(`{"x":`+nestedArrays(64)+`}`)), L("0", "payload")+" json_depth", L("0", "payload message")+" missing", L("0", "payload timestamp")+" missing"),
 
@@ -277,60 +295,60 @@ func decodeCases() []decodeCase {
 		),
 
 		// ---- request level ----
-		statusCase("empty body", []byte(""), 400),
-		statusCase("whitespace body", []byte(" \n "), 400),
-		statusCase("null body", []byte("null"), 400),
-		statusCase("array body", []byte("[]"), 400),
-		statusCase("string body", []byte(`"events"`), 400),
-		statusCase("number body", []byte(`1`), 400),
-		statusCase("empty object", []byte(`{}`), 400),
-		statusCase("no events key", []byte(`{"event":[]}`), 400),
-		statusCase("events case-sensitive", []byte(`{"Events":[]}`), 400),
-		statusCase("events object", []byte(`{"events":{}}`), 400),
-		statusCase("events number", []byte(`{"events":1}`), 400),
-		statusCase("events string", []byte(`{"events":"[]"}`), 400),
-		statusCase("events bool", []byte(`{"events":false}`), 400),
-		{name: "events null", body: []byte(`{"events":null}`), status: 422, errs: []string{"[body events] list_type"}},
-		statusCase("trailing garbage", []byte(`{"events":[]} x`), 400),
-		statusCase("two values", []byte(`{"events":[]}{"events":[]}`), 400),
-		statusCase("trailing comma in array", []byte(`{"events":[`+def+`,]}`), 400),
-		statusCase("trailing comma in object", []byte(`{"events":[],}`), 400),
-		statusCase("unclosed array", []byte(`{"events":[`), 400),
-		statusCase("unclosed object", []byte(`{"events":[]`), 400),
-		statusCase("unclosed string", []byte(`{"events":[],"a":"`), 400),
-		statusCase("missing colon", []byte(`{"events" []}`), 400),
-		statusCase("single quotes", []byte(`{'events':[]}`), 400),
-		statusCase("NaN", []byte(`{"events":[],"x":NaN}`), 400),
-		statusCase("Infinity", []byte(`{"events":[],"x":-Infinity}`), 400),
-		statusCase("leading zero", []byte(`{"events":[],"x":01}`), 400),
-		statusCase("bare minus", []byte(`{"events":[],"x":-}`), 400),
-		statusCase("dot without digits", []byte(`{"events":[],"x":1.}`), 400),
-		statusCase("exponent without digits", []byte(`{"events":[],"x":1e}`), 400),
-		statusCase("plus sign", []byte(`{"events":[],"x":+1}`), 400),
-		statusCase("bad literal", []byte(`{"events":[],"x":tru}`), 400),
-		statusCase("literal with suffix", []byte(`{"events":[],"x":nullx}`), 400),
-		statusCase("comment", []byte(`{"events":[]/*c*/}`), 400),
-		statusCase("invalid escape", []byte(`{"events":[],"x":"\x"}`), 400),
-		statusCase("short unicode escape", []byte(`{"events":[],"x":"\u12"}`), 400),
-		statusCase("non-hex unicode escape", []byte(`{"events":[],"x":"\u12g4"}`), 400),
-		statusCase("raw tab in string", []byte("{\"events\":[],\"x\":\"a\tb\"}"), 400),
-		statusCase("raw NUL in payload string", e(withPayload("{\"message\":\"a\x00\",\"timestamp\":\"2024-01-02T03:04:05Z\"}")), 400),
-		statusCase("invalid UTF-8 outside strings", []byte("{\"events\":[]}\xff"), 400),
-		statusCase("invalid UTF-8 as whitespace", []byte("{\"events\":\xa0[]}"), 400),
-		statusCase("UTF-8 BOM", []byte("\xef\xbb\xbf{\"events\":[]}"), 400),
-		statusCase("non-breaking space", []byte("{\"events\":[]}\u00a0"), 400),
-		statusCase("syntax error inside an event", e(`{"event_id":"a" "topic":"t"}`), 400),
-		statusCase("syntax error in deep ignored value", []byte(`{"x":`+strings.Repeat("[", 100000)+`,"events":[]}`), 400),
+		refusedCase("empty body", []byte(""), wantMalformed),
+		refusedCase("whitespace body", []byte(" \n "), wantMalformed),
+		refusedCase("null body", []byte("null"), wantMalformed),
+		refusedCase("array body", []byte("[]"), wantMalformed),
+		refusedCase("string body", []byte(`"events"`), wantMalformed),
+		refusedCase("number body", []byte(`1`), wantMalformed),
+		refusedCase("empty object", []byte(`{}`), wantMalformed),
+		refusedCase("no events key", []byte(`{"event":[]}`), wantMalformed),
+		refusedCase("events case-sensitive", []byte(`{"Events":[]}`), wantMalformed),
+		refusedCase("events object", []byte(`{"events":{}}`), wantMalformed),
+		refusedCase("events number", []byte(`{"events":1}`), wantMalformed),
+		refusedCase("events string", []byte(`{"events":"[]"}`), wantMalformed),
+		refusedCase("events bool", []byte(`{"events":false}`), wantMalformed),
+		{name: "events null", body: []byte(`{"events":null}`), want: wantInvalid, errs: []string{"[body events] list_type"}},
+		refusedCase("trailing garbage", []byte(`{"events":[]} x`), wantMalformed),
+		refusedCase("two values", []byte(`{"events":[]}{"events":[]}`), wantMalformed),
+		refusedCase("trailing comma in array", []byte(`{"events":[`+def+`,]}`), wantMalformed),
+		refusedCase("trailing comma in object", []byte(`{"events":[],}`), wantMalformed),
+		refusedCase("unclosed array", []byte(`{"events":[`), wantMalformed),
+		refusedCase("unclosed object", []byte(`{"events":[]`), wantMalformed),
+		refusedCase("unclosed string", []byte(`{"events":[],"a":"`), wantMalformed),
+		refusedCase("missing colon", []byte(`{"events" []}`), wantMalformed),
+		refusedCase("single quotes", []byte(`{'events':[]}`), wantMalformed),
+		refusedCase("NaN", []byte(`{"events":[],"x":NaN}`), wantMalformed),
+		refusedCase("Infinity", []byte(`{"events":[],"x":-Infinity}`), wantMalformed),
+		refusedCase("leading zero", []byte(`{"events":[],"x":01}`), wantMalformed),
+		refusedCase("bare minus", []byte(`{"events":[],"x":-}`), wantMalformed),
+		refusedCase("dot without digits", []byte(`{"events":[],"x":1.}`), wantMalformed),
+		refusedCase("exponent without digits", []byte(`{"events":[],"x":1e}`), wantMalformed),
+		refusedCase("plus sign", []byte(`{"events":[],"x":+1}`), wantMalformed),
+		refusedCase("bad literal", []byte(`{"events":[],"x":tru}`), wantMalformed),
+		refusedCase("literal with suffix", []byte(`{"events":[],"x":nullx}`), wantMalformed),
+		refusedCase("comment", []byte(`{"events":[]/*c*/}`), wantMalformed),
+		refusedCase("invalid escape", []byte(`{"events":[],"x":"\x"}`), wantMalformed),
+		refusedCase("short unicode escape", []byte(`{"events":[],"x":"\u12"}`), wantMalformed),
+		refusedCase("non-hex unicode escape", []byte(`{"events":[],"x":"\u12g4"}`), wantMalformed),
+		refusedCase("raw tab in string", []byte("{\"events\":[],\"x\":\"a\tb\"}"), wantMalformed),
+		refusedCase("raw NUL in payload string", e(withPayload("{\"message\":\"a\x00\",\"timestamp\":\"2024-01-02T03:04:05Z\"}")), wantMalformed),
+		refusedCase("invalid UTF-8 outside strings", []byte("{\"events\":[]}\xff"), wantMalformed),
+		refusedCase("invalid UTF-8 as whitespace", []byte("{\"events\":\xa0[]}"), wantMalformed),
+		refusedCase("UTF-8 BOM", []byte("\xef\xbb\xbf{\"events\":[]}"), wantMalformed),
+		refusedCase("non-breaking space", []byte("{\"events\":[]}\u00a0"), wantMalformed),
+		refusedCase("syntax error inside an event", e(`{"event_id":"a" "topic":"t"}`), wantMalformed),
+		refusedCase("syntax error in deep ignored value", []byte(`{"x":`+strings.Repeat("[", 100000)+`,"events":[]}`), wantMalformed),
 		okCase("deep ignored value is fine", []byte(`{"x":`+nestedArrays(100000)+`,"events":[]}`), 0),
 
 		// ---- batch size ----
 		{name: "batch at limit", body: e(def, def, def), lim: Limits{MaxBatch: 3}, n: 3},
-		{name: "batch over limit", body: e(def, def, def, def), lim: Limits{MaxBatch: 3}, status: 413},
-		{name: "batch over limit of invalid events is 413, not 422", body: e("1", "2", "3", "4"), lim: Limits{MaxBatch: 3}, status: 413},
-		{name: "batch over limit but syntax error is 400", body: []byte(`{"events":[1,2,3,4,}`), lim: Limits{MaxBatch: 3}, status: 400},
-		{name: "batch over limit then trailing garbage is 400", body: []byte(`{"events":[1,2,3,4]}]`), lim: Limits{MaxBatch: 3}, status: 400},
+		{name: "batch over limit", body: e(def, def, def, def), lim: Limits{MaxBatch: 3}, want: wantTooLarge},
+		{name: "batch over limit of invalid events is 413, not 422", body: e("1", "2", "3", "4"), lim: Limits{MaxBatch: 3}, want: wantTooLarge},
+		{name: "batch over limit but syntax error is 400", body: []byte(`{"events":[1,2,3,4,}`), lim: Limits{MaxBatch: 3}, want: wantMalformed},
+		{name: "batch over limit then trailing garbage is 400", body: []byte(`{"events":[1,2,3,4]}]`), lim: Limits{MaxBatch: 3}, want: wantMalformed},
 		{name: "last events key counts for limit", body: []byte(`{"events":[1,2,3,4],"events":[]}`), lim: Limits{MaxBatch: 3}, n: 0},
-		statusCase("default limit 10001", e(strings.Split(strings.Repeat("0,", 10001), ",")[:10001]...), 413),
+		refusedCase("default limit 10001", e(strings.Split(strings.Repeat("0,", 10001), ",")[:10001]...), wantTooLarge),
 	}
 	return cases
 }
@@ -343,8 +361,8 @@ func TestDecodeRequest(t *testing.T) {
 				lim = DefaultLimits()
 			}
 			evs, err := DecodeRequest(tc.body, lim)
-			switch tc.status {
-			case 0:
+			switch tc.want {
+			case wantOK:
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
 				}
@@ -358,7 +376,7 @@ func TestDecodeRequest(t *testing.T) {
 				if tc.check != nil {
 					tc.check(t, evs)
 				}
-			case 422:
+			case wantInvalid:
 				if evs != nil {
 					t.Errorf("events returned with error")
 				}
@@ -381,8 +399,8 @@ func TestDecodeRequest(t *testing.T) {
 				}
 			default:
 				re := asRequest(t, err)
-				if re.Status != tc.status {
-					t.Fatalf("status %d (%s), want %d", re.Status, re.Msg, tc.status)
+				if re.Kind != tc.want.kind() {
+					t.Fatalf("kind %v (%s), want %v", re.Kind, re.Msg, tc.want.kind())
 				}
 				if re.Msg == "" || strings.Contains(re.Msg, "\n") || re.Error() != re.Msg {
 					t.Errorf("bad message %q", re.Msg)
@@ -647,7 +665,7 @@ func TestKey(t *testing.T) {
 // checks that the outcome is identical.
 func TestPlainFastPathEquivalence(t *testing.T) {
 	for _, tc := range decodeCases() {
-		if tc.status != 0 && tc.status != 422 {
+		if tc.want != wantOK && tc.want != wantInvalid {
 			continue
 		}
 		b := bytes.TrimLeft(tc.body, " \t\r\n")

@@ -3,8 +3,9 @@
 //
 // DecodeRequest is API-compatible with the original FastAPI/pydantic service:
 // validation problems are reported as pydantic-style error entries
-// ({"loc": [...], "msg": "...", "type": "..."}) and turned into HTTP 422 by the
-// caller; malformed bodies and oversized batches are *RequestError (400/413).
+// ({"loc": [...], "msg": "...", "type": "..."}) in a *ValidationError;
+// malformed bodies and oversized batches are a *RequestError of kind
+// Malformed or TooLarge. service/api maps each to its HTTP status.
 //
 // Beyond the pydantic model, the validator rejects everything PostgreSQL would
 // refuse later (text columns, jsonb payload, timestamptz): invalid UTF-8, the
@@ -61,9 +62,9 @@ const (
 // Limits are the configurable request limits. A zero or negative field means
 // "use the default", so Limits{} behaves like DefaultLimits().
 type Limits struct {
-	MaxBatch        int // maximum number of events per request (default 10000); more -> 413
-	MaxPayloadBytes int // maximum raw (as sent) size of one payload in bytes (default 65536); more -> 422
-	MaxDepth        int // maximum payload nesting depth; the payload object itself is level 1 (default 64); more -> 422
+	MaxBatch        int // maximum number of events per request (default 10000); more -> TooLarge
+	MaxPayloadBytes int // maximum raw (as sent) size of one payload in bytes (default 65536); more -> ValidationError
+	MaxDepth        int // maximum payload nesting depth; the payload object itself is level 1 (default 64); more -> ValidationError
 }
 
 // DefaultLimits returns the default limits.
@@ -91,7 +92,8 @@ type FieldError struct {
 	Type string `json:"type"`
 }
 
-// ValidationError -> HTTP 422 with body {"detail": Errors}.
+// ValidationError lists every problem of a request's events (the API
+// answers 422 with body {"detail": Errors}).
 type ValidationError struct{ Errors []FieldError }
 
 func (e *ValidationError) Error() string {
@@ -130,17 +132,32 @@ func writeFieldError(b *strings.Builder, f *FieldError) {
 	b.WriteString("]")
 }
 
-// HTTP statuses carried by RequestError.
+// RequestKind says what is wrong with a request as a whole.
+type RequestKind int
+
+// The kinds of RequestError.
 const (
-	StatusMalformed = 400 // body is not valid JSON or not {"events": [...]}
-	StatusTooLarge  = 413 // more than Limits.MaxBatch events
+	// Malformed: the body is not valid JSON or not {"events": [...]}.
+	Malformed RequestKind = iota + 1
+	// TooLarge: more than Limits.MaxBatch events (or a body over its limit).
+	TooLarge
 )
 
-// RequestError -> HTTP 400 (Malformed) or 413 (TooLarge); Msg is a clear
-// one-line reason.
+func (k RequestKind) String() string {
+	switch k {
+	case Malformed:
+		return "malformed"
+	case TooLarge:
+		return "too large"
+	}
+	return "RequestKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// RequestError is a request refused as a whole, before any event is looked
+// at; Msg is a clear one-line reason.
 type RequestError struct {
-	Status int
-	Msg    string
+	Kind RequestKind
+	Msg  string
 }
 
 func (e *RequestError) Error() string { return e.Msg }

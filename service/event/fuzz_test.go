@@ -30,8 +30,8 @@ func FuzzDecodeRequest(f *testing.F) {
 				}
 				var ve *ValidationError
 				var re *RequestError
-				if !json.Valid(body) && !stdTooDeep(body) && !(errors.As(err, &re) && re.Status == StatusMalformed) {
-					t.Fatalf("invalid JSON not reported as 400: %v", err)
+				if !json.Valid(body) && !stdTooDeep(body) && !(errors.As(err, &re) && re.Kind == Malformed) {
+					t.Fatalf("invalid JSON not reported as malformed: %v", err)
 				}
 				switch {
 				case errors.As(err, &ve):
@@ -44,11 +44,11 @@ func FuzzDecodeRequest(f *testing.F) {
 						}
 					}
 				case errors.As(err, &re):
-					if re.Status != StatusMalformed && re.Status != StatusTooLarge {
-						t.Fatalf("status %d", re.Status)
+					if re.Kind != Malformed && re.Kind != TooLarge {
+						t.Fatalf("kind %v", re.Kind)
 					}
-					if re.Status == StatusMalformed && isValidJSONObjectWithEventsArray(body) {
-						t.Fatalf("400 for a valid JSON object with an events array: %s", re.Msg)
+					if re.Kind == Malformed && isValidJSONObjectWithEventsArray(body) {
+						t.Fatalf("malformed: a valid JSON object with an events array: %s", re.Msg)
 					}
 				default:
 					t.Fatalf("unexpected error type %T: %v", err, err)
@@ -76,7 +76,7 @@ func isValidJSONObjectWithEventsArray(body []byte) bool {
 
 func FuzzUnmarshalBatch(f *testing.F) {
 	for _, tc := range decodeCases() {
-		if tc.status != 0 || len(tc.body) > 4096 {
+		if tc.want != wantOK || len(tc.body) > 4096 {
 			continue
 		}
 		if evs, err := DecodeRequest(tc.body, tc.lim); err == nil {

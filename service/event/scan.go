@@ -13,15 +13,15 @@ import (
 //  1. syntaxScan / skipValue validate the complete JSON syntax (RFC 8259,
 //     strict: no NaN/Infinity, no comments, no leading zeros, no raw control
 //     characters inside strings, no BOM) without decoding anything, locate the
-//     "events" array and count its elements. This gives the 400 and 413
-//     answers before any event is validated.
+//     "events" array and count its elements. This gives the Malformed and
+//     TooLarge answers before any event is validated.
 //  2. The event decoder (decode.go) then walks the events array again. Because
 //     the syntax is already known to be valid, it uses the cheaper *Valid
 //     helpers below, which assume well-formed input.
 //
 // Non-ASCII bytes are only legal inside strings, so "invalid UTF-8 outside
 // of string values" is naturally a syntax error; inside strings UTF-8 validity
-// is a semantic (422) check done in pass 2.
+// is a semantic check (a ValidationError) done in pass 2.
 
 // syntaxError describes a JSON syntax error at a byte offset.
 type syntaxError struct {

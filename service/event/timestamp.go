@@ -78,56 +78,17 @@ func digits2[S ~string | ~[]byte](s S, i int) (int, bool) {
 	return int(a)*10 + int(b), true
 }
 
+// parseTS is ParseTimestamp for strings and byte slices: the date, the
+// separator, the time of day, the offset, then the instant in UTC. Each
+// part reports the first problem it meets, in reading order.
 func parseTS[S ~string | ~[]byte](s S) (time.Time, error) {
 	n := len(s)
 	if n > maxTimestampLen {
 		return time.Time{}, errTSTooLong
 	}
-	if n < 4 {
-		return time.Time{}, errTSTooShort
-	}
-	y := 0
-	for k := 0; k < 4; k++ {
-		c := s[k] - '0'
-		if c > 9 {
-			return time.Time{}, errTSYearChar
-		}
-		y = y*10 + int(c)
-	}
-	if n < 5 {
-		return time.Time{}, errTSTooShort
-	}
-	if s[4] != '-' {
-		return time.Time{}, errTSDateSep
-	}
-	if n < 7 {
-		return time.Time{}, errTSTooShort
-	}
-	mo, ok := digits2(s, 5)
-	if !ok {
-		return time.Time{}, errTSMonthChar
-	}
-	if n < 8 {
-		return time.Time{}, errTSTooShort
-	}
-	if s[7] != '-' {
-		return time.Time{}, errTSDateSep
-	}
-	if n < 10 {
-		return time.Time{}, errTSTooShort
-	}
-	day, ok := digits2(s, 8)
-	if !ok {
-		return time.Time{}, errTSDayChar
-	}
-	if y < 1 {
-		return time.Time{}, errTSYear
-	}
-	if mo < 1 || mo > 12 {
-		return time.Time{}, errTSMonth
-	}
-	if day < 1 || day > daysIn(mo, y) {
-		return time.Time{}, errTSDay
+	y, mo, day, err := parseDate(s)
+	if err != nil {
+		return time.Time{}, err
 	}
 	if n == 10 {
 		return time.Time{}, errTSDateOnly
@@ -135,105 +96,13 @@ func parseTS[S ~string | ~[]byte](s S) (time.Time, error) {
 	if c := s[10]; c != 'T' && c != 't' && c != ' ' {
 		return time.Time{}, errTSDTSep
 	}
-	if n < 13 {
-		return time.Time{}, errTSTooShort
+	hh, mi, ss, ns, i, err := parseClock(s)
+	if err != nil {
+		return time.Time{}, err
 	}
-	hh, ok := digits2(s, 11)
-	if !ok {
-		return time.Time{}, errTSHourChar
-	}
-	if hh > 23 {
-		return time.Time{}, errTSHour
-	}
-	if n < 14 {
-		return time.Time{}, errTSTooShort
-	}
-	if s[13] != ':' {
-		return time.Time{}, errTSTimeSep
-	}
-	if n < 16 {
-		return time.Time{}, errTSTooShort
-	}
-	mi, ok := digits2(s, 14)
-	if !ok {
-		return time.Time{}, errTSMinuteChar
-	}
-	if mi > 59 {
-		return time.Time{}, errTSMinute
-	}
-	i := 16
-	ss, ns := 0, 0
-	if i < n && s[i] == ':' {
-		if n < i+3 {
-			return time.Time{}, errTSTooShort
-		}
-		ss, ok = digits2(s, i+1)
-		if !ok {
-			return time.Time{}, errTSSecondChar
-		}
-		if ss > 59 {
-			return time.Time{}, errTSSecond
-		}
-		i += 3
-		if i < n && s[i] == '.' {
-			i++
-			k := 0
-			for i < n && s[i]-'0' <= 9 {
-				if k == 9 {
-					return time.Time{}, errTSFraction
-				}
-				ns = ns*10 + int(s[i]-'0')
-				i++
-				k++
-			}
-			if k == 0 {
-				return time.Time{}, errTSFraction
-			}
-			for ; k < 9; k++ {
-				ns *= 10
-			}
-		}
-	}
-	off := 0 // seconds east of UTC
-	if i < n {
-		switch s[i] {
-		case 'Z', 'z':
-			i++
-		case '+', '-':
-			sign := 1
-			if s[i] == '-' {
-				sign = -1
-			}
-			i++
-			if n < i+2 {
-				return time.Time{}, errTSTZ
-			}
-			oh, ok := digits2(s, i)
-			if !ok {
-				return time.Time{}, errTSTZ
-			}
-			i += 2
-			if i < n && s[i] == ':' {
-				i++
-			}
-			if n < i+2 {
-				return time.Time{}, errTSTZ
-			}
-			om, ok := digits2(s, i)
-			if !ok {
-				return time.Time{}, errTSTZ
-			}
-			i += 2
-			if oh > 23 || om > 59 {
-				return time.Time{}, errTSTZRange
-			}
-			off = sign * (oh*3600 + om*60)
-		default:
-			if s[i]-'0' <= 9 {
-				return time.Time{}, errTSExtra
-			}
-			return time.Time{}, errTSTZ
-		}
+	off, i, err := parseOffset(s, i)
+	if err != nil {
+		return time.Time{}, err
 	}
 	if i != n {
 		return time.Time{}, errTSExtra
@@ -246,6 +115,177 @@ func parseTS[S ~string | ~[]byte](s S) (time.Time, error) {
 		}
 	}
 	return t, nil
+}
+
+// parseDate reads "YYYY-MM-DD" at the start of s and checks that it is a
+// day of the calendar.
+func parseDate[S ~string | ~[]byte](s S) (y, mo, day int, err error) {
+	n := len(s)
+	if n < 4 {
+		return 0, 0, 0, errTSTooShort
+	}
+	for k := 0; k < 4; k++ {
+		c := s[k] - '0'
+		if c > 9 {
+			return 0, 0, 0, errTSYearChar
+		}
+		y = y*10 + int(c)
+	}
+	if n < 5 {
+		return 0, 0, 0, errTSTooShort
+	}
+	if s[4] != '-' {
+		return 0, 0, 0, errTSDateSep
+	}
+	if n < 7 {
+		return 0, 0, 0, errTSTooShort
+	}
+	mo, ok := digits2(s, 5)
+	if !ok {
+		return 0, 0, 0, errTSMonthChar
+	}
+	if n < 8 {
+		return 0, 0, 0, errTSTooShort
+	}
+	if s[7] != '-' {
+		return 0, 0, 0, errTSDateSep
+	}
+	if n < 10 {
+		return 0, 0, 0, errTSTooShort
+	}
+	day, ok = digits2(s, 8)
+	if !ok {
+		return 0, 0, 0, errTSDayChar
+	}
+	switch {
+	case y < 1:
+		return 0, 0, 0, errTSYear
+	case mo < 1 || mo > 12:
+		return 0, 0, 0, errTSMonth
+	case day < 1 || day > daysIn(mo, y):
+		return 0, 0, 0, errTSDay
+	}
+	return y, mo, day, nil
+}
+
+// parseClock reads "hh:mm[:ss[.fraction]]" from s[11:] and returns it
+// with the index just after it.
+func parseClock[S ~string | ~[]byte](s S) (hh, mi, ss, ns, i int, err error) {
+	n := len(s)
+	if n < 13 {
+		return 0, 0, 0, 0, 0, errTSTooShort
+	}
+	hh, ok := digits2(s, 11)
+	if !ok {
+		return 0, 0, 0, 0, 0, errTSHourChar
+	}
+	if hh > 23 {
+		return 0, 0, 0, 0, 0, errTSHour
+	}
+	if n < 14 {
+		return 0, 0, 0, 0, 0, errTSTooShort
+	}
+	if s[13] != ':' {
+		return 0, 0, 0, 0, 0, errTSTimeSep
+	}
+	if n < 16 {
+		return 0, 0, 0, 0, 0, errTSTooShort
+	}
+	mi, ok = digits2(s, 14)
+	if !ok {
+		return 0, 0, 0, 0, 0, errTSMinuteChar
+	}
+	if mi > 59 {
+		return 0, 0, 0, 0, 0, errTSMinute
+	}
+	i = 16
+	if i < n && s[i] == ':' {
+		if n < i+3 {
+			return 0, 0, 0, 0, 0, errTSTooShort
+		}
+		ss, ok = digits2(s, i+1)
+		if !ok {
+			return 0, 0, 0, 0, 0, errTSSecondChar
+		}
+		if ss > 59 {
+			return 0, 0, 0, 0, 0, errTSSecond
+		}
+		i += 3
+		if i < n && s[i] == '.' {
+			if ns, i, err = parseFraction(s, i+1); err != nil {
+				return 0, 0, 0, 0, 0, err
+			}
+		}
+	}
+	return hh, mi, ss, ns, i, nil
+}
+
+// parseFraction reads the 1 to 9 digits of a second fraction at s[i:] and
+// returns them as nanoseconds, with the index just after them.
+func parseFraction[S ~string | ~[]byte](s S, i int) (ns, next int, err error) {
+	n, k := len(s), 0
+	for i < n && s[i]-'0' <= 9 {
+		if k == 9 {
+			return 0, 0, errTSFraction
+		}
+		ns = ns*10 + int(s[i]-'0')
+		i++
+		k++
+	}
+	if k == 0 {
+		return 0, 0, errTSFraction
+	}
+	for ; k < 9; k++ {
+		ns *= 10
+	}
+	return ns, i, nil
+}
+
+// parseOffset reads an optional "Z", "+hh:mm" or "+hhmm" (or "-") at s[i:]
+// and returns it in seconds east of UTC, with the index just after it.
+func parseOffset[S ~string | ~[]byte](s S, i int) (off, next int, err error) {
+	n := len(s)
+	if i == n {
+		return 0, i, nil
+	}
+	switch s[i] {
+	case 'Z', 'z':
+		return 0, i + 1, nil
+	case '+', '-':
+	default:
+		if s[i]-'0' <= 9 {
+			return 0, 0, errTSExtra
+		}
+		return 0, 0, errTSTZ
+	}
+	sign := 1
+	if s[i] == '-' {
+		sign = -1
+	}
+	i++
+	if n < i+2 {
+		return 0, 0, errTSTZ
+	}
+	oh, ok := digits2(s, i)
+	if !ok {
+		return 0, 0, errTSTZ
+	}
+	i += 2
+	if i < n && s[i] == ':' {
+		i++
+	}
+	if n < i+2 {
+		return 0, 0, errTSTZ
+	}
+	om, ok := digits2(s, i)
+	if !ok {
+		return 0, 0, errTSTZ
+	}
+	i += 2
+	if oh > 23 || om > 59 {
+		return 0, 0, errTSTZRange
+	}
+	return sign * (oh*3600 + om*60), i, nil
 }
 
 func daysIn(m, y int) int {

@@ -4,8 +4,22 @@
 // "plantedbugs" build tag; a normal build refuses to start when one is asked
 // for, so a misconfigured control can never pass silently.
 //
-// Select one with CHRONICLE_PLANTED_BUG=<name>; the service passes the
-// selection down to the store and the workers in their options.
+// Select one with CHRONICLE_PLANTED_BUG=<name>. This package is only the
+// catalogue and the refusal: each bug is a file planted_<bug>.go behind the
+// tag, in the package that owns the seam it plugs into, and
+// service/app/workerseams_planted.go hands the workers the bug's queue or
+// store in place of the production one:
+//
+//	ack-before-commit   worker.AckBeforeCommit   commit step acknowledges first
+//	pop-and-forget      queue.PopAndForget       read step deletes what it reads
+//	stats-outside-tx    store.StatsOutsideTx,    counters step left out of the
+//	                    worker.CountersAfterAck  transaction, run after the ack
+//	select-then-insert  store.SelectThenInsert   dedup statement, no unique key
+//	no-ledger           store.NoLedger           ledger step remembers nothing
+//	redis-no-aof        (the harness)            Redis started without AOF
+//
+// Everything else in a planted run is the production code; the store's
+// bugs replace one step of the multi-statement apply (the copy method's).
 package planted
 
 import (

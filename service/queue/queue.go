@@ -70,11 +70,15 @@ type Options struct {
 	// that arrive while one script call is in flight go together in the
 	// next (no waiting is added). Close stops the grouping goroutine.
 	Group bool
+	// PoolSize is the least number of connections Open's client keeps
+	// (REDIS_URL's pool_size wins when larger); 0: go-redis's default.
+	PoolSize int
 }
 
 // Queue is a Redis Stream with one consumer group.
 type Queue struct {
 	rdb    redis.UniversalClient
+	own    *redis.Client // the client Open built, closed by Close; nil after New
 	opts   Options
 	stream string
 	back   string
@@ -85,7 +89,30 @@ type Queue struct {
 	stopped chan struct{}       // closed when the grouping goroutine returned
 }
 
-// New returns a Queue on rdb. Call Setup before reading.
+// Open returns a Queue on the Redis at url (REDIS_URL), with a client of
+// its own that Close closes. It does not connect: the client dials on first
+// use, so the service may start before Redis (ctx is for symmetry with
+// store.Open). Call Setup before reading.
+func Open(_ context.Context, url string, opts Options) (*Queue, error) {
+	ropts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("queue: parse REDIS_URL: %w", err)
+	}
+	ropts.PoolSize = max(ropts.PoolSize, opts.PoolSize)
+	// Every command gives up when its context ends, and none waits on a
+	// paused or cut-off server longer than a few seconds (the caller retries).
+	ropts.ContextTimeoutEnabled = true
+	ropts.DialTimeout = 2 * time.Second
+	ropts.ReadTimeout = 3 * time.Second
+	ropts.WriteTimeout = 3 * time.Second
+	rdb := redis.NewClient(ropts)
+	q := New(rdb, opts)
+	q.own = rdb
+	return q, nil
+}
+
+// New returns a Queue on rdb, a client the caller owns (tests that also
+// read the keys directly). Call Setup before reading.
 func New(rdb redis.UniversalClient, opts Options) *Queue {
 	q := &Queue{
 		rdb:    rdb,
@@ -103,17 +130,20 @@ func New(rdb redis.UniversalClient, opts Options) *Queue {
 	return q
 }
 
-// Close stops the grouping goroutine (when Options.Group); appends waiting
-// for it fail.
+// Close stops the grouping goroutine (when Options.Group; appends waiting
+// for it fail) and closes the client Open built. It is idempotent.
 func (q *Queue) Close() {
-	if q.stop == nil {
-		return
+	if q.stop != nil {
+		select {
+		case <-q.stop:
+		default:
+			close(q.stop)
+			<-q.stopped
+		}
 	}
-	select {
-	case <-q.stop:
-	default:
-		close(q.stop)
-		<-q.stopped
+	if q.own != nil {
+		_ = q.own.Close()
+		q.own = nil
 	}
 }
 
@@ -320,50 +350,6 @@ func (q *Queue) appendMany(batch []*pendingAppend) {
 // most block for the first one. It returns no entries and no error on timeout.
 func (q *Queue) Read(ctx context.Context, consumer string, count int, block time.Duration) ([]Entry, error) {
 	return q.readGroup(ctx, consumer, ">", count, block)
-}
-
-// forgetScript deletes read entries and shrinks the backlog: what a
-// pop-style queue does on read. Only the planted bug pop-and-forget uses it.
-// KEYS: stream, backlog. ARGV: id/count pairs.
-var forgetScript = redis.NewScript(`
-for i = 1, #ARGV, 2 do
-  if redis.call('XDEL', KEYS[1], ARGV[i]) == 1 then
-    redis.call('DECRBY', KEYS[2], ARGV[i + 1])
-  end
-end
-return 0
-`)
-
-// ReadAndForget reads like Read but takes the entries off the queue at once
-// (XREADGROUP NOACK, then XDEL): no pending list remembers them. It is the
-// planted bug pop-and-forget (the original design's BRPOP), never the
-// normal path.
-func (q *Queue) ReadAndForget(ctx context.Context, consumer string, count int, block time.Duration) ([]Entry, error) {
-	streams, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: Group, Consumer: consumer, Streams: []string{q.stream, ">"},
-		Count: int64(count), Block: block, NoAck: true,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("queue: read %s as %s: %w", q.stream, consumer, err)
-	}
-	var out []Entry
-	var args []any
-	for _, s := range streams {
-		for _, m := range s.Messages {
-			e := parse(m)
-			out = append(out, e)
-			args = append(args, e.ID, e.Count)
-		}
-	}
-	if len(args) > 0 {
-		if err := forgetScript.Run(ctx, q.rdb, []string{q.stream, q.back}, args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return out, fmt.Errorf("queue: forget read entries: %w", err)
-		}
-	}
-	return out, nil
 }
 
 // ReadPending returns up to count of consumer's own pending entries with IDs

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/chronicleweaver/chronicleweaver/service/devenv"
 	"github.com/chronicleweaver/chronicleweaver/service/queue"
@@ -17,7 +17,14 @@ import (
 
 var env *devenv.Env
 
-func TestMain(m *testing.M) { os.Exit(devenv.RunTests(m, &env)) }
+// TestMain runs the package's tests on one PostgreSQL and one Redis, then
+// fails if a goroutine outlived them.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(withEnv{m}) }
+
+// withEnv is m run by devenv.RunTests, for goleak.
+type withEnv struct{ m *testing.M }
+
+func (w withEnv) Run() int { return devenv.RunTests(w.m, &env) }
 
 // newQueue returns a set-up queue under a fresh key prefix, and its client.
 func newQueue(tb testing.TB, maxLen int64) (*queue.Queue, *redis.Client) {

@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chronicleweaver/chronicleweaver/service/event"
-	"github.com/chronicleweaver/chronicleweaver/service/planted"
 )
 
 // Batch upsert methods.
@@ -37,16 +35,6 @@ type Applied struct {
 	Inserted   int   // rows inserted (first copies)
 	Dropped    int   // duplicate copies recorded
 	StoredAt   time.Time
-
-	// Deferred holds the counter updates left out of the transaction by the
-	// planted bug stats-outside-tx (nil otherwise): see ApplyCounters.
-	Deferred *Counters
-}
-
-// Counters are per-topic counter increments of one worker.
-type Counters struct {
-	worker string
-	per    map[string]*topicCount
 }
 
 // copyRow is one event copy of a fresh entry.
@@ -61,16 +49,50 @@ type copyRow struct {
 // already holds changes nothing. Keys are written in sorted order, so
 // concurrent batches cannot deadlock.
 //
+// The unnest method does it in one statement (applyOneStatement), the copy
+// method in a transaction of several (applySteps with copySteps).
+//
 // An error leaves nothing applied. IsTransient tells whether to retry as is.
 func (s *Store) ApplyBatch(ctx context.Context, worker string, entries []Entry) (Applied, error) {
-	if s.opts.Method == MethodUnnest && s.opts.Planted == "" {
-		return s.applyOneStatement(ctx, worker, entries)
+	if s.opts.Method == MethodCopy {
+		return s.applySteps(ctx, worker, entries, s.copySteps())
 	}
-	// The copy method and the planted bugs take the multi-statement path.
+	return s.applyOneStatement(ctx, worker, entries)
+}
+
+// steps are the statements of the multi-statement apply, one field each:
+// the seam between the apply's logic (which copy is first, what counts as
+// dropped) and the SQL that records it, so that a variant of the apply
+// exchanges one statement and keeps the others.
+type steps struct {
+	ledger   ledgerStep
+	insert   insertStep
+	counters countersStep
+}
+
+// A ledgerStep records the entries' tokens in the ledger with outcome and
+// returns the indexes of the fresh entries, sorting the others into res.
+type ledgerStep func(ctx context.Context, tx pgx.Tx, entries []Entry, outcome byte, res *Applied) ([]int, error)
+
+// An insertStep is the dedup statement: it inserts the first copies (sorted
+// by key) whose key is not stored yet and returns the keys it inserted.
+type insertStep func(ctx context.Context, tx pgx.Tx, worker string, firsts []copyRow) (pgx.Rows, error)
+
+// A countersStep queues worker's per-topic counter increments into b, the
+// transaction's last round trip.
+type countersStep func(b *pgx.Batch, worker string, per map[string]*topicCount)
+
+// copySteps are the copy method's statements.
+func (s *Store) copySteps() steps {
+	return steps{ledger: s.claimLedger, insert: s.insertViaCopy, counters: queueCounterRows}
+}
+
+// applySteps is ApplyBatch as a transaction of several statements, st's.
+func (s *Store) applySteps(ctx context.Context, worker string, entries []Entry, st steps) (Applied, error) {
 	var res Applied
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		res = Applied{}
-		fresh, err := s.claimLedger(ctx, tx, entries, 'a', &res)
+		fresh, err := st.ledger(ctx, tx, entries, 'a', &res)
 		if err != nil {
 			return err
 		}
@@ -84,7 +106,7 @@ func (s *Store) ApplyBatch(ctx context.Context, worker string, entries []Entry) 
 			}
 		}
 		firsts, dups := splitFirsts(rows)
-		inserted, err := s.insertEvents(ctx, tx, worker, firsts)
+		inserted, err := insertFirsts(ctx, tx, worker, firsts, st.insert)
 		if err != nil {
 			return err
 		}
@@ -97,12 +119,7 @@ func (s *Store) ApplyBatch(ctx context.Context, worker string, entries []Entry) 
 
 		b := &pgx.Batch{}
 		queueDropped(b, worker, dups)
-		per := counts(firsts, inserted, dups)
-		if s.opts.Planted == planted.StatsOutsideTx {
-			res.Deferred = &Counters{worker: worker, per: per}
-		} else {
-			queueCounterRows(b, worker, per)
-		}
+		st.counters(b, worker, counts(firsts, inserted, dups))
 		if b.Len() == 0 {
 			return nil
 		}
@@ -122,14 +139,6 @@ func (s *Store) ApplyBatch(ctx context.Context, worker string, entries []Entry) 
 // returns the indexes of those it inserted (the fresh ones). The others are
 // sorted into res.Seen and res.SeenFailed by the outcome recorded earlier.
 func (s *Store) claimLedger(ctx context.Context, tx pgx.Tx, entries []Entry, outcome byte, res *Applied) ([]int, error) {
-	if s.opts.Planted == planted.NoLedger {
-		fresh := make([]int, len(entries))
-		for i := range entries {
-			fresh[i] = i
-		}
-		res.Fresh = fresh
-		return fresh, nil
-	}
 	// One candidate per token: a token twice in a batch (a retried append)
 	// is the same entry.
 	first := make(map[string]int, len(entries))
@@ -240,56 +249,34 @@ func splitFirsts(rows []copyRow) (firsts, dups []copyRow) {
 	return firsts, dups
 }
 
+// eventColumns are the columns of the dropped and failed rows, as arrays
+// for unnest.
 type eventColumns struct {
 	topics, ids, sources, entryIDs []string
-	ts, received, queued           []time.Time
-	payloads                       []json.RawMessage
+	received, queued               []time.Time
 }
 
 func columns(rows []copyRow) eventColumns {
 	n := len(rows)
 	c := eventColumns{
 		topics: make([]string, n), ids: make([]string, n), sources: make([]string, n), entryIDs: make([]string, n),
-		ts: make([]time.Time, n), received: make([]time.Time, n), queued: make([]time.Time, n),
-		payloads: make([]json.RawMessage, n),
+		received: make([]time.Time, n), queued: make([]time.Time, n),
 	}
 	for i, r := range rows {
 		c.topics[i], c.ids[i], c.sources[i], c.entryIDs[i] = r.ev.Topic, r.ev.EventID, r.ev.Source, r.entry.EntryID
-		c.ts[i], c.received[i], c.queued[i] = r.ev.Timestamp, r.entry.ReceivedAt, r.entry.QueuedAt
-		c.payloads[i] = r.ev.Payload
+		c.received[i], c.queued[i] = r.entry.ReceivedAt, r.entry.QueuedAt
 	}
 	return c
 }
 
-const insertEventsSelect = `
-	INSERT INTO events (topic, event_id, source, ts, payload, received_at, queued_at, stored_at, worker_id, entry_id)
-	SELECT topic, event_id, source, ts, payload, received_at, queued_at, clock_timestamp(), $1, entry_id
-	FROM %s
-	ORDER BY topic, event_id
-	ON CONFLICT (topic, event_id) DO NOTHING
-	RETURNING topic, event_id`
-
-const unnestSource = `unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[], $9::text[])
-	AS u(topic, event_id, source, ts, payload, received_at, queued_at, entry_id)`
-
-// insertEvents inserts the first copies and returns the keys it inserted.
-func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, worker string, firsts []copyRow) (map[event.Key]bool, error) {
+// insertFirsts runs the dedup statement insert on the first copies and
+// returns the keys it inserted.
+func insertFirsts(ctx context.Context, tx pgx.Tx, worker string, firsts []copyRow, insert insertStep) (map[event.Key]bool, error) {
 	inserted := make(map[event.Key]bool, len(firsts))
 	if len(firsts) == 0 {
 		return inserted, nil
 	}
-	var rows pgx.Rows
-	var err error
-	switch {
-	case s.opts.Planted == planted.SelectThenInsert:
-		rows, err = s.selectThenInsert(ctx, tx, worker, firsts)
-	case s.opts.Method == MethodCopy:
-		rows, err = s.insertViaCopy(ctx, tx, worker, firsts)
-	default:
-		c := columns(firsts)
-		rows, err = tx.Query(ctx, fmt.Sprintf(insertEventsSelect, unnestSource), worker,
-			c.topics, c.ids, c.sources, c.ts, c.payloads, c.received, c.queued, c.entryIDs)
-	}
+	rows, err := insert(ctx, tx, worker, firsts)
 	if err != nil {
 		return nil, fmt.Errorf("store: insert %d events: %w", len(firsts), err)
 	}
@@ -327,44 +314,13 @@ func (s *Store) insertViaCopy(ctx context.Context, tx pgx.Tx, worker string, fir
 	if err != nil {
 		return nil, fmt.Errorf("copy into staging table: %w", err)
 	}
-	return tx.Query(ctx, fmt.Sprintf(insertEventsSelect, copyTable), worker)
-}
-
-// selectThenInsert is the planted bug select-then-insert: it looks the keys
-// up, then inserts those it did not find, with no unique constraint to stop
-// a concurrent batch doing the same (Migrate dropped it).
-func (s *Store) selectThenInsert(ctx context.Context, tx pgx.Tx, worker string, firsts []copyRow) (pgx.Rows, error) {
-	c := columns(firsts)
-	rows, err := tx.Query(ctx, `SELECT e.topic, e.event_id FROM events e
-		JOIN unnest($1::text[], $2::text[]) AS u(topic, event_id) ON e.topic = u.topic AND e.event_id = u.event_id`, c.topics, c.ids)
-	if err != nil {
-		return nil, err
-	}
-	found := map[event.Key]bool{}
-	for rows.Next() {
-		var k event.Key
-		if err := rows.Scan(&k.Topic, &k.EventID); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		found[k] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	var missing []copyRow
-	for _, r := range firsts {
-		if !found[r.ev.Key()] {
-			missing = append(missing, r)
-		}
-	}
-	m := columns(missing)
 	return tx.Query(ctx, `
 		INSERT INTO events (topic, event_id, source, ts, payload, received_at, queued_at, stored_at, worker_id, entry_id)
 		SELECT topic, event_id, source, ts, payload, received_at, queued_at, clock_timestamp(), $1, entry_id
-		FROM `+unnestSource+`
-		RETURNING topic, event_id`, worker,
-		m.topics, m.ids, m.sources, m.ts, m.payloads, m.received, m.queued, m.entryIDs)
+		FROM `+copyTable+`
+		ORDER BY topic, event_id
+		ON CONFLICT (topic, event_id) DO NOTHING
+		RETURNING topic, event_id`, worker)
 }
 
 func queueDropped(b *pgx.Batch, worker string, dups []copyRow) {
@@ -381,22 +337,6 @@ func queueDropped(b *pgx.Batch, worker string, dups []copyRow) {
 }
 
 type topicCount struct{ processed, dropped, failed int64 }
-
-// ApplyCounters writes counter updates in a transaction of their own: the
-// planted bug stats-outside-tx, never the normal path.
-func (s *Store) ApplyCounters(ctx context.Context, c *Counters) error {
-	if c == nil {
-		return nil
-	}
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		queueCounterRows(b, c.worker, c.per)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("store: counters: %w", err)
-		}
-		return nil
-	})
-}
 
 func counts(firsts []copyRow, inserted map[event.Key]bool, dups []copyRow) map[string]*topicCount {
 	per := map[string]*topicCount{}
@@ -455,10 +395,15 @@ type Failure struct {
 // events are unreadable) and the failed counters. It reports false when the
 // ledger already had the entry (nothing changed).
 func (s *Store) RecordFailure(ctx context.Context, worker string, f Failure) (bool, error) {
+	return s.recordFailure(ctx, worker, f, s.claimLedger)
+}
+
+// recordFailure is RecordFailure with its ledger step.
+func (s *Store) recordFailure(ctx context.Context, worker string, f Failure, ledger ledgerStep) (bool, error) {
 	var fresh bool
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var res Applied
-		idx, err := s.claimLedger(ctx, tx, []Entry{f.Entry}, 'f', &res)
+		idx, err := ledger(ctx, tx, []Entry{f.Entry}, 'f', &res)
 		if err != nil {
 			return err
 		}

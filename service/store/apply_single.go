@@ -60,8 +60,8 @@ WITH tokens AS (
 )
 SELECT coalesce((SELECT array_agg(token) FROM ledger), '{}'), (SELECT count(*) FROM kept), (SELECT count(*) FROM dups)`
 
-// applyOneStatement is ApplyBatch for the unnest method without planted
-// bugs: the same result as the multi-statement path, in one statement.
+// applyOneStatement is ApplyBatch for the unnest method: the same result as
+// the multi-statement path (applySteps), in one statement.
 func (s *Store) applyOneStatement(ctx context.Context, worker string, entries []Entry) (Applied, error) {
 	// One candidate per token (a token twice in a batch is the same entry
 	// appended twice), in stream order.

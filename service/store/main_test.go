@@ -3,10 +3,11 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/chronicleweaver/chronicleweaver/service/devenv"
 	"github.com/chronicleweaver/chronicleweaver/service/event"
@@ -15,7 +16,14 @@ import (
 
 var env *devenv.Env
 
-func TestMain(m *testing.M) { os.Exit(devenv.RunTests(m, &env)) }
+// TestMain runs the package's tests on one PostgreSQL and one Redis, then
+// fails if a goroutine outlived them.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(withEnv{m}) }
+
+// withEnv is m run by devenv.RunTests, for goleak.
+type withEnv struct{ m *testing.M }
+
+func (w withEnv) Run() int { return devenv.RunTests(w.m, &env) }
 
 // methods are the batch upsert methods; every conformance case runs on each.
 var methods = []string{store.MethodUnnest, store.MethodCopy}

@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/chronicleweaver/chronicleweaver/service/planted"
 )
 
 //go:embed migrations/*.sql
@@ -116,13 +114,6 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 			return applied, fmt.Errorf("store: migrate %s: commit: %w", m.name, err)
 		}
 		applied = append(applied, m.version)
-	}
-	if s.opts.Planted == planted.SelectThenInsert {
-		// The planted bug deduplicates without the unique constraint.
-		if _, err := conn.Exec(ctx, `ALTER TABLE events DROP CONSTRAINT IF EXISTS events_pkey;
-			CREATE INDEX IF NOT EXISTS events_key_not_unique ON events (topic, event_id)`); err != nil {
-			return applied, fmt.Errorf("store: planted bug %s: %w", planted.SelectThenInsert, err)
-		}
 	}
 	return applied, nil
 }

@@ -19,8 +19,6 @@ type Options struct {
 	MaxConns int
 	// Method is the batch upsert method: "unnest" (default) or "copy".
 	Method string
-	// Planted is a negative control (see service/planted); "" in production.
-	Planted string
 }
 
 // Store is a PostgreSQL database holding events, audit, counters and the ledger.

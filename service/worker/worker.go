@@ -15,7 +15,6 @@ import (
 
 	"github.com/chronicleweaver/chronicleweaver/service/event"
 	"github.com/chronicleweaver/chronicleweaver/service/metrics"
-	"github.com/chronicleweaver/chronicleweaver/service/planted"
 	"github.com/chronicleweaver/chronicleweaver/service/queue"
 	"github.com/chronicleweaver/chronicleweaver/service/store"
 )
@@ -35,9 +34,31 @@ type Config struct {
 	// Linger: when a read returns less than a full batch, wait this long
 	// and top the batch up before applying it. Fewer, larger transactions
 	// cost PostgreSQL less per event; the price is Linger of latency.
-	Linger  time.Duration
-	Planted string // a negative control (see service/planted); "" in production
+	Linger time.Duration
 }
+
+// Queue is what a worker needs of the queue: *queue.Queue. Read is the
+// read step (new entries stay pending until acknowledged) and Ack the
+// acknowledge step (only after the commit).
+type Queue interface {
+	Read(ctx context.Context, consumer string, count int, block time.Duration) ([]queue.Entry, error)
+	ReadPending(ctx context.Context, consumer, after string, count int) ([]queue.Entry, error)
+	Claim(ctx context.Context, consumer string, minIdle time.Duration, start string, count int) ([]queue.Entry, string, error)
+	Ack(ctx context.Context, entries []queue.Entry) (int, error)
+	DeadLetter(ctx context.Context, e queue.Entry, reason string) (bool, error)
+}
+
+// Store is what a worker needs of the store: *store.Store. ApplyBatch is
+// the commit step, one transaction per batch.
+type Store interface {
+	ApplyBatch(ctx context.Context, worker string, entries []store.Entry) (store.Applied, error)
+	RecordFailure(ctx context.Context, worker string, f store.Failure) (bool, error)
+}
+
+var (
+	_ Queue = (*queue.Queue)(nil)
+	_ Store = (*store.Store)(nil)
+)
 
 // ConsumerName is the stable name of worker i of an instance, so a restarted
 // instance reads its own pending entries first.
@@ -46,8 +67,8 @@ func ConsumerName(instance string, i int) string { return fmt.Sprintf("%s-%d", i
 // Pool is a set of workers. Start it once; Stop it once.
 type Pool struct {
 	cfg Config
-	q   *queue.Queue
-	st  *store.Store
+	q   Queue
+	st  Store
 	m   *metrics.Metrics
 	log *slog.Logger
 
@@ -57,7 +78,7 @@ type Pool struct {
 }
 
 // New returns a pool; nothing runs until Start.
-func New(cfg Config, q *queue.Queue, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Pool {
+func New(cfg Config, q Queue, st Store, m *metrics.Metrics, log *slog.Logger) *Pool {
 	if cfg.Block <= 0 {
 		cfg.Block = time.Second
 	}
@@ -170,18 +191,14 @@ func (w *worker) run(ctx context.Context) {
 		if w.draining() {
 			block = -1 // do not wait: an empty read means drained
 		}
-		read := w.q.Read
-		if w.cfg.Planted == planted.PopAndForget {
-			read = w.q.ReadAndForget
-		}
 		asked := w.want(0, 0)
-		entries, err := read(ctx, w.name, asked, block)
+		entries, err := w.q.Read(ctx, w.name, asked, block)
 		events := w.observe(entries)
 		if err == nil && len(entries) > 0 && len(entries) < asked && w.cfg.Linger > 0 && !w.draining() {
 			pause(ctx, 0, w.cfg.Linger)
 			// A failed top-up read changes nothing: the entries already read
 			// are applied now (else they would wait for a claim).
-			if more, merr := read(ctx, w.name, w.want(len(entries), events), -1); merr == nil {
+			if more, merr := w.q.Read(ctx, w.name, w.want(len(entries), events), -1); merr == nil {
 				w.observe(more)
 				entries = append(entries, more...)
 			}
@@ -280,9 +297,6 @@ func (w *worker) process(ctx context.Context, entries []queue.Entry) {
 // are retried until ctx ends; a batch refused for its data is split, and an
 // entry refused MaxAttempts times is dead-lettered.
 func (w *worker) apply(ctx context.Context, qs []queue.Entry, es []store.Entry) {
-	if w.cfg.Planted == planted.AckBeforeCommit {
-		w.ack(ctx, qs)
-	}
 	for fails := 0; ; {
 		start := time.Now()
 		res, err := w.st.ApplyBatch(ctx, w.name, es)
@@ -337,11 +351,6 @@ func (w *worker) committed(ctx context.Context, start time.Time, qs []queue.Entr
 		toAck = append(toAck, qs[i])
 	}
 	w.ack(ctx, toAck)
-	if res.Deferred != nil { // planted bug stats-outside-tx: counters after the ack
-		if err := w.st.ApplyCounters(ctx, res.Deferred); err != nil {
-			w.log.Warn("counters update failed", "worker", w.name, "err", err)
-		}
-	}
 	for _, i := range res.SeenFailed {
 		w.deadLetter(ctx, qs[i], "recorded as failed before a crash")
 	}

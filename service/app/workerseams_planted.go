@@ -1,0 +1,53 @@
+//go:build plantedbugs
+
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/chronicleweaver/chronicleweaver/service/planted"
+	"github.com/chronicleweaver/chronicleweaver/service/queue"
+	"github.com/chronicleweaver/chronicleweaver/service/store"
+	"github.com/chronicleweaver/chronicleweaver/service/worker"
+)
+
+// workerSeams returns the queue and the store the workers use: the
+// production ones, except that the planted bug selected by
+// CHRONICLE_PLANTED_BUG (a negative control, see service/planted) replaces
+// the one it lives in. Nothing else in the service knows the bug exists.
+func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, error) {
+	bug := m.Config.PlantedBug
+	if err := planted.Check(bug); err != nil {
+		return nil, nil, err
+	}
+	var q worker.Queue = m.queue
+	var st worker.Store = m.store
+	switch bug {
+	case "":
+		return q, st, nil
+	case planted.AckBeforeCommit: // the commit step acknowledges first
+		st = worker.AckBeforeCommit{Store: m.store, Queue: m.queue}
+	case planted.PopAndForget: // the read step takes entries off the stream
+		q = queue.PopAndForget{Queue: m.queue}
+	case planted.StatsOutsideTx: // the commit step leaves the counters to the acknowledge step
+		sot := store.NewStatsOutsideTx(m.store)
+		st = sot
+		q = worker.CountersAfterAck{Queue: m.queue, Store: sot, Log: m.Log}
+	case planted.SelectThenInsert: // the dedup statement, without a unique key
+		sti := store.SelectThenInsert{Store: m.store}
+		if err := sti.DropUniqueKey(ctx); err != nil {
+			return nil, nil, err
+		}
+		st = sti
+	case planted.NoLedger: // the ledger step remembers nothing
+		st = store.NoLedger{Store: m.store}
+	case planted.RedisNoAOF:
+		// The harness starts Redis without its append-only file; the
+		// service is the production one.
+	default:
+		return nil, nil, fmt.Errorf("app: planted bug %q has no seam in this build", bug)
+	}
+	m.Log.Warn("PLANTED BUG ACTIVE: this instance is a negative control", "bug", bug)
+	return q, st, nil
+}
