@@ -169,15 +169,19 @@ func (d *Docker) Resume(ctx context.Context, node string) error {
 // LinkCut disconnects dep's container from the network (its name no longer
 // resolves, packets to it go nowhere; the host loses it too), LinkBlackhole
 // pauses it (connections are accepted and data taken in by the kernel, but
-// nothing answers), LinkOK undoes either. LinkSlow returns an error wrapping
-// ErrUnsupported. Blackhole and Pause share the freezer: LinkOK thaws a
+// nothing answers), LinkOK undoes either. LinkSlow and LinkReplyLost return
+// an error wrapping ErrUnsupported: the containers talk to each other
+// directly, with no proxy in between to delay or discard replies. Blackhole and Pause share the freezer: LinkOK thaws a
 // node paused either way.
 func (d *Docker) SetLink(ctx context.Context, dep string, mode LinkMode, latency time.Duration) error {
 	if dep != Redis && dep != Postgres {
 		return fmt.Errorf("env: SetLink: %q is not a dependency (redis, postgres)", dep)
 	}
-	if mode == LinkSlow {
+	switch mode {
+	case LinkSlow:
 		return fmt.Errorf("env: SetLink %s: added latency needs tc in the container: %w", dep, ErrUnsupported)
+	case LinkReplyLost:
+		return fmt.Errorf("env: SetLink %s: losing replies needs a proxy between the containers, which the docker backend has not (use the local backend): %w", dep, ErrUnsupported)
 	}
 	return d.onNode(ctx, dep, func(ctx context.Context, n *dnode) error { return d.setLink(ctx, n, mode) })
 }

@@ -54,6 +54,9 @@ const (
 	LinkCut       LinkMode = "cut"       // close every connection, refuse new ones
 	LinkBlackhole LinkMode = "blackhole" // accept, but pass nothing in either direction
 	LinkSlow      LinkMode = "slow"      // pass traffic with added latency
+	// LinkReplyLost: each open connection's next reply is discarded and the
+	// connection reset, after the server carried the command out.
+	LinkReplyLost LinkMode = "reply-lost"
 )
 
 // Env is a running system under test.

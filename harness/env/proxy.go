@@ -24,6 +24,13 @@ import (
 //   - LinkSlow: every chunk is delivered latency after it was read, in order,
 //     in each direction (a round trip gains twice the latency). Chunks are
 //     pipelined, and each connection is delayed on its own.
+//   - LinkReplyLost: every connection open when the mode is set loses the
+//     next reply the server sends it: what the client sends still reaches
+//     the server, but the first bytes coming back are discarded and the
+//     client's connection is reset (RST), so the client sees its command
+//     fail although the server carried it out, and a client library that
+//     retries runs it twice. Connections accepted while the mode holds pass
+//     untouched, so a retry on a fresh connection goes through.
 //
 // Setting LinkOK again resumes forwarding on the connections that survived
 // (blackholed or slowed ones) and for new ones. Close stops everything.
@@ -42,6 +49,7 @@ type Proxy struct {
 	changed chan struct{} // closed and replaced at every SetMode
 	conns   map[*proxyConn]struct{}
 	closed  bool
+	lost    int64 // replies discarded by LinkReplyLost
 
 	wg sync.WaitGroup // the accept loop and every connection's goroutines
 }
@@ -90,6 +98,14 @@ func (p *Proxy) Mode() (LinkMode, time.Duration) {
 	return p.mode, p.latency
 }
 
+// RepliesLost returns how many replies LinkReplyLost has discarded (each
+// with its connection reset) since the proxy started.
+func (p *Proxy) RepliesLost() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lost
+}
+
 // Conns returns the number of open proxied connections.
 func (p *Proxy) Conns() int {
 	p.mu.Lock()
@@ -102,14 +118,14 @@ func (p *Proxy) Conns() int {
 // SetMode returns.
 func (p *Proxy) SetMode(mode LinkMode, latency time.Duration) error {
 	switch mode {
-	case LinkOK, LinkCut, LinkBlackhole:
+	case LinkOK, LinkCut, LinkBlackhole, LinkReplyLost:
 		latency = 0
 	case LinkSlow:
 		if latency <= 0 {
 			return fmt.Errorf("env: proxy: link mode %q needs a positive latency, got %v", mode, latency)
 		}
 	default:
-		return fmt.Errorf("env: proxy: unknown link mode %q (ok, cut, blackhole, slow)", mode)
+		return fmt.Errorf("env: proxy: unknown link mode %q (ok, cut, blackhole, slow, reply-lost)", mode)
 	}
 	p.mu.Lock()
 	if p.closed {
@@ -120,9 +136,14 @@ func (p *Proxy) SetMode(mode LinkMode, latency time.Duration) error {
 	close(p.changed)
 	p.changed = make(chan struct{})
 	var victims []*proxyConn
-	if mode == LinkCut {
-		for c := range p.conns {
+	for c := range p.conns {
+		switch {
+		case mode == LinkCut:
 			victims = append(victims, c)
+		case mode == LinkReplyLost:
+			c.loseReply = true // only the connections open now
+		default:
+			c.loseReply = false
 		}
 	}
 	p.mu.Unlock()
@@ -209,6 +230,9 @@ type proxyConn struct {
 	cancel context.CancelFunc
 
 	upstream net.Conn // guarded by p.mu; nil until dialled
+	// loseReply: the next chunk from the server is discarded and the
+	// client's connection reset (LinkReplyLost). Guarded by p.mu.
+	loseReply bool
 }
 
 type chunk struct {
@@ -239,14 +263,14 @@ func (c *proxyConn) run() {
 	c.p.mu.Unlock()
 
 	var wg sync.WaitGroup
-	pipe := func(src, dst net.Conn) {
+	pipe := func(src, dst net.Conn, toClient bool) {
 		ch := make(chan chunk, proxyQueue)
 		wg.Add(2)
 		go func() { defer wg.Done(); c.read(src, ch) }()
-		go func() { defer wg.Done(); c.write(dst, ch) }()
+		go func() { defer wg.Done(); c.write(dst, ch, toClient) }()
 	}
-	pipe(c.client, up)
-	pipe(up, c.client)
+	pipe(c.client, up, false)
+	pipe(up, c.client, true)
 	wg.Wait()
 }
 
@@ -343,9 +367,31 @@ func (c *proxyConn) read(src net.Conn, out chan<- chunk) {
 	}
 }
 
+// dropReply reports whether a chunk from the server must be discarded
+// (LinkReplyLost armed on this connection); if so it counts the lost reply
+// and resets the client's connection (SO_LINGER 0: an RST, not a FIN).
+func (c *proxyConn) dropReply() bool {
+	c.p.mu.Lock()
+	lose := c.loseReply && c.p.mode == LinkReplyLost
+	if lose {
+		c.loseReply = false
+		c.p.lost++
+	}
+	c.p.mu.Unlock()
+	if !lose {
+		return false
+	}
+	if tc, ok := c.client.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.teardown()
+	return true
+}
+
 // write delivers the chunks of in to dst, each at its time; when in is
-// closed (EOF on the other side) it half-closes dst.
-func (c *proxyConn) write(dst net.Conn, in <-chan chunk) {
+// closed (EOF on the other side) it half-closes dst. toClient marks the
+// server-to-client direction, whose replies LinkReplyLost discards.
+func (c *proxyConn) write(dst net.Conn, in <-chan chunk, toClient bool) {
 	for {
 		var ch chunk
 		var ok bool
@@ -361,6 +407,10 @@ func (c *proxyConn) write(dst net.Conn, in <-chan chunk) {
 			return
 		}
 		if !c.waitDeliver(ch.at) {
+			chunkPool.Put(ch.buf)
+			return
+		}
+		if toClient && c.dropReply() {
 			chunkPool.Put(ch.buf)
 			return
 		}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -14,10 +16,23 @@ import (
 // echoServer is a real TCP echo server: each connection gets back what it
 // sends, and is closed when the client half-closes.
 type echoServer struct {
-	ln net.Listener
-	wg sync.WaitGroup
-	mu sync.Mutex
-	cs []net.Conn
+	ln  net.Listener
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	cs  []net.Conn
+	got atomic.Int64 // bytes received, all connections
+}
+
+// countingReader counts what it reads into n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func startEcho(t *testing.T) *echoServer {
@@ -42,7 +57,7 @@ func startEcho(t *testing.T) *echoServer {
 			go func() {
 				defer s.wg.Done()
 				defer c.Close()
-				io.Copy(c, c)
+				io.Copy(c, countingReader{c, &s.got})
 			}()
 		}
 	}()
@@ -261,6 +276,46 @@ func TestProxySlow(t *testing.T) {
 	mustRoundTrip(t, conns[0], "fast", 2*time.Second)
 	if d := time.Since(t0); d >= latency {
 		t.Errorf("round trip after heal took %v", d)
+	}
+}
+
+// LinkReplyLost: a connection open when the mode is set sends a request
+// that reaches the server, but its reply is discarded and the connection
+// reset; a connection opened meanwhile passes; an open connection not used
+// before the heal is spared.
+func TestProxyReplyLost(t *testing.T) {
+	t.Parallel()
+	echo := startEcho(t)
+	p := startProxy(t, echo.addr())
+	used, spared := dial(t, p.Addr()), dial(t, p.Addr())
+	mustRoundTrip(t, used, "warm", 2*time.Second)
+	mustRoundTrip(t, spared, "warm", 2*time.Second)
+	setMode(t, p, LinkReplyLost, 0)
+	if m, _ := p.Mode(); m != LinkReplyLost {
+		t.Fatalf("Mode() = %s", m)
+	}
+
+	before := echo.got.Load()
+	err := roundTrip(used, "command", 2*time.Second)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("round trip on a connection open before reply-lost: %v; want a reset", err)
+	}
+	if got := echo.got.Load() - before; got != int64(len("command")) {
+		t.Errorf("the server received %d bytes of the lost round trip, want %d", got, len("command"))
+	}
+	if n := p.RepliesLost(); n != 1 {
+		t.Errorf("RepliesLost() = %d, want 1", n)
+	}
+
+	// A retry on a fresh connection goes through, twice.
+	during := dial(t, p.Addr())
+	mustRoundTrip(t, during, "retry", 2*time.Second)
+	mustRoundTrip(t, during, "again", 2*time.Second)
+
+	setMode(t, p, LinkOK, 0)
+	mustRoundTrip(t, spared, "healed", 2*time.Second)
+	if n := p.RepliesLost(); n != 1 {
+		t.Errorf("RepliesLost() = %d after the heal, want 1", n)
 	}
 }
 

@@ -31,14 +31,21 @@ const (
 	Cut       = "cut"       // close and refuse connections to a dependency, then heal
 	Blackhole = "blackhole" // connections stay open, nothing passes, then heal
 	Slow      = "slow"      // added latency on the link, then heal
+	// ReplyLost: each open connection's next reply is discarded and the
+	// connection reset after the server carried the command out (client
+	// libraries retry a command that took effect), then heal.
+	ReplyLost = "reply-lost"
 )
 
 // Kinds are the fault kinds, in the order messages list them.
-var Kinds = []string{Kill, Terminate, Pause, Cut, Blackhole, Slow}
+var Kinds = []string{Kill, Terminate, Pause, Cut, Blackhole, Slow, ReplyLost}
 
 // OnLink reports whether a fault acts on the link from the services to a
-// dependency (Cut, Blackhole, Slow) rather than on a node's process.
-func OnLink(fault string) bool { return fault == Cut || fault == Blackhole || fault == Slow }
+// dependency (Cut, Blackhole, Slow, ReplyLost) rather than on a node's
+// process.
+func OnLink(fault string) bool {
+	return fault == Cut || fault == Blackhole || fault == Slow || fault == ReplyLost
+}
 
 // AnyService is the target of a Spec that hits a service instance drawn at
 // random for each fault.
@@ -375,6 +382,8 @@ func (n *Nemesis) inject(ctx context.Context, a Action) error {
 		return n.Env.SetLink(ctx, a.Node, env.LinkBlackhole, 0)
 	case Slow:
 		return n.Env.SetLink(ctx, a.Node, env.LinkSlow, a.Latency)
+	case ReplyLost:
+		return n.Env.SetLink(ctx, a.Node, env.LinkReplyLost, 0)
 	}
 	return fmt.Errorf("nemesis: unknown fault %q", a.Fault)
 }
@@ -390,7 +399,7 @@ func (n *Nemesis) heal(ctx context.Context, a Action) error {
 			err = n.Env.Restart(hctx, a.Node)
 		case Pause:
 			err = n.Env.Resume(hctx, a.Node)
-		case Cut, Blackhole, Slow:
+		case Cut, Blackhole, Slow, ReplyLost:
 			err = n.Env.SetLink(hctx, a.Node, env.LinkOK, 0)
 		default:
 			return fmt.Errorf("nemesis: unknown fault %q", a.Fault)

@@ -33,12 +33,26 @@ type Options struct {
 	APIToken     string        // empty: no auth on /publish
 	RetryAfter   time.Duration // hint sent with 503
 	Workers      int           // reported by /stats
+	// PublishTimeout bounds the wait for Redis to take and confirm a
+	// publish (PUBLISH_TIMEOUT); 0: only the client's patience bounds it.
+	PublishTimeout time.Duration
 }
+
+// Queue is what the HTTP edge needs of the queue: *queue.Queue. Append is
+// the publish path's one write, and the seam a planted bug of the publish
+// path plugs into (service/planted).
+type Queue interface {
+	Append(ctx context.Context, m queue.Message) (string, error)
+	Depth(ctx context.Context) (queue.Depth, error)
+	Ping(ctx context.Context) error
+}
+
+var _ Queue = (*queue.Queue)(nil)
 
 // Server serves the HTTP API.
 type Server struct {
 	opts    Options
-	q       *queue.Queue
+	q       Queue
 	st      *store.Store
 	m       *metrics.Metrics
 	log     *slog.Logger
@@ -51,7 +65,7 @@ type Server struct {
 }
 
 // New returns a Server.
-func New(opts Options, q *queue.Queue, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Server {
+func New(opts Options, q Queue, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Server {
 	lim := event.DefaultLimits()
 	lim.MaxBatch = opts.MaxBatch
 	if opts.RetryAfter <= 0 {
@@ -174,6 +188,13 @@ func (s *Server) writeError(w http.ResponseWriter, err error) int {
 		// The client went away; nobody reads this answer.
 		writeJSON(w, 499, detail("client closed request"))
 		return 499
+	case errors.Is(err, queue.ErrNotAppended):
+		// PUBLISH_TIMEOUT passed before the entry was even sent to Redis:
+		// surely nothing queued.
+		s.retryAfter(w)
+		w.Header().Set(OutcomeHeader, "rejected")
+		writeJSON(w, http.StatusServiceUnavailable, detail("Redis did not take the request in time: retry later"))
+		return http.StatusServiceUnavailable
 	default:
 		s.log.Warn("request failed", "err", err)
 		s.retryAfter(w)

@@ -22,7 +22,9 @@ type publishResponse struct {
 }
 
 // publish validates the whole request, appends it to the stream as one
-// entry, and answers 200 only once Redis has confirmed the entry.
+// entry, and answers 200 only once Redis has confirmed the entry. It waits
+// at most PublishTimeout for that: then it answers 503, "rejected" when the
+// entry was never sent, "unknown" when Redis may have it.
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	status := s.publishStatus(w, r, start)
@@ -55,7 +57,13 @@ func (s *Server) publishStatus(w http.ResponseWriter, r *http.Request, start tim
 		ep := s.bufs.Get().(*[]byte)
 		defer s.bufs.Put(ep)
 		*ep = event.AppendBatch((*ep)[:0], evs)
-		_, err = s.q.Append(r.Context(), queue.Message{Token: queue.NewToken(), ReceivedAt: start, Count: len(evs), Body: *ep})
+		ctx := r.Context()
+		if t := s.opts.PublishTimeout; t > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, t)
+			defer cancel()
+		}
+		_, err = s.q.Append(ctx, queue.Message{Token: queue.NewToken(), ReceivedAt: start, Count: len(evs), Body: *ep})
 		if err != nil {
 			return s.writeError(w, err)
 		}

@@ -97,14 +97,14 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.pool = worker.New(worker.Config{
 		Instance: c.InstanceID, Count: c.WorkerCount, BatchSize: c.BatchSize, BatchEvents: c.BatchEvents,
-		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, Linger: c.BatchLinger,
+		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, Linger: c.BatchLinger, BatchTimeout: c.BatchTimeout,
 	}, wq, wst, m.metrics, m.Log)
 	m.pool.Start()
 
 	m.api = api.New(api.Options{
 		MaxBatch: c.MaxBatch, MaxBodyBytes: c.MaxBodyBytes, APIToken: c.APIToken,
-		RetryAfter: c.RetryAfter, Workers: c.WorkerCount,
-	}, m.queue, m.store, m.metrics, m.Log)
+		RetryAfter: c.RetryAfter, Workers: c.WorkerCount, PublishTimeout: c.PublishTimeout,
+	}, m.publishSeam(), m.store, m.metrics, m.Log)
 	addr := m.Listen
 	if addr == "" {
 		addr = ":" + strconv.Itoa(c.Port)
@@ -152,6 +152,11 @@ func (m *Main) URL() string {
 	}
 	return "http://" + addr
 }
+
+// LogDrainCut is what the binary logs when SIGTERM's drain ran out of
+// SHUTDOWN_TIMEOUT (Close returned an error): the work in flight was
+// abandoned unacknowledged, to be redelivered.
+const LogDrainCut = "shutdown cut short"
 
 // Close drains: /ready turns 503 and new publishes are refused, requests in
 // flight finish, workers apply and acknowledge what the stream holds, then

@@ -39,6 +39,15 @@ type Config struct {
 	ClaimIdle    time.Duration // CLAIM_IDLE: idle time after which another consumer's pending entry is claimed
 	StreamPrefix string        // STREAM_PREFIX: prefix of every Redis key the service uses
 	ShutdownTime time.Duration // SHUTDOWN_TIMEOUT
+	// PublishTimeout bounds how long /publish waits for Redis to take and
+	// confirm a request's entry before it answers 503.
+	PublishTimeout time.Duration // PUBLISH_TIMEOUT
+	// BatchTimeout bounds one batch transaction, as seen by the worker: a
+	// paused or silently unreachable PostgreSQL cannot enforce its own
+	// statement_timeout, so past this the worker drops the connection and
+	// retries the batch (whose first attempt may still commit: the ledger
+	// recognises it).
+	BatchTimeout time.Duration // BATCH_TIMEOUT
 	DrainGrace   time.Duration // DRAIN_GRACE: on SIGTERM, how long /ready answers 503 before the listener closes
 	APIToken     string        // API_TOKEN: when set, /publish needs "Authorization: Bearer <token>"
 	LogLevel     string        // LOG_LEVEL: debug, info, warn, error
@@ -58,26 +67,28 @@ func Defaults() Config {
 		host = "chronicleweaver"
 	}
 	return Config{
-		Port:         8080,
-		DatabaseURL:  "postgres://postgres@127.0.0.1:5432/chronicleweaver?sslmode=disable",
-		RedisURL:     "redis://127.0.0.1:6379/0",
-		InstanceID:   host,
-		WorkerCount:  4,
-		BatchSize:    200,
-		BatchEvents:  5_000,
-		BatchLinger:  2 * time.Millisecond,
-		QueueMaxLen:  1_000_000,
-		MaxAttempts:  5,
-		MaxBatch:     10_000,
-		MaxBodyBytes: 10 << 20,
-		ClaimIdle:    30 * time.Second,
-		StreamPrefix: "chronicle:",
-		ShutdownTime: 30 * time.Second,
-		DrainGrace:   time.Second,
-		LogLevel:     "info",
-		DBMaxConns:   0, // 0: WorkerCount + 8
-		RetryAfter:   time.Second,
-		UpsertMethod: "unnest",
+		Port:           8080,
+		DatabaseURL:    "postgres://postgres@127.0.0.1:5432/chronicleweaver?sslmode=disable",
+		RedisURL:       "redis://127.0.0.1:6379/0",
+		InstanceID:     host,
+		WorkerCount:    4,
+		BatchSize:      200,
+		BatchEvents:    5_000,
+		BatchLinger:    2 * time.Millisecond,
+		QueueMaxLen:    1_000_000,
+		MaxAttempts:    5,
+		MaxBatch:       10_000,
+		MaxBodyBytes:   10 << 20,
+		ClaimIdle:      30 * time.Second,
+		StreamPrefix:   "chronicle:",
+		ShutdownTime:   30 * time.Second,
+		PublishTimeout: 5 * time.Second,
+		BatchTimeout:   30 * time.Second,
+		DrainGrace:     time.Second,
+		LogLevel:       "info",
+		DBMaxConns:     0, // 0: WorkerCount + 8
+		RetryAfter:     time.Second,
+		UpsertMethod:   "unnest",
 	}
 }
 
@@ -101,6 +112,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.duration("CLAIM_IDLE", &c.ClaimIdle, 100*time.Millisecond)
 	p.str("STREAM_PREFIX", &c.StreamPrefix)
 	p.duration("SHUTDOWN_TIMEOUT", &c.ShutdownTime, time.Second)
+	p.duration("PUBLISH_TIMEOUT", &c.PublishTimeout, 100*time.Millisecond)
+	p.duration("BATCH_TIMEOUT", &c.BatchTimeout, time.Second)
 	p.duration("DRAIN_GRACE", &c.DrainGrace, 0)
 	p.str("API_TOKEN", &c.APIToken)
 	p.enum("LOG_LEVEL", &c.LogLevel, "debug", "info", "warn", "error")

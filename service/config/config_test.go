@@ -40,6 +40,8 @@ func TestDefaults(t *testing.T) {
 		{"UPSERT_METHOD unnest", c.UpsertMethod == "unnest"},
 		{"SHUTDOWN_TIMEOUT 30s", c.ShutdownTime == 30*time.Second},
 		{"RETRY_AFTER 1s", c.RetryAfter == time.Second},
+		{"PUBLISH_TIMEOUT 5s", c.PublishTimeout == 5*time.Second},
+		{"BATCH_TIMEOUT 30s", c.BatchTimeout == 30*time.Second},
 		{"positive limits", c.BatchSize > 0 && c.QueueMaxLen > 0 && c.MaxAttempts > 0 && c.ClaimIdle > 0},
 		{"a stream prefix", c.StreamPrefix != ""},
 		{"an instance ID", c.InstanceID != ""},
@@ -64,6 +66,7 @@ func TestSettingsAreRead(t *testing.T) {
 		"INSTANCE_ID", "node-7", "WORKER_COUNT", "16", "BATCH_SIZE", "50", "BATCH_EVENTS", "0", "QUEUE_MAX_LEN", "5000", "MAX_ATTEMPTS", "3",
 		"MAX_BATCH", "100", "MAX_BODY_BYTES", "2048", "CLAIM_IDLE", "5s", "STREAM_PREFIX", "x:", "SHUTDOWN_TIMEOUT", "45",
 		"API_TOKEN", "tok", "LOG_LEVEL", "DEBUG", "DB_MAX_CONNS", "7", "RETRY_AFTER", "3s", "UPSERT_METHOD", "Copy",
+		"PUBLISH_TIMEOUT", "2500ms", "BATCH_TIMEOUT", "10",
 	))
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +75,7 @@ func TestSettingsAreRead(t *testing.T) {
 	want.Port, want.DatabaseURL, want.RedisURL = 9090, "postgresql://u:p@db:5432/x?sslmode=disable", "rediss://r:6380/2"
 	want.InstanceID, want.WorkerCount, want.BatchSize, want.QueueMaxLen, want.MaxAttempts = "node-7", 16, 50, 5000, 3
 	want.MaxBatch, want.MaxBodyBytes, want.ClaimIdle, want.StreamPrefix, want.ShutdownTime = 100, 2048, 5*time.Second, "x:", 45*time.Second
-	want.BatchEvents = 0
+	want.BatchEvents, want.PublishTimeout, want.BatchTimeout = 0, 2500*time.Millisecond, 10*time.Second
 	want.APIToken, want.LogLevel, want.DBMaxConns, want.RetryAfter, want.UpsertMethod = "tok", "debug", 7, 3*time.Second, "copy"
 	if c != want {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -144,6 +147,8 @@ func TestBadSettings(t *testing.T) {
 		{"CLAIM_IDLE", "soon"},
 		{"CLAIM_IDLE", "5 s"},
 		{"SHUTDOWN_TIMEOUT", "0.5"},
+		{"PUBLISH_TIMEOUT", "50ms"},
+		{"BATCH_TIMEOUT", "500ms"},
 		{"SHUTDOWN_TIMEOUT", "NaN"},
 		{"SHUTDOWN_TIMEOUT", "Inf"},
 		{"SHUTDOWN_TIMEOUT", "1e300"},

@@ -17,9 +17,17 @@
 //	select-then-insert  store.SelectThenInsert   dedup statement, no unique key
 //	no-ledger           store.NoLedger           ledger step remembers nothing
 //	redis-no-aof        (the harness)            Redis started without AOF
+//	publish-ok-on-timeout  queue.OKOnTimeout     publish path's append: a
+//	                                             timeout taken for success
+//	ledger-by-entry-id  store.LedgerByEntryID    ledger step keyed on the
+//	                                             stream entry ID, not the token
+//	ack-on-drain-cut    worker.AckOnDrainCut     commit step acknowledges what
+//	                                             a cut-short drain abandons
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
+// publish-ok-on-timeout plugs into the HTTP edge's queue instead
+// (service/app/publishseam_planted.go).
 package planted
 
 import (
@@ -51,16 +59,30 @@ const (
 	// RedisNoAOF runs Redis without its append-only file (set up by the
 	// harness, not the service): a Redis restart loses the queue.
 	RedisNoAOF = "redis-no-aof"
+	// PublishOKOnTimeout answers 200 to a publish whose append ran out of
+	// PUBLISH_TIMEOUT: an entry still waiting for a silent Redis is
+	// acknowledged and never appended.
+	PublishOKOnTimeout = "publish-ok-on-timeout"
+	// LedgerByEntryID keys the ledger on the stream entry ID: a second copy
+	// of one append (a command retried by the Redis client after its first
+	// attempt took effect) is applied twice.
+	LedgerByEntryID = "ledger-by-entry-id"
+	// AckOnDrainCut acknowledges the batch a worker could not apply when
+	// SHUTDOWN_TIMEOUT cuts the drain short: the batch is lost.
+	AckOnDrainCut = "ack-on-drain-cut"
 )
 
 // Descriptions says what each bug is, for reports.
 var Descriptions = map[string]string{
-	AckBeforeCommit:  "XACK before COMMIT",
-	PopAndForget:     "pop-and-forget consumption (like BRPOP, no pending list)",
-	StatsOutsideTx:   "stats updated outside the insert transaction",
-	SelectThenInsert: "dedup by SELECT-then-INSERT without the unique constraint",
-	NoLedger:         "no ledger of applied entries (redelivery double-counts)",
-	RedisNoAOF:       "Redis without AOF",
+	AckBeforeCommit:    "XACK before COMMIT",
+	PopAndForget:       "pop-and-forget consumption (like BRPOP, no pending list)",
+	StatsOutsideTx:     "stats updated outside the insert transaction",
+	SelectThenInsert:   "dedup by SELECT-then-INSERT without the unique constraint",
+	NoLedger:           "no ledger of applied entries (redelivery double-counts)",
+	RedisNoAOF:         "Redis without AOF",
+	PublishOKOnTimeout: "publish answers 200 when its append timed out",
+	LedgerByEntryID:    "ledger keyed on the stream entry ID, not the entry's token",
+	AckOnDrainCut:      "a drain cut short acknowledges the batch it could not apply",
 }
 
 // Names lists the bugs, sorted.

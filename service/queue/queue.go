@@ -30,6 +30,12 @@ import (
 // ErrBackpressure is returned by Append when the backlog is at or over the limit.
 var ErrBackpressure = errors.New("queue: backlog over QUEUE_MAX_LEN")
 
+// ErrNotAppended is returned (wrapped with the context's error) by a
+// grouped Append whose context ended while the entry still waited for its
+// turn: it was never sent to Redis, so nothing was appended and a retry
+// cannot duplicate it.
+var ErrNotAppended = errors.New("queue: entry not sent to Redis in time: nothing appended")
+
 // Group is the name of the consumer group every worker belongs to.
 const Group = "workers"
 
@@ -281,9 +287,11 @@ func (q *Queue) groupedAppend(ctx context.Context, m Message) (string, error) {
 	select {
 	case q.appends <- p:
 	case <-q.stop:
-		return "", fmt.Errorf("queue: append to %s: queue closed", q.stream)
+		return "", fmt.Errorf("queue: append to %s: queue closed: %w", q.stream, ErrNotAppended)
 	case <-ctx.Done():
-		return "", fmt.Errorf("queue: append to %s: %w", q.stream, ctx.Err())
+		// Still in line (the grouping goroutine is busy with a call Redis
+		// has not answered): surely not appended.
+		return "", fmt.Errorf("queue: append to %s: %w (%w)", q.stream, ErrNotAppended, ctx.Err())
 	}
 	select {
 	case <-p.done:

@@ -32,9 +32,14 @@ type Applied struct {
 	Fresh      []int // indexes of the entries this call applied
 	Seen       []int // indexes of entries the ledger already had as applied: acknowledge them
 	SeenFailed []int // indexes of entries the ledger had as failed: dead-letter them (again)
-	Inserted   int   // rows inserted (first copies)
-	Dropped    int   // duplicate copies recorded
-	StoredAt   time.Time
+	// Twice are the indexes (among Seen) of entries whose token the ledger
+	// holds under another stream entry ID: a second copy of one append,
+	// written when a client library retried a command whose first attempt
+	// had taken effect. Redeliveries of one entry are not in it.
+	Twice    []int
+	Inserted int // rows inserted (first copies)
+	Dropped  int // duplicate copies recorded
+	StoredAt time.Time
 }
 
 // copyRow is one event copy of a fresh entry.
@@ -200,18 +205,19 @@ func classify(ctx context.Context, q querier, entries []Entry, first map[string]
 		}
 	}
 	outcomes := map[string]byte{}
+	recorded := map[string]string{} // token -> the entry ID the ledger holds it under
 	if len(seen) > 0 {
-		rows, err := q.Query(ctx, `SELECT token, outcome::text FROM applied_entries WHERE token = ANY($1)`, seen)
+		rows, err := q.Query(ctx, `SELECT token, outcome::text, entry_id FROM applied_entries WHERE token = ANY($1)`, seen)
 		if err != nil {
 			return fmt.Errorf("store: ledger lookup: %w", err)
 		}
 		for rows.Next() {
-			var t, o string
-			if err := rows.Scan(&t, &o); err != nil {
+			var t, o, id string
+			if err := rows.Scan(&t, &o, &id); err != nil {
 				rows.Close()
 				return fmt.Errorf("store: ledger lookup: scan: %w", err)
 			}
-			outcomes[t] = o[0]
+			outcomes[t], recorded[t] = o[0], id
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("store: ledger lookup: %w", err)
@@ -223,8 +229,11 @@ func classify(ctx context.Context, q querier, entries []Entry, first map[string]
 		}
 		if outcomes[e.Token] == 'f' {
 			res.SeenFailed = append(res.SeenFailed, i)
-		} else {
-			res.Seen = append(res.Seen, i)
+			continue
+		}
+		res.Seen = append(res.Seen, i)
+		if id, ok := recorded[e.Token]; ok && id != e.EntryID || !ok && entries[first[e.Token]].EntryID != e.EntryID {
+			res.Twice = append(res.Twice, i)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -35,7 +36,24 @@ type Config struct {
 	// and top the batch up before applying it. Fewer, larger transactions
 	// cost PostgreSQL less per event; the price is Linger of latency.
 	Linger time.Duration
+	// BatchTimeout bounds one attempt at a batch transaction (0: none). A
+	// paused or silently unreachable PostgreSQL cannot enforce its
+	// statement_timeout; past this the attempt is abandoned (its connection
+	// closed) and the batch retried. The abandoned attempt may still
+	// commit: the retry then finds its entries in the ledger.
+	BatchTimeout time.Duration
 }
+
+// Messages the workers log when a fault leaves a trace (the harness counts
+// them to check that a scenario's fault had its effect).
+const (
+	LogBatchRetry     = "batch failed, retrying"
+	LogBatchTimeout   = "batch timed out, retrying"
+	LogOwnPending     = "recovering own pending entries"
+	LogClaimed        = "claimed idle entries"
+	LogAlreadyApplied = "entries already applied, acknowledged without applying them again"
+	LogAppendedTwice  = "entries appended twice by a retried append, applied once"
+)
 
 // Queue is what a worker needs of the queue: *queue.Queue. Read is the
 // read step (new entries stay pending until acknowledged) and Ack the
@@ -239,7 +257,7 @@ func (w *worker) recoverOwn(ctx context.Context) {
 			return
 		}
 		w.observe(entries)
-		w.log.Info("recovering own pending entries", "worker", w.name, "entries", len(entries))
+		w.log.Info(LogOwnPending, "worker", w.name, "entries", len(entries))
 		w.process(ctx, entries)
 		after = entries[len(entries)-1].ID
 	}
@@ -255,7 +273,7 @@ func (w *worker) claim(ctx context.Context, start string) string {
 	}
 	if len(entries) > 0 {
 		w.observe(entries)
-		w.log.Info("claimed idle entries", "worker", w.name, "entries", len(entries))
+		w.log.Info(LogClaimed, "worker", w.name, "entries", len(entries))
 		w.m.Claimed.Add(float64(len(entries)))
 		w.process(ctx, entries)
 	}
@@ -299,7 +317,7 @@ func (w *worker) process(ctx context.Context, entries []queue.Entry) {
 func (w *worker) apply(ctx context.Context, qs []queue.Entry, es []store.Entry) {
 	for fails := 0; ; {
 		start := time.Now()
-		res, err := w.st.ApplyBatch(ctx, w.name, es)
+		res, err := w.applyOnce(ctx, es)
 		if err == nil {
 			w.committed(ctx, start, qs, es, res)
 			return
@@ -307,9 +325,16 @@ func (w *worker) apply(ctx context.Context, qs []queue.Entry, es []store.Entry) 
 		if ctx.Err() != nil {
 			return // stopping: the entries stay pending and are redelivered
 		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			w.m.BatchErrors.WithLabelValues("timeout").Inc()
+			w.log.Warn(LogBatchTimeout, "worker", w.name, "entries", len(es), "timeout", w.cfg.BatchTimeout.String(), "err", err)
+			fails++
+			pause(ctx, fails)
+			continue
+		}
 		if !store.IsDataError(err) {
 			w.m.BatchErrors.WithLabelValues("transient").Inc()
-			w.log.Warn("batch failed, retrying", "worker", w.name, "entries", len(es), "err", err)
+			w.log.Warn(LogBatchRetry, "worker", w.name, "entries", len(es), "err", err)
 			fails++
 			pause(ctx, fails)
 			continue
@@ -334,6 +359,16 @@ func (w *worker) apply(ctx context.Context, qs []queue.Entry, es []store.Entry) 
 	}
 }
 
+// applyOnce is one attempt at the batch transaction, bounded by BatchTimeout.
+func (w *worker) applyOnce(ctx context.Context, es []store.Entry) (store.Applied, error) {
+	if w.cfg.BatchTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.cfg.BatchTimeout)
+		defer cancel()
+	}
+	return w.st.ApplyBatch(ctx, w.name, es)
+}
+
 func (w *worker) committed(ctx context.Context, start time.Time, qs []queue.Entry, es []store.Entry, res store.Applied) {
 	w.m.Batches.Inc()
 	w.m.CommitLatency.Observe(time.Since(start).Seconds())
@@ -349,6 +384,14 @@ func (w *worker) committed(ctx context.Context, start time.Time, qs []queue.Entr
 	}
 	for _, i := range res.Seen {
 		toAck = append(toAck, qs[i])
+	}
+	if n := len(res.Seen) - len(res.Twice); n > 0 {
+		// Committed before and not acknowledged: a crash, a claim, a
+		// commit whose answer was lost.
+		w.log.Info(LogAlreadyApplied, "worker", w.name, "entries", n)
+	}
+	if len(res.Twice) > 0 {
+		w.log.Info(LogAppendedTwice, "worker", w.name, "entries", len(res.Twice))
 	}
 	w.ack(ctx, toAck)
 	for _, i := range res.SeenFailed {

@@ -45,7 +45,7 @@ func main() {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTime)
 	defer cancel()
 	if err := m.Close(sctx); err != nil {
-		log.Warn("shutdown cut short", "err", err)
+		log.Warn(app.LogDrainCut, "err", err)
 	}
 	log.Info("stopped")
 }
