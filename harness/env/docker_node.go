@@ -221,6 +221,20 @@ func (d *Docker) logTail(n *dnode) string {
 	return "\n--- last lines of " + n.name + " ---\n" + strings.TrimRight(buf.String(), "\n")
 }
 
+// ServiceLog returns service node's container log (stdout and stderr,
+// every lifetime of the container).
+func (d *Docker) ServiceLog(ctx context.Context, node string) ([]byte, error) {
+	n := d.node(node)
+	if n == nil || n == d.pg || n == d.redis || n.containerID() == "" {
+		return nil, unknownNode(node, d.Nodes())
+	}
+	var buf bytes.Buffer
+	if err := d.copyLogs(ctx, n.containerID(), &buf, "all"); err != nil {
+		return nil, fmt.Errorf("env: log of %s: %w", node, err)
+	}
+	return buf.Bytes(), nil
+}
+
 // copyLogs writes the container's stdout and stderr (every lifetime) to w.
 func (d *Docker) copyLogs(ctx context.Context, id string, w io.Writer, tail string) error {
 	rc, err := d.cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: tail})

@@ -84,6 +84,11 @@ type Env interface {
 	// (Redis or Postgres); latency applies to LinkSlow.
 	SetLink(ctx context.Context, dep string, mode LinkMode, latency time.Duration) error
 
+	// ServiceLog returns what a service node wrote to its log (JSON lines)
+	// over all its lifetimes in this environment: what the harness reads
+	// to see that a fault had its effect.
+	ServiceLog(ctx context.Context, node string) ([]byte, error)
+
 	// Usage reports a service node's CPU seconds and peak RSS in bytes.
 	Usage(node string) (cpuSeconds float64, peakRSS int64, err error)
 	// Info describes the environment for report headers.

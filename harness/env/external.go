@@ -55,6 +55,9 @@ func (e *external) SetLink(_ context.Context, dep string, _ LinkMode, _ time.Dur
 	return e.unsupported("set the link to", dep)
 }
 
+func (e *external) ServiceLog(_ context.Context, node string) ([]byte, error) {
+	return nil, e.unsupported("read the log of", node)
+}
 func (e *external) Usage(node string) (float64, int64, error) {
 	return 0, 0, e.unsupported("measure", node)
 }

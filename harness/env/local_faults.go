@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"time"
 
@@ -186,6 +187,22 @@ func wrapNode(node, op string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("env: %s %s: %w", op, node, err)
+}
+
+// --- logs ---
+
+// ServiceLog returns service node's log file in RunDir, every lifetime
+// appended.
+func (l *Local) ServiceLog(_ context.Context, node string) ([]byte, error) {
+	s := l.svc(node)
+	if s == nil {
+		return nil, l.unknown(node)
+	}
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return nil, fmt.Errorf("env: log of %s: %w", node, err)
+	}
+	return b, nil
 }
 
 // --- usage ---

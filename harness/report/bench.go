@@ -169,7 +169,7 @@ func writeScenarioIntro(md *mdWriter, s results.Scenario) {
 	if s.Error != "" {
 		items = append(items, "run error: "+esc(s.Error))
 	}
-	for _, v := range s.Check.Violations {
+	for _, v := range s.AllViolations() {
 		items = append(items, esc(v))
 	}
 	if len(items) == 0 {

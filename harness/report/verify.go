@@ -109,6 +109,7 @@ func verifyMarkdown(v results.Verify) []byte {
 		writeScenarioIntro(&md, s)
 		writeCheckTable(&md, s)
 		writeFaults(&md, s)
+		writeEffects(&md, s)
 	}
 	return md.bytes()
 }
@@ -128,6 +129,26 @@ func addPlantedRows(t *table, bugs []results.PlantedBug, reportLen int) (missed 
 		}
 	}
 	return missed
+}
+
+// writeEffects lists what the scenario's faults had to provoke and what the
+// run showed of it.
+func writeEffects(md *mdWriter, s results.Scenario) {
+	if len(s.Effects) == 0 {
+		return
+	}
+	md.heading(3, "Effects required")
+	t := table{head: []string{"Effect", "What", "Seen", "Shown"}, align: "llrl"}
+	for _, f := range s.Effects {
+		shown := yesNo(f.Shown)
+		if f.NotMeasured != "" {
+			shown = "**not measured: " + esc(shorten(f.NotMeasured, violationsLen)) + "**"
+		} else if !f.Shown {
+			shown = "**no**"
+		}
+		t.add(code(f.Name), esc(f.What), fmtCount(f.Count), shown)
+	}
+	md.table(t)
 }
 
 func writeFaults(md *mdWriter, s results.Scenario) {

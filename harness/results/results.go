@@ -129,6 +129,20 @@ type Fault struct {
 	Error     string  `json:"error,omitempty"`
 }
 
+// Effect is one effect a scenario's faults had to provoke (its expect:)
+// and what the run showed of it.
+type Effect struct {
+	Name string `json:"name"` // as the scenario file spells it, e.g. "drain_cut"
+	What string `json:"what"` // what it is and where it is seen
+	// Count is how often it was seen (requests, keys or log lines, as What
+	// says); Shown is Count >= 1 and the measure could be made.
+	Count int64 `json:"count"`
+	Shown bool  `json:"shown"`
+	// NotMeasured says why the effect could not be looked for (then Shown
+	// is false: not measured is not passed).
+	NotMeasured string `json:"not_measured,omitempty"`
+}
+
 // Point is one bucket of a time series.
 type Point struct {
 	T            float64 `json:"t"` // seconds since the run started
@@ -165,7 +179,9 @@ type Scenario struct {
 
 	Faults     []Fault `json:"faults,omitempty"`
 	MaxToReady float64 `json:"max_to_ready_seconds"`
-	DrainTime  float64 `json:"drain_seconds"` // end of load to queue drained
+	// Effects are what the faults had to provoke, as measured.
+	Effects   []Effect `json:"effects,omitempty"`
+	DrainTime float64  `json:"drain_seconds"` // end of load to queue drained
 
 	Series []Point `json:"series,omitempty"`
 	// Latencies are raw request latencies in ms for distribution plots
@@ -179,8 +195,24 @@ type Scenario struct {
 	// Environment is the system the scenario ran against.
 	Environment Environment `json:"environment"`
 
-	Valid bool   `json:"valid"`
-	Error string `json:"error,omitempty"` // the run itself failed (environment, harness)
+	// Violations are every reason the run is invalid: the checker's
+	// (Check.Violations), then each fault that did not apply as planned,
+	// then each expected effect not shown. Valid is their absence.
+	Violations []string `json:"violations,omitempty"`
+	// FaultErrors are the faults that did not apply as planned (an error,
+	// or fewer injected than the schedule plans).
+	FaultErrors []string `json:"fault_errors,omitempty"`
+	Valid       bool     `json:"valid"`
+	Error       string   `json:"error,omitempty"` // the run itself failed (environment, harness)
+}
+
+// AllViolations are s.Violations, or for a record written before they
+// existed, the checker's.
+func (s Scenario) AllViolations() []string {
+	if s.Violations != nil {
+		return s.Violations
+	}
+	return s.Check.Violations
 }
 
 // Environment describes the system under test of one run.

@@ -78,6 +78,7 @@ func Run(ctx context.Context, s *Scenario, o Options) (results.Scenario, error) 
 	if err != nil {
 		res.Error = err.Error()
 		res.Valid = false
+		res.Violations = append(res.Violations, "run error: "+err.Error())
 	}
 	if b, jerr := json.MarshalIndent(res, "", "  "); jerr == nil {
 		_ = os.WriteFile(filepath.Join(dir, "result.json"), b, 0o644)
@@ -201,11 +202,14 @@ func run(ctx context.Context, s *Scenario, o Options, res *results.Scenario) err
 	}
 	ops := hist.Ops()
 	res.Check = checker.Check(ops, rb)
-	if s.Expect.Rejected && res.Check.Requests.Fail == 0 {
-		res.Check.Violations = append(res.Check.Violations, "scenario: expected publishes refused with 503 (backpressure), none were")
-		res.Check.Valid = false
-	}
-	res.Valid = res.Check.Valid
+	// The verdict: the checker's violations, every fault that did not apply
+	// as planned, every expected effect not seen.
+	res.Violations = append([]string{}, res.Check.Violations...)
+	res.FaultErrors = faultErrors(res.Faults, s.planned())
+	res.Violations = append(res.Violations, res.FaultErrors...)
+	res.Effects = measureEffects(ctx, s, e, res.Check)
+	res.Violations = append(res.Violations, effectViolations(res.Effects)...)
+	res.Valid = len(res.Violations) == 0
 
 	if err := measure(ctx, e, ops, prefix, since, until, res, s.Kind == KindBench); err != nil {
 		o.logf("%s: measures incomplete: %v", s.Name, err)
@@ -223,10 +227,14 @@ func verdictLine(res *results.Scenario) string {
 	c := res.Check
 	v := "valid"
 	if !res.Valid {
-		v = "INVALID: " + strings.Join(c.Violations, "; ")
+		v = "INVALID: " + strings.Join(res.Violations, "; ")
 	}
-	return fmt.Sprintf("attempted %d, acknowledged %d, lost %d, duplicated %d, unexpected %d, recovered %d, faults %d: %s",
-		c.Attempted, c.Acknowledged, c.Lost, c.Duplicated, c.Unexpected, c.Recovered, len(res.Faults), v)
+	var effects []string
+	for _, f := range res.Effects {
+		effects = append(effects, fmt.Sprintf("%s %d", f.Name, f.Count))
+	}
+	return fmt.Sprintf("attempted %d, acknowledged %d, lost %d, duplicated %d, unexpected %d, recovered %d, faults %d, effects [%s]: %s",
+		c.Attempted, c.Acknowledged, c.Lost, c.Duplicated, c.Unexpected, c.Recovered, len(res.Faults), strings.Join(effects, ", "), v)
 }
 
 func newRunID(name string) string {

@@ -60,13 +60,6 @@ type Scenario struct {
 	Smoke *Override `yaml:"smoke"`
 }
 
-// Expect lists effects a scenario must show.
-type Expect struct {
-	// Rejected: some publishes must be refused (503 before anything was
-	// queued: backpressure), none may hang.
-	Rejected bool `yaml:"rejected"`
-}
-
 // EnvSpec is the system under test.
 type EnvSpec struct {
 	Services int               `yaml:"services"`    // service instances (default 1)
@@ -329,7 +322,34 @@ func (s *Scenario) validate() error {
 	if err := sourceConfig(s, newRunID(s.Name)+"-f").Validate(); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
-	return nemesis.Validate(nemesisSpecs(s), s.Env.Services)
+	if err := nemesis.Validate(nemesisSpecs(s), s.Env.Services); err != nil {
+		return err
+	}
+	return s.validateExpect()
+}
+
+// validateExpect checks that the faults and the effects go together: a
+// scenario with faults names at least one effect they must provoke (else a
+// fault that silently does nothing passes), and one without faults names
+// none; slowed needs a slow link.
+func (s *Scenario) validateExpect() error {
+	n := len(s.effects())
+	switch {
+	case len(s.Nemesis) > 0 && n == 0:
+		return errors.New("expect: a scenario with faults must name at least one effect they provoke (rejected, unknown, recovered, retried, batch_timeout, own_pending, claimed, already_applied, appended_twice, drain_cut, slowed)")
+	case len(s.Nemesis) == 0 && n > 0:
+		return errors.New("expect: effects are what faults provoke, and the scenario has no nemesis")
+	}
+	if s.Expect.Slowed {
+		slow := false
+		for _, f := range s.Nemesis {
+			slow = slow || f.Fault == nemesis.Slow || f.During != nil && f.During.Fault == nemesis.Slow
+		}
+		if !slow {
+			return errors.New("expect.slowed: no fault of the scenario slows a link")
+		}
+	}
+	return nil
 }
 
 // sourceConfig is the scenario's event source under a run namespace.

@@ -34,7 +34,7 @@ func TestEveryScenarioFileLoads(t *testing.T) {
 
 func TestFramedFaultValidation(t *testing.T) {
 	t.Parallel()
-	const head = "name: x\nload: {model: open, rate: 10, duration: 1s}\nnemesis:\n"
+	const head = "name: x\nexpect: {unknown: true}\nload: {model: open, rate: 10, duration: 1s}\nnemesis:\n"
 	cases := []struct {
 		nemesis string
 		err     string // "" when valid
@@ -82,7 +82,11 @@ func TestValidationDelegates(t *testing.T) {
 		{"name: x\nenv: {settings: {WORKER_COUNT: \"0\"}}\n" + load, "env.settings: config: WORKER_COUNT"},
 		{"name: x\n" + load + "nemesis:\n  - {fault: freeze, target: redis}\n", "nemesis[0].fault"},
 		{"name: x\n" + load + "nemesis:\n  - {fault: kill, target: service-1}\n", `nemesis[0].target "service-1": no such node`},
-		{"name: x\nenv: {services: 2}\n" + load + "nemesis:\n  - {fault: kill, target: service-1}\n", ""},
+		{"name: x\nenv: {services: 2}\nexpect: {rejected: true}\n" + load + "nemesis:\n  - {fault: kill, target: service-1}\n", ""},
+		{"name: x\nenv: {services: 2}\n" + load + "nemesis:\n  - {fault: kill, target: service-1}\n", "expect: a scenario with faults must name"},
+		{"name: x\nexpect: {claimed: true}\n" + load, "expect: effects are what faults provoke"},
+		{"name: x\nexpect: {slowed: true}\n" + load + "nemesis:\n  - {fault: cut, target: redis}\n", "expect.slowed"},
+		{"name: x\nexpect: {drained: true}\n" + load, "field drained not found"},
 		{"name: x\n" + load + "nemesis:\n  - {fault: kill, target: service, every: -1s}\n", "nemesis[0].every"},
 		{"name: x\nkind: search\nload: {model: open}\nsearch: {start: 100, step_duration: 1s, p99: 10ms, max_steps: 2}\n", ""},
 		{"name: x\nkind: search\nload: {model: open}\n", "search: start"},
@@ -121,7 +125,9 @@ func TestSuitesTable(t *testing.T) {
 		{"verify: [crash, gone]\nbench: [fast]\n", `verify[1] "gone": no such scenario`},
 		{"verify: [crash, crash]\nbench: [fast]\n", `verify[1] "crash": listed twice`},
 		{"verify: [crash, fast]\nbench: [fast]\n", `verify[1] "fast": a bench scenario`},
-		{"verify: [crash]\n", `scenario "fast" is in neither verify nor bench`},
+		{"verify: [crash]\n", `scenario "fast" is in none of verify, verify-full-only and bench`},
+		{"verify: [crash]\nverify-full-only: [crash]\nbench: [fast]\n", `scenario "crash" is in both verify and verify-full-only`},
+		{"verify-full-only: [crash]\nbench: [fast]\n", ""},
 	}
 	for _, c := range cases {
 		write(scenario.SuitesFile, c.table)
@@ -139,6 +145,11 @@ func TestSuitesTable(t *testing.T) {
 	}
 	if got, err := scenario.Suite(scenario.SuiteVerify); err != nil || !slices.Equal(got, []string{"crash"}) {
 		t.Errorf("Suite(verify) = %v, %v", got, err)
+	}
+	write("race.yaml", "name: race\nload: {model: open, rate: 10, duration: 1s}\n")
+	write(scenario.SuitesFile, "verify: [crash]\nverify-full-only: [race]\nbench: [fast]\n")
+	if got, err := scenario.Suite(scenario.SuiteVerifyFull); err != nil || !slices.Equal(got, []string{"crash", "race"}) {
+		t.Errorf("Suite(verify-full) = %v, %v; want verify then verify-full-only", got, err)
 	}
 	if _, err := scenario.Suite(scenario.SuiteBenchSmoke); err == nil {
 		t.Errorf("Suite of a suite the table lacks: no error")

@@ -18,16 +18,25 @@ const SuitesFile = "suites.yaml"
 
 // Suites.
 const (
-	SuiteVerify     = "verify"      // the fault suite (KindCheck scenarios)
+	// SuiteVerify is the fault suite (KindCheck scenarios): `make verify`
+	// runs it in smoke mode (the bounded set), `make verify-full` at full
+	// length with the scenarios of SuiteVerifyFullOnly after it.
+	SuiteVerify = "verify"
+	// SuiteVerifyFullOnly lists the fault scenarios only the full run has.
+	SuiteVerifyFullOnly = "verify-full-only"
+	// SuiteVerifyFull is no key of the table: it is SuiteVerify followed
+	// by SuiteVerifyFullOnly, the set `make verify-full` runs.
+	SuiteVerifyFull = "verify-full"
 	SuiteBench      = "bench"       // the benchmarks (KindBench and KindSearch)
 	SuiteBenchSmoke = "bench-smoke" // the benchmarks `make verify` runs in smoke mode
 )
 
-// suiteKinds are the scenario kinds each suite may hold.
+// suiteKinds are the scenario kinds each suite of the table may hold.
 var suiteKinds = map[string][]string{
-	SuiteVerify:     {KindCheck},
-	SuiteBench:      {KindBench, KindSearch},
-	SuiteBenchSmoke: {KindBench, KindSearch},
+	SuiteVerify:         {KindCheck},
+	SuiteVerifyFullOnly: {KindCheck},
+	SuiteBench:          {KindBench, KindSearch},
+	SuiteBenchSmoke:     {KindBench, KindSearch},
 }
 
 // Suite lists the scenarios of suite name, in the order they run.
@@ -36,9 +45,12 @@ func Suite(name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if name == SuiteVerifyFull {
+		return append(slices.Clone(all[SuiteVerify]), all[SuiteVerifyFullOnly]...), nil
+	}
 	names, ok := all[name]
 	if !ok {
-		return nil, fmt.Errorf("scenario: no suite %q in %s (want %s, %s or %s)", name, SuitesFile, SuiteVerify, SuiteBench, SuiteBenchSmoke)
+		return nil, fmt.Errorf("scenario: no suite %q in %s (want %s, %s, %s or %s)", name, SuitesFile, SuiteVerify, SuiteVerifyFull, SuiteBench, SuiteBenchSmoke)
 	}
 	return names, nil
 }
@@ -78,7 +90,7 @@ func Suites() (map[string][]string, error) {
 	for suite, members := range all {
 		want, ok := suiteKinds[suite]
 		if !ok {
-			return nil, fmt.Errorf("scenario: %s: unknown suite %q (want %s, %s or %s)", path, suite, SuiteVerify, SuiteBench, SuiteBenchSmoke)
+			return nil, fmt.Errorf("scenario: %s: unknown suite %q (want %s, %s, %s or %s)", path, suite, SuiteVerify, SuiteVerifyFullOnly, SuiteBench, SuiteBenchSmoke)
 		}
 		seen := map[string]bool{}
 		for i, n := range members {
@@ -96,8 +108,12 @@ func Suites() (map[string][]string, error) {
 		}
 	}
 	for _, n := range names {
-		if !slices.Contains(all[SuiteVerify], n) && !slices.Contains(all[SuiteBench], n) {
-			return nil, fmt.Errorf("scenario: %s: scenario %q is in neither %s nor %s: no suite runs it", path, n, SuiteVerify, SuiteBench)
+		inVerify, inFull := slices.Contains(all[SuiteVerify], n), slices.Contains(all[SuiteVerifyFullOnly], n)
+		if inVerify && inFull {
+			return nil, fmt.Errorf("scenario: %s: scenario %q is in both %s and %s", path, n, SuiteVerify, SuiteVerifyFullOnly)
+		}
+		if !inVerify && !inFull && !slices.Contains(all[SuiteBench], n) {
+			return nil, fmt.Errorf("scenario: %s: scenario %q is in none of %s, %s and %s: no suite runs it", path, n, SuiteVerify, SuiteVerifyFullOnly, SuiteBench)
 		}
 	}
 	return all, nil

@@ -125,7 +125,7 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("%s: run folder %s\n", s.Name, res.RunDir)
 	if !res.Valid {
-		return fmt.Errorf("%s: INVALID: %s", s.Name, strings.Join(res.Check.Violations, "; "))
+		return fmt.Errorf("%s: INVALID: %s", s.Name, strings.Join(res.AllViolations(), "; "))
 	}
 	fmt.Printf("%s: valid\n", s.Name)
 	return nil
@@ -172,7 +172,11 @@ func verifyCmd(ctx context.Context, args []string) error {
 	if *full {
 		cmd = "make verify-full"
 	}
-	suite, err := verify.Load(scenario.SuiteVerify, *only, !*noControls)
+	name := scenario.SuiteVerify
+	if *full {
+		name = scenario.SuiteVerifyFull
+	}
+	suite, err := verify.Load(name, *only, !*noControls)
 	if err != nil {
 		return err
 	}
