@@ -2,6 +2,10 @@ package app_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +86,93 @@ func TestPostgresRestartedWhilePublishing(t *testing.T) {
 	l.stop()
 	tb.db.Reset() // the test's own connections died with the server
 	checkExact(t, tb, l)
+}
+
+// A Redis frozen (SIGSTOP) past PUBLISH_TIMEOUT refuses nothing and answers
+// nothing: every publish must still be answered 503 within about
+// PUBLISH_TIMEOUT ("rejected" for one that never left for Redis), and once
+// Redis is thawed nothing acknowledged is lost and the stats are exact.
+func TestRedisPausedPastPublishTimeout(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rds, err := devenv.StartRedis(ctx, devenv.RedisOptions{AppendFsync: "always"})
+	mustf(t, err == nil, "start redis: %v", err)
+	t.Cleanup(func() { _ = rds.Close() })
+	tb := newTestbed(t, func(c *config.Config) {
+		c.RedisURL = rds.URL()
+		c.WorkerCount = 2
+		c.PublishTimeout = 500 * time.Millisecond
+	})
+	l := startLoad(t, tb.url, "redis-pause", 4, 5)
+	l.waitAcked(40, "publishes acknowledged before the pause")
+	mustf(t, rds.Pause() == nil, "pause redis")
+	type answer struct {
+		code    int
+		outcome string
+		took    time.Duration
+	}
+	answers := make(chan answer, 16)
+	for i := range cap(answers) {
+		go func() {
+			body := fmt.Sprintf(`{"events":[{"event_id":"direct-%d","topic":"redis-pause","source":"t","timestamp":"2026-01-01T00:00:00Z","payload":{"message":"m","timestamp":"2026-01-01T00:00:00Z"}}]}`, i)
+			start := time.Now()
+			code, hdr := 0, http.Header{}
+			resp, err := (&http.Client{Timeout: 20 * time.Second}).Post(tb.url+"/publish", "application/json", strings.NewReader(body))
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				code, hdr = resp.StatusCode, resp.Header
+			}
+			answers <- answer{code, hdr.Get("Chronicle-Outcome"), time.Since(start)}
+		}()
+	}
+	rejected := 0
+	for range cap(answers) {
+		a := <-answers
+		mustf(t, a.code == http.StatusServiceUnavailable && a.took < 3*time.Second,
+			"publish to a frozen Redis: %d (%s) after %v; want 503 within about PUBLISH_TIMEOUT", a.code, a.outcome, a.took)
+		if a.outcome == "rejected" {
+			rejected++
+		}
+	}
+	mustf(t, rejected > 0, "no publish answered 503 rejected: each one waiting for its turn past PUBLISH_TIMEOUT surely was not sent")
+	mustf(t, rds.Resume() == nil, "resume redis")
+	l.waitAcked(40, "publishes acknowledged after the thaw")
+	checkExact(t, tb, l)
+}
+
+// A PostgreSQL frozen (SIGSTOP) cannot enforce its statement_timeout: the
+// worker gives up on its batch after BATCH_TIMEOUT and retries it. The
+// attempt it gave up on was sent, so the thawed server commits it; the
+// retry must find it in the ledger (a redelivery, not a second apply).
+func TestPostgresPausedPastBatchTimeout(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{Settings: map[string]string{"synchronous_commit": "on"}})
+	mustf(t, err == nil, "start postgres: %v", err)
+	t.Cleanup(func() { _ = pg.Close() })
+	dbURL, err := pg.CreateDatabase(ctx, "faults")
+	mustf(t, err == nil, "create database: %v", err)
+	tb := newTestbed(t, func(c *config.Config) {
+		c.DatabaseURL = dbURL
+		c.WorkerCount = 2
+		c.BatchSize = 20
+		c.BatchTimeout = time.Second
+	})
+	l := startLoad(t, tb.url, "pg-pause", 4, 5)
+	l.waitAcked(40, "publishes acknowledged before the pause")
+	const timeouts = `chronicle_batch_errors_total{kind="timeout"}`
+	mustf(t, pg.Pause() == nil, "pause postgres")
+	l.waitAcked(40, "publishes acknowledged while PostgreSQL is frozen")
+	waitFor(t, 30*time.Second, "a batch abandoned after BATCH_TIMEOUT", func() bool {
+		v, _ := tb.metric(timeouts)
+		return v > 0
+	})
+	mustf(t, pg.Resume() == nil, "resume postgres")
+	l.waitAcked(40, "publishes acknowledged after the thaw")
+	s := checkExact(t, tb, l)
+	redelivered, _ := tb.metric("chronicle_redeliveries_total")
+	mustf(t, redelivered > 0, "no batch found already applied: the abandoned attempt's commit was not recognised (%+v)", s)
 }
