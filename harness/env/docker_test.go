@@ -1,6 +1,7 @@
 package env
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -191,6 +192,9 @@ func TestDockerKillRestart(t *testing.T) {
 	if err := d.SetLink(ctx, Redis, LinkSlow, time.Millisecond); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("SetLink slow: %v, want ErrUnsupported", err)
 	}
+	if err := d.SetLink(ctx, Redis, LinkReplyLost, 0); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("SetLink reply-lost: %v, want ErrUnsupported", err)
+	}
 
 	p.publishAll(ctx, batches[3], 60*time.Second)
 	step("pause service-0", func() error { return d.Pause(ctx, svc) })
@@ -244,6 +248,9 @@ func TestDockerKillRestart(t *testing.T) {
 	}
 	if _, _, err := d.Usage(Redis); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("Usage(redis): %v, want ErrUnsupported", err)
+	}
+	if log, err := d.ServiceLog(ctx, svc); err != nil || !bytes.Contains(log, []byte(`"msg":"serving"`)) {
+		t.Errorf("ServiceLog(%s): %d bytes, %v; want the service's JSON log", svc, len(log), err)
 	}
 	info := d.Info()
 	if info.Backend != "docker" || info.PostgresVersion == "" || info.RedisVersion == "" || info.RedisPersistence != "aof always" {

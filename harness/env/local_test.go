@@ -209,6 +209,12 @@ func TestLocal(t *testing.T) {
 		info.Settings["LOG_LEVEL"] != "info" || info.RedisPersistence != "aof always" || !info.Proxied {
 		t.Errorf("Info() = %+v", info)
 	}
+	if log, err := l.ServiceLog(ctx, svc); err != nil || !strings.Contains(string(log), `"msg":"serving"`) {
+		t.Errorf("ServiceLog(%s): %d bytes, %v; want the service's JSON log", svc, len(log), err)
+	}
+	if _, err := l.ServiceLog(ctx, Redis); err == nil {
+		t.Errorf("ServiceLog(redis): no error; only service nodes have a service log")
+	}
 	for k := range info.Settings {
 		if strings.HasSuffix(k, "_URL") {
 			t.Errorf("Info().Settings has %s", k)

@@ -164,3 +164,42 @@ func TestFramedFaultIsInjectedInsideItsFrame(t *testing.T) {
 		t.Fatalf("history %q, want %q", ops, wantOps)
 	}
 }
+
+// linkEnv records the link states the nemesis sets.
+type linkEnv struct {
+	env.Env // only SetLink is called
+	mu      sync.Mutex
+	steps   []string
+}
+
+func (e *linkEnv) SetLink(_ context.Context, dep string, mode env.LinkMode, _ time.Duration) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.steps = append(e.steps, string(mode)+" "+dep)
+	return nil
+}
+
+// reply-lost is a link fault: the link to the dependency loses replies,
+// then is healed; a schedule with it on a node is refused.
+func TestReplyLostSetsTheLinkAndHeals(t *testing.T) {
+	t.Parallel()
+	if !nemesis.OnLink(nemesis.ReplyLost) {
+		t.Fatal("reply-lost is not a link fault")
+	}
+	if err := nemesis.Validate([]nemesis.Spec{{Fault: nemesis.ReplyLost, Target: "service-0", Count: 1}}, 1); err == nil {
+		t.Error("reply-lost on a service node accepted")
+	}
+	e := &linkEnv{}
+	h, err := history.NewRecorder("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &nemesis.Nemesis{Env: e, History: h}
+	faults := n.Run(context.Background(), time.Now(), []nemesis.Action{{Fault: nemesis.ReplyLost, Node: "redis", Hold: 50 * time.Millisecond}})
+	if want := []string{"reply-lost redis", "ok redis"}; !reflect.DeepEqual(e.steps, want) {
+		t.Fatalf("steps %q, want %q", e.steps, want)
+	}
+	if len(faults) != 1 || faults[0].Error != "" {
+		t.Fatalf("faults %+v", faults)
+	}
+}
