@@ -136,14 +136,14 @@ type Result struct {
 		OK, Fail, Info int
 	} `json:"requests"`
 
-	StatsExact bool          `json:"stats_exact"`
-	AuditExact bool          `json:"audit_exact"`
+	StatsExact bool `json:"stats_exact"`
+	AuditExact bool `json:"audit_exact"`
 	// NotMeasured are the checks that could not be made (their booleans
 	// and counts above are then not results): see Readback.Gaps.
 	NotMeasured []NotMeasured `json:"not_measured,omitempty"`
-	Stats      Stats         `json:"stats"` // After - Before
-	Examples   []history.Key `json:"examples,omitempty"`
-	Violations []string      `json:"violations,omitempty"`
+	Stats       Stats         `json:"stats"` // After - Before
+	Examples    []history.Key `json:"examples,omitempty"`
+	Violations  []string      `json:"violations,omitempty"`
 }
 
 // Check judges a history against what was read back, in four parts: tally
