@@ -21,6 +21,7 @@ const (
 	SuiteVerify     = "verify"      // the fault suite (KindCheck scenarios)
 	SuiteBench      = "bench"       // the benchmarks (KindBench and KindSearch)
 	SuiteBenchSmoke = "bench-smoke" // the benchmarks `make verify` runs in smoke mode
+	SuitePeers      = "peers"       // the comparison of subjects (`make peers`)
 )
 
 // suiteKinds are the scenario kinds each suite may hold.
@@ -28,6 +29,7 @@ var suiteKinds = map[string][]string{
 	SuiteVerify:     {KindCheck},
 	SuiteBench:      {KindBench, KindSearch},
 	SuiteBenchSmoke: {KindBench, KindSearch},
+	SuitePeers:      {KindCheck, KindBench, KindSearch},
 }
 
 // Suite lists the scenarios of suite name, in the order they run.
@@ -38,7 +40,7 @@ func Suite(name string) ([]string, error) {
 	}
 	names, ok := all[name]
 	if !ok {
-		return nil, fmt.Errorf("scenario: no suite %q in %s (want %s, %s or %s)", name, SuitesFile, SuiteVerify, SuiteBench, SuiteBenchSmoke)
+		return nil, fmt.Errorf("scenario: no suite %q in %s (want %s, %s, %s or %s)", name, SuitesFile, SuiteVerify, SuiteBench, SuiteBenchSmoke, SuitePeers)
 	}
 	return names, nil
 }
@@ -78,7 +80,7 @@ func Suites() (map[string][]string, error) {
 	for suite, members := range all {
 		want, ok := suiteKinds[suite]
 		if !ok {
-			return nil, fmt.Errorf("scenario: %s: unknown suite %q (want %s, %s or %s)", path, suite, SuiteVerify, SuiteBench, SuiteBenchSmoke)
+			return nil, fmt.Errorf("scenario: %s: unknown suite %q (want %s, %s, %s or %s)", path, suite, SuiteVerify, SuiteBench, SuiteBenchSmoke, SuitePeers)
 		}
 		seen := map[string]bool{}
 		for i, n := range members {
