@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/chronicleweaver/chronicleweaver/harness/checker"
 	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
@@ -497,7 +498,7 @@ func (d docCtx) verify() string {
 		t.add(d.link(*s, "verify.md"), esc(orDash(s.Mode)), faultCount(*s),
 			fmtCount(int64(c.Attempted)), fmtCount(int64(c.Acknowledged)), fmtCount(int64(c.Lost)),
 			fmtCount(int64(c.Duplicated)), fmtCount(int64(c.Unexpected)), fmtCount(int64(c.Recovered)),
-			yesNo(c.StatsExact), yesNo(c.AuditExact), toReady, verdict(*s))
+			exactCell(c, checker.CheckStatsExact, c.StatsExact), exactCell(c, checker.CheckAuditExact, c.AuditExact), toReady, verdict(*s))
 		if verdict(*s) != "valid" {
 			invalid = append(invalid, d.link(*s, "verify.md"))
 		}
