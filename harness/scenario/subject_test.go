@@ -89,4 +89,3 @@ func TestServiceCmdNeverReady(t *testing.T) {
 		}
 	}
 }
-
