@@ -266,9 +266,9 @@ var DrainStall = 20 * time.Second
 // quiet period (api.stats.quiet).
 func (c *Client) WaitDrained(ctx context.Context) (checker.Stats, time.Duration, error) {
 	start := time.Now()
-	quiet := time.Duration(0)
+	quiet, stall := time.Duration(0), DrainStall
 	if c.Subject != nil {
-		quiet = c.Subject.API.Stats.Quiet.D()
+		quiet, stall = c.Subject.API.Stats.Quiet.D(), max(stall, c.Subject.API.Stats.Stall.D())
 	}
 	var prev *checker.Stats
 	var last checker.Stats
@@ -283,9 +283,9 @@ func (c *Client) WaitDrained(ctx context.Context) (checker.Stats, time.Duration,
 			changed = time.Now()
 		}
 		empty := s.QueueDepth == 0 && s.Pending == 0
-		if err == nil && !empty && time.Since(changed) > DrainStall {
+		if err == nil && !empty && time.Since(changed) > stall {
 			return s, time.Since(start), fmt.Errorf("client: %s stalled: no progress for %s (queue_depth %d, pending %d, received %d)",
-				c.Base, DrainStall, s.QueueDepth, s.Pending, s.Received)
+				c.Base, stall, s.QueueDepth, s.Pending, s.Received)
 		}
 		switch {
 		case err != nil:

@@ -149,6 +149,9 @@ type Stats struct {
 	// Quiet is how long the counters must stay unchanged for the queue to
 	// count as drained when the subject reports no backlog (default 5s).
 	Quiet Duration `yaml:"quiet"`
+	// Stall is how long a non-empty backlog may stay without progress
+	// before the drain is called stalled (default 20s, the harness's).
+	Stall Duration `yaml:"stall"`
 }
 
 // Events maps GET /events.
@@ -307,6 +310,9 @@ func (s *Subject) defaults() {
 	if a.Stats.Quiet == 0 {
 		a.Stats.Quiet = Duration(5 * time.Second)
 	}
+	if a.Stats.Stall == 0 {
+		a.Stats.Stall = Duration(20 * time.Second)
+	}
 	if a.Events.Path == "" {
 		a.Events.Path = "/events"
 	}
@@ -446,6 +452,9 @@ func (s *Subject) Validate() error {
 	}
 	if a.Stats.Quiet <= 0 {
 		bad("api.stats.quiet", "must be > 0")
+	}
+	if a.Stats.Stall <= 0 {
+		bad("api.stats.stall", "must be > 0")
 	}
 	switch a.Events.Shape {
 	case EventsObject:
