@@ -13,12 +13,12 @@ import (
 // published row, and a subject that could not run with its reason.
 func TestPeersMarkdown(t *testing.T) {
 	ours := results.Scenario{Name: "seed-k6", Subject: "chronicleweaver", Valid: true,
-		Check: checker.Result{Valid: true, StatsExact: true, AuditExact: true},
-		Perf:  &results.Perf{EventsPerSec: 300, HTTP: results.Percentiles{N: 1, P99: 2}, CPUSeconds: 1.5, PeakRSSMiB: 20},
+		Check:     checker.Result{Valid: true, StatsExact: true, AuditExact: true},
+		Perf:      &results.Perf{EventsPerSec: 300, HTTP: results.Percentiles{N: 1, P99: 2}, CPUSeconds: 1.5, PeakRSSMiB: 20},
 		Published: map[string]float64{"events_per_second": 221.13}}
 	orig := results.Scenario{Name: "seed-k6", Subject: "original", Valid: true,
-		Check: checker.Result{Valid: true, NotMeasured: []checker.NotMeasured{{Check: checker.CheckAuditExact, Reason: "no audit"}}},
-		Perf:  &results.Perf{EventsPerSec: 100, HTTP: results.Percentiles{N: 1, P99: 9}, UsageNotMeasured: "external"},
+		Check:     checker.Result{Valid: true, NotMeasured: []checker.NotMeasured{{Check: checker.CheckAuditExact, Reason: "no audit"}}},
+		Perf:      &results.Perf{EventsPerSec: 100, HTTP: results.Percentiles{N: 1, P99: 9}, UsageNotMeasured: "external"},
 		Published: map[string]float64{"events_per_second": 221.13}}
 	broken := results.Scenario{Name: "seed-k6", Subject: "third", Error: "image did not build: no such package"}
 	p := results.Peers{
