@@ -9,8 +9,8 @@ FUZZTIME ?= 20s
 export RAPID_NOFAILFILE ?= 1
 CHRONICLE := $(GO) run ./harness/cmd/chronicle
 
-.PHONY: all build run deps fmt-check vet test properties fuzz verify-suite bench-smoke verify-docker verify verify-full \
-	bench report images-offline up down clean
+.PHONY: all build run deps fmt-check vet test properties fuzz verify-suite bench-smoke verify-docker verify-subject verify verify-full \
+	bench peers report images-offline up down clean
 
 all: build
 
@@ -70,7 +70,19 @@ verify-docker: build
 		$(CHRONICLE) run --backend docker --smoke --scenario crash-redis; \
 	else echo "verify-docker: skipped: no Docker daemon answers"; fi
 
-verify: deps fmt-check vet build test fuzz properties verify-suite bench-smoke verify-docker
+# The pluggable subject under test, with nothing outside the repository:
+# a fault scenario with our own binary run through --service-cmd (local
+# backend) and, where a Docker daemon answers, our image through
+# --service-image (docker backend), both read through
+# subjects/chronicleweaver.yaml.
+verify-subject: build
+	$(CHRONICLE) run --smoke --scenario crash-service --service-cmd '$(CURDIR)/$(BIN)/chronicleweaver'
+	@if docker info >/dev/null 2>&1; then \
+		docker build -q -f service/Dockerfile -t chronicleweaver:verify-subject $(BIN) >/dev/null && \
+		$(CHRONICLE) run --smoke --backend docker --scenario crash-service --service-image chronicleweaver:verify-subject; \
+	else echo "verify-subject: docker part skipped: no Docker daemon answers"; fi
+
+verify: deps fmt-check vet build test fuzz properties verify-suite bench-smoke verify-docker verify-subject
 	$(CHRONICLE) report
 	@echo "verify: all green"
 
@@ -83,6 +95,20 @@ verify-full: deps fmt-check vet build
 # Regenerates results/bench.md, results/bench.json and results/plots/.
 bench: deps
 	$(CHRONICLE) bench --out results
+	$(CHRONICLE) report --repo
+
+# The comparison with other implementations of the contract (README,
+# "Judging another implementation"): PEER_SRC is a checkout of the original
+# design (visoredkon/DistributedChronicleWeaver), PEER2_SRC (optional) one
+# of 11221055/UAS_Sister_A. Builds their images when missing (a few minutes
+# the first time), runs the peers suite of scenarios/suites.yaml against
+# ours and each of them, and writes results/peers.md and results/peers.json.
+# PEERS_FLAGS passes more (e.g. --smoke, --only crash-service).
+peers:
+	@if [ -z "$(PEER_SRC)" ]; then echo "make peers: set PEER_SRC to a checkout of the original (git clone https://github.com/visoredkon/DistributedChronicleWeaver), e.g. make peers PEER_SRC=../DistributedChronicleWeaver"; exit 2; fi
+	@$(MAKE) --no-print-directory deps build
+	$(CHRONICLE) peers --out results --subject chronicleweaver --subject 'original=$(PEER_SRC)' \
+		$(if $(PEER2_SRC),--subject 'uas-sister-a=$(PEER2_SRC)') $(PEERS_FLAGS)
 	$(CHRONICLE) report --repo
 
 # Rewrites the generated sections of REPORT.md from results/*.json.

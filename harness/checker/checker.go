@@ -15,6 +15,7 @@
 package checker
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 
@@ -69,6 +70,46 @@ type Readback struct {
 	AuditBefore, AuditAfter *Audit
 	// Drained is false when the queue did not drain before the deadline.
 	Drained bool
+	// Gaps are what the target could not be asked (a subject without
+	// /audit/summary, without counters, ...): the checks that need it are
+	// reported not measured, never passed.
+	Gaps Gaps
+}
+
+// Gaps say, for each part of the read-back the target did not offer, why
+// ("" : offered). The zero value is a target that offers everything.
+type Gaps struct {
+	// Stored: the stored keys could not be read back (no table to read, a
+	// capped /events without a cursor): lost, duplicated and unexpected are
+	// not measured.
+	Stored string
+	// Counters: /stats has no received, unique_processed and
+	// duplicated_dropped: stats exactness is not measured.
+	Counters string
+	// Queue: /stats reports no queue_depth and pending; Drained then comes
+	// from the caller's fallback (see client.WaitDrained), which is noted.
+	Queue string
+	// DeadLetters: /stats reports no dead-lettered count.
+	DeadLetters string
+	// Audit: no /audit/summary: audit exactness is not measured.
+	Audit string
+}
+
+// Checks that can be reported not measured (NotMeasured.Check).
+const (
+	CheckLost        = "lost"
+	CheckDuplicated  = "duplicated"
+	CheckUnexpected  = "unexpected"
+	CheckStatsExact  = "stats_exact"
+	CheckAuditExact  = "audit_exact"
+	CheckQueue       = "queue_reported"
+	CheckDeadLetters = "dead_letters"
+)
+
+// NotMeasured is a check the checker could not make, and why.
+type NotMeasured struct {
+	Check  string `json:"check"`
+	Reason string `json:"reason"`
 }
 
 // Result is the verdict.
@@ -95,11 +136,14 @@ type Result struct {
 		OK, Fail, Info int
 	} `json:"requests"`
 
-	StatsExact bool          `json:"stats_exact"`
-	AuditExact bool          `json:"audit_exact"`
-	Stats      Stats         `json:"stats"` // After - Before
-	Examples   []history.Key `json:"examples,omitempty"`
-	Violations []string      `json:"violations,omitempty"`
+	StatsExact bool `json:"stats_exact"`
+	AuditExact bool `json:"audit_exact"`
+	// NotMeasured are the checks that could not be made (their booleans
+	// and counts above are then not results): see Readback.Gaps.
+	NotMeasured []NotMeasured `json:"not_measured,omitempty"`
+	Stats       Stats         `json:"stats"` // After - Before
+	Examples    []history.Key `json:"examples,omitempty"`
+	Violations  []string      `json:"violations,omitempty"`
 }
 
 // Check judges a history against what was read back, in four parts: tally
@@ -117,14 +161,45 @@ type Result struct {
 //
 // The audit is exact when processed == unique_processed, dropped ==
 // duplicated_dropped and received == queued == received(stats) + failed.
+//
+// What the target did not offer (rb.Gaps) is not measured: those checks
+// are listed in NotMeasured, add no violation, and their fields are false
+// or zero, never a pass. A run with a check not measured can still be
+// valid for the checks that were made; the tables say which were not.
 func Check(ops []history.Op, rb Readback) Result {
 	var r Result
 	keys := r.tally(ops)
-	r.compare(keys, rb.Stored)
+	if g := rb.Gaps.Stored; g != "" {
+		r.Attempted = len(keys)
+		for _, ks := range keys {
+			if ks.acked > 0 {
+				r.Acknowledged++
+			}
+		}
+		r.notMeasured(g, CheckLost, CheckDuplicated, CheckUnexpected)
+	} else {
+		r.compare(keys, rb.Stored)
+	}
 	r.checkStats(rb)
 	r.checkAudit(rb)
 	r.Valid = len(r.Violations) == 0
 	return r
+}
+
+func (r *Result) notMeasured(reason string, checks ...string) {
+	for _, c := range checks {
+		r.NotMeasured = append(r.NotMeasured, NotMeasured{Check: c, Reason: reason})
+	}
+}
+
+// Measured reports whether check (a Check* name) was made.
+func (r Result) Measured(check string) bool {
+	for _, n := range r.NotMeasured {
+		if n.Check == check {
+			return false
+		}
+	}
+	return true
 }
 
 // keyState is what the history says of one key: how many copies of it
@@ -237,6 +312,22 @@ func (r *Result) compare(keys map[history.Key]*keyState, stored map[history.Key]
 func (r *Result) checkStats(rb Readback) {
 	s := rb.After.Sub(rb.Before)
 	r.Stats = s
+	g := rb.Gaps
+	if g.Queue != "" {
+		r.notMeasured(g.Queue, CheckQueue)
+	}
+	if g.DeadLetters != "" {
+		r.notMeasured(g.DeadLetters, CheckDeadLetters)
+	}
+	if g.Counters != "" || g.Stored != "" {
+		// Without counters, or without the stored keys they are compared
+		// with, exactness cannot be judged; a drain that failed still can.
+		r.notMeasured(cmp.Or(g.Counters, g.Stored), CheckStatsExact)
+		if !rb.Drained {
+			r.violate("stats: queue not drained")
+		}
+		return
+	}
 	r.StatsExact = true
 	wrong := func(format string, args ...any) {
 		r.StatsExact = false
@@ -245,7 +336,7 @@ func (r *Result) checkStats(rb Readback) {
 	if !rb.Drained || s.QueueDepth != 0 || s.Pending != 0 {
 		wrong("queue not drained (queue_depth %d, pending %d)", s.QueueDepth, s.Pending)
 	}
-	if s.DeadLettered != 0 {
+	if g.DeadLetters == "" && s.DeadLettered != 0 {
 		wrong("%d entries dead-lettered", s.DeadLettered)
 	}
 	if s.UniqueProcessed != int64(r.Stored) {
@@ -263,12 +354,21 @@ func (r *Result) checkStats(rb Readback) {
 }
 
 // checkAudit checks the /audit/summary delta against the stats (see
-// Check); without an audit read after the run it is exact by default.
+// Check). Without an audit read after the run, or without the counters it
+// is compared with, it is not measured.
 func (r *Result) checkAudit(rb Readback) {
-	r.AuditExact = true
-	if rb.AuditAfter == nil {
+	switch {
+	case rb.Gaps.Audit != "":
+		r.notMeasured(rb.Gaps.Audit, CheckAuditExact)
+		return
+	case rb.AuditAfter == nil:
+		r.notMeasured("no /audit/summary read after the run", CheckAuditExact)
+		return
+	case !r.Measured(CheckStatsExact):
+		r.notMeasured("the stats it is compared with are not measured", CheckAuditExact)
 		return
 	}
+	r.AuditExact = true
 	var before Audit
 	if rb.AuditBefore != nil {
 		before = *rb.AuditBefore

@@ -23,6 +23,7 @@ import (
 
 	"github.com/chronicleweaver/chronicleweaver/harness/checker"
 	"github.com/chronicleweaver/chronicleweaver/harness/history"
+	"github.com/chronicleweaver/chronicleweaver/harness/subject"
 )
 
 // OutcomeHeader is the response header of a 503 telling whether anything
@@ -48,6 +49,13 @@ type Client struct {
 	Base  string // base URL, e.g. http://127.0.0.1:8080 (no trailing slash)
 	Token string // API token; empty: no Authorization header
 	HTTP  *http.Client
+	// Subject maps the contract to the target's API (paths, shapes, field
+	// names; see harness/subject); nil: the contract as it is.
+	Subject *subject.Subject
+	// Backlog, when set, counts the target's unprocessed events where its
+	// /stats does not say (a subject's Redis list): it stands for
+	// queue_depth in the stats read and decides the drain.
+	Backlog func(ctx context.Context) (int64, error)
 }
 
 // New returns a client of base with a keep-alive transport sized for load.
@@ -184,23 +192,39 @@ func (c *Client) getJSON(ctx context.Context, path string, q url.Values, v any) 
 	return nil
 }
 
-// Stats reads GET /stats.
+// Stats reads GET /stats (see ReadStats).
 func (c *Client) Stats(ctx context.Context) (checker.Stats, error) {
-	var s checker.Stats
-	err := c.getJSON(ctx, "/stats", nil, &s)
+	s, _, err := c.ReadStats(ctx)
 	return s, err
 }
 
-// AuditSummary reads GET /audit/summary.
+// AuditSummary reads GET /audit/summary (the subject's path); an error
+// wrapping ErrNotOffered when the subject has none.
 func (c *Client) AuditSummary(ctx context.Context) (checker.Audit, error) {
+	path := "/audit/summary"
+	if c.Subject != nil {
+		if path = c.Subject.API.AuditSummary; path == "" {
+			return checker.Audit{}, fmt.Errorf("client: audit summary of %s: %w", c.Base, ErrNotOffered)
+		}
+	}
 	var a checker.Audit
-	err := c.getJSON(ctx, "/audit/summary", nil, &a)
+	err := c.getJSON(ctx, path, nil, &a)
 	return a, err
 }
 
-// Ready is nil when GET /ready answers 200.
+// Ready is nil when the target is ready: GET /ready answers 200 (the
+// subject's readiness path; "auto": /ready, or /health when /ready is 404).
 func (c *Client) Ready(ctx context.Context) error {
-	return c.getJSON(ctx, "/ready", nil, nil)
+	path := "/ready"
+	if c.Subject != nil && c.Subject.API.Ready != "auto" {
+		path = c.Subject.API.Ready
+	}
+	err := c.getJSON(ctx, path, nil, nil)
+	var se *StatusError
+	if c.Subject != nil && c.Subject.API.Ready == "auto" && errors.As(err, &se) && se.Status == http.StatusNotFound {
+		return c.getJSON(ctx, "/health", nil, nil)
+	}
+	return err
 }
 
 // WaitReady polls /ready (with a short backoff) until it answers 200 and
@@ -224,37 +248,55 @@ func (c *Client) WaitReady(ctx context.Context) (time.Duration, error) {
 	}
 }
 
-// WaitDrained polls /stats every DrainPoll until queue_depth and pending
-// are 0 and received is the same in two consecutive polls, and returns those
-// stats and how long it took. Errors reading /stats (a restarting target)
-// are retried; when ctx ends first the error wraps ctx's and names the last
-// state seen.
 // DrainStall is how long WaitDrained accepts stats that do not move while
 // the queue is not empty before it gives up: a working service makes
 // progress on its backlog within seconds.
 var DrainStall = 20 * time.Second
 
+// WaitDrained polls /stats every DrainPoll until the queue is drained and
+// returns those stats and how long it took. Errors reading /stats (a
+// restarting target) are retried; when ctx ends first the error wraps
+// ctx's and names the last state seen.
+//
+// Drained means: queue_depth and pending are 0 and received is the same in
+// two consecutive polls, for a target whose /stats reports its queue. For a
+// subject whose /stats does not, the sound fallback: its backlog (the
+// Backlog function, when set) is 0 and its counters (received,
+// unique_processed, duplicated_dropped) have not changed for the subject's
+// quiet period (api.stats.quiet).
 func (c *Client) WaitDrained(ctx context.Context) (checker.Stats, time.Duration, error) {
 	start := time.Now()
+	quiet, stall := time.Duration(0), DrainStall
+	if c.Subject != nil {
+		quiet, stall = c.Subject.API.Stats.Quiet.D(), max(stall, c.Subject.API.Stats.Stall.D())
+	}
 	var prev *checker.Stats
 	var last checker.Stats
 	var lastErr error
 	changed := time.Now()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, pollTimeout)
-		s, err := c.Stats(pctx)
+		s, has, err := c.ReadStats(pctx)
 		cancel()
-		if err == nil && (s.Received != last.Received || s.QueueDepth != last.QueueDepth || s.Pending != last.Pending) {
+		if err == nil && (s.Received != last.Received || s.UniqueProcessed != last.UniqueProcessed ||
+			s.DuplicatedDropped != last.DuplicatedDropped || s.QueueDepth != last.QueueDepth || s.Pending != last.Pending) {
 			changed = time.Now()
 		}
-		if err == nil && time.Since(changed) > DrainStall {
+		empty := s.QueueDepth == 0 && s.Pending == 0
+		if err == nil && !empty && time.Since(changed) > stall {
 			return s, time.Since(start), fmt.Errorf("client: %s stalled: no progress for %s (queue_depth %d, pending %d, received %d)",
-				c.Base, DrainStall, s.QueueDepth, s.Pending, s.Received)
+				c.Base, stall, s.QueueDepth, s.Pending, s.Received)
 		}
 		switch {
 		case err != nil:
 			lastErr, prev = err, nil
-		case s.QueueDepth == 0 && s.Pending == 0:
+		case empty && !has.Queue() && quiet > 0:
+			// The fallback: nothing counted as queued, counters quiet.
+			if prev != nil && time.Since(changed) >= quiet {
+				return s, time.Since(start), nil
+			}
+			last, lastErr, prev = s, nil, &s
+		case empty:
 			if prev != nil && prev.Received == s.Received {
 				return s, time.Since(start), nil
 			}
@@ -286,25 +328,37 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // StoredKeysAPI walks GET /events (pages of EventsPageLimit, following
-// next_cursor) and counts each key whose event_id starts with prefix.
+// next_cursor; for a subject, its limit, its cursor if any, its shape) and
+// counts each key whose event_id starts with prefix. A subject whose
+// /events has no cursor answers one page: when that page may have been cut
+// (it holds as many events as the subject's max_limit) the error wraps
+// ErrIncomplete, and the keys are not a read-back.
 func (c *Client) StoredKeysAPI(ctx context.Context, prefix string) (map[history.Key]int, error) {
-	type page struct {
-		Events []struct {
-			EventID string `json:"event_id"`
-			Topic   string `json:"topic"`
-		} `json:"events"`
-		NextCursor *string `json:"next_cursor"`
+	ev := subject.Events{Path: "/events", Shape: subject.EventsObject, Field: "events", Limit: "limit",
+		MaxLimit: EventsPageLimit, Cursor: "cursor", NextCursor: "next_cursor"}
+	decode := func(b []byte) (subject.EventsPage, error) {
+		return (&subject.Subject{Name: "target", API: subject.API{Events: ev}}).DecodeEvents(b)
+	}
+	if c.Subject != nil {
+		ev, decode = c.Subject.API.Events, c.Subject.DecodeEvents
 	}
 	out := map[history.Key]int{}
 	seen := map[string]bool{}
 	cursor := ""
 	for pages := 0; ; pages++ {
-		q := url.Values{"limit": {fmt.Sprint(EventsPageLimit)}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
+		q := url.Values{}
+		if ev.Limit != "" && ev.MaxLimit > 0 {
+			q.Set(ev.Limit, fmt.Sprint(ev.MaxLimit))
 		}
-		var p page
-		if err := c.getJSON(ctx, "/events", q, &p); err != nil {
+		if cursor != "" {
+			q.Set(ev.Cursor, cursor)
+		}
+		body, err := c.getBody(ctx, ev.Path, q)
+		if err != nil {
+			return out, fmt.Errorf("client: read stored keys (page %d): %w", pages+1, err)
+		}
+		p, err := decode(body)
+		if err != nil {
 			return out, fmt.Errorf("client: read stored keys (page %d): %w", pages+1, err)
 		}
 		for _, e := range p.Events {
@@ -312,12 +366,19 @@ func (c *Client) StoredKeysAPI(ctx context.Context, prefix string) (map[history.
 				out[history.Key{Topic: e.Topic, ID: e.EventID}]++
 			}
 		}
-		if p.NextCursor == nil || *p.NextCursor == "" {
+		if ev.Cursor == "" {
+			if ev.MaxLimit > 0 && len(p.Events) >= ev.MaxLimit {
+				return out, fmt.Errorf("client: read stored keys: %s returned %d events, its most, and has no cursor: %w",
+					ev.Path, len(p.Events), ErrIncomplete)
+			}
 			return out, nil
 		}
-		cursor = *p.NextCursor
+		if p.Next == "" {
+			return out, nil
+		}
+		cursor = p.Next
 		if seen[cursor] {
-			return out, fmt.Errorf("client: read stored keys: GET /events returned cursor %q twice", cursor)
+			return out, fmt.Errorf("client: read stored keys: GET %s returned cursor %q twice", ev.Path, cursor)
 		}
 		seen[cursor] = true
 	}

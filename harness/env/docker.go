@@ -23,6 +23,7 @@ import (
 	tc "github.com/testcontainers/testcontainers-go"
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 
+	"github.com/chronicleweaver/chronicleweaver/harness/subject"
 	"github.com/chronicleweaver/chronicleweaver/internal/proc"
 	"github.com/chronicleweaver/chronicleweaver/service/config"
 	"github.com/chronicleweaver/chronicleweaver/service/devenv"
@@ -59,7 +60,15 @@ type DockerOptions struct {
 	// postgres.log, redis.log). Created if missing; "" makes a temporary one.
 	RunDir string
 	Logf   func(format string, args ...any) // lifecycle messages; may be nil
+	// Subject is what a service container is (harness/subject): nil or
+	// ours is this module's service. A foreign subject's ServiceImage
+	// (BuildSubjectImage) runs its run.command with the environment
+	// contract (APP_HOST=0.0.0.0, APP_PORT, DATABASE_URL, REDIS_URL,
+	// WORKER_COUNT, INSTANCE_ID) and its run.env; every fault applies alike.
+	Subject *subject.Subject
 }
+
+func (o DockerOptions) foreign() bool { return o.Subject != nil && !o.Subject.Ours }
 
 // Docker is the Docker backend: PostgreSQL, Redis and the service
 // instances as containers (created through testcontainers-go) on a private
@@ -197,7 +206,16 @@ func StartDocker(ctx context.Context, o DockerOptions) (_ *Docker, err error) {
 		p, r := DefaultImages(ctx)
 		pgImage, rdImage = cmp.Or(pgImage, p), cmp.Or(rdImage, r)
 	}
-	svcImage := cmp.Or(o.ServiceImage, strings.TrimSpace(os.Getenv(EnvServiceImage)))
+	if o.Subject != nil && len(o.Subject.Processes) > 0 {
+		return nil, fmt.Errorf("env: subject %s is several processes: not supported by the docker backend yet", o.Subject.Name)
+	}
+	svcImage := o.ServiceImage
+	if svcImage == "" && !o.foreign() {
+		svcImage = strings.TrimSpace(os.Getenv(EnvServiceImage))
+	}
+	if svcImage == "" && o.foreign() {
+		return nil, fmt.Errorf("env: subject %s: no image (build it with BuildSubjectImage, or pass --service-image)", o.Subject.Name)
+	}
 	if svcImage == "" {
 		svcImage = DefaultServiceImage
 		if err := BuildServiceImage(ctx, svcImage, o.Logf); err != nil {
@@ -211,18 +229,25 @@ func StartDocker(ctx context.Context, o DockerOptions) (_ *Docker, err error) {
 	}
 	d.opts.PostgresImage, d.opts.RedisImage, d.opts.ServiceImage = pgImage, rdImage, svcImage
 
-	// Settings: validate as the service will; learn SHUTDOWN_TIMEOUT.
-	lookup := func(k string) string {
-		if k == planted.EnvVar {
-			return "" // checked by the service binary, built with its tag
+	if o.foreign() {
+		d.shutdown = o.Subject.Run.ShutdownTimeout.D()
+		if _, err := subject.Argv(o.Subject.Run.Command, nil); err != nil {
+			return nil, fmt.Errorf("env: subject %s: %w", o.Subject.Name, err)
 		}
-		return d.serviceEnv(0)[k]
+	} else {
+		// Settings: validate as the service will; learn SHUTDOWN_TIMEOUT.
+		lookup := func(k string) string {
+			if k == planted.EnvVar {
+				return "" // checked by the service binary, built with its tag
+			}
+			return d.serviceEnv(0)[k]
+		}
+		cfg, err := config.FromEnv(lookup)
+		if err != nil {
+			return nil, fmt.Errorf("env: service settings: %w", err)
+		}
+		d.shutdown = cfg.ShutdownTime
 	}
-	cfg, err := config.FromEnv(lookup)
-	if err != nil {
-		return nil, fmt.Errorf("env: service settings: %w", err)
-	}
-	d.shutdown = cfg.ShutdownTime
 
 	ports, err := proc.ReservePorts(2 + o.Services)
 	if err != nil {
@@ -292,6 +317,22 @@ func (d *Docker) serviceEnv(i int) map[string]string {
 	for k, v := range d.opts.Settings {
 		env[k] = v
 	}
+	if d.opts.foreign() {
+		env["APP_HOST"] = "0.0.0.0"
+		env["PYTHONUNBUFFERED"] = "1"
+		env["PYTHONDONTWRITEBYTECODE"] = "1"
+		if env["WORKER_COUNT"] == "" {
+			env["WORKER_COUNT"] = defaultWorkerCount
+		}
+		vars := map[string]string{}
+		for _, k := range subject.Vars {
+			vars[k] = env[k]
+		}
+		for _, kv := range d.opts.Subject.Environment(vars) {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+	}
 	return env
 }
 
@@ -333,6 +374,11 @@ func (d *Docker) depRequest(n *dnode) tc.ContainerRequest {
 func (d *Docker) serviceRequest(i int) tc.ContainerRequest {
 	r := d.request(d.services[i], d.opts.ServiceImage)
 	r.Env = d.serviceEnv(i)
+	if d.opts.foreign() {
+		// The image's folder and user are the subject's (BuildSubjectImage);
+		// the command is expanded with this container's contract.
+		r.Cmd, _ = subject.Argv(d.opts.Subject.Run.Command, r.Env) // checked by StartDocker
+	}
 	return r
 }
 

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 
@@ -85,18 +85,8 @@ func (d *Docker) probe(ctx context.Context, n *dnode) error {
 	case d.redis:
 		return devenv.PingRedis(ctx, n.hostAddr())
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.hostAddr()+"/ready", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := probeClient.Do(req)
-	if err != nil {
-		return err
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/ready: %s %s", resp.Status, bytes.TrimSpace(body))
+	if ok, answer := probeReady(ctx, "http://"+n.hostAddr(), readyPath(d.opts.Subject)); !ok {
+		return errors.New(answer)
 	}
 	return nil
 }

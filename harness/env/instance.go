@@ -26,6 +26,9 @@ type instance struct {
 	name    string
 	port    int // fixed after StartLocal; restarts reuse it
 	logPath string
+	// ready is the readiness path polled after a start: a path, or "auto"
+	// (/ready, and /health where /ready answers 404).
+	ready string
 
 	opMu sync.Mutex // serialises start, kill, terminate, restart
 
@@ -116,8 +119,9 @@ var probeClient = &http.Client{
 	Transport: &http.Transport{DisableKeepAlives: true},
 }
 
-// waitReady polls GET /ready until it answers 200, the process exits or ctx
-// ends (60 s when ctx has no deadline).
+// waitReady polls the readiness path (GET /ready by default) until it
+// answers 200, the process exits or ctx ends (60 s when ctx has no
+// deadline). The error names the instance and ends with its last log lines.
 func (s *instance) waitReady(ctx context.Context, p *proc.Process) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -127,21 +131,11 @@ func (s *instance) waitReady(ctx context.Context, p *proc.Process) error {
 	start := time.Now()
 	last := "no answer yet"
 	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url()+"/ready", nil)
-		if err != nil {
-			return err
+		ok, answer := probeReady(ctx, s.url(), s.ready)
+		if ok {
+			return nil
 		}
-		resp, err := probeClient.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("%s %s", resp.Status, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
-		}
+		last = answer
 		t := time.NewTimer(delay)
 		select {
 		case <-p.Done():
@@ -149,10 +143,40 @@ func (s *instance) waitReady(ctx context.Context, p *proc.Process) error {
 			return fmt.Errorf("env: %s %s before it was ready%s", s.name, p.State(), logTail(p.Log()))
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("env: %s not ready after %v (%v; last /ready: %s)%s", s.name, time.Since(start).Round(time.Millisecond), ctx.Err(), last, logTail(p.Log()))
+			return fmt.Errorf("env: %s not ready after %v (%v; last probe: %s)%s", s.name, time.Since(start).Round(time.Millisecond), ctx.Err(), last, logTail(p.Log()))
 		case <-t.C:
 		}
 	}
+}
+
+// probeReady GETs base+path once ("auto" or "": /ready, then /health when
+// /ready answers 404) and reports whether it answered 200, with a short
+// account of the answer.
+func probeReady(ctx context.Context, base, path string) (bool, string) {
+	auto := path == "" || path == "auto"
+	if auto {
+		path = "/ready"
+	}
+	status, answer := probeGet(ctx, base+path)
+	if auto && status == http.StatusNotFound {
+		status, answer = probeGet(ctx, base+"/health")
+		path = "/health"
+	}
+	return status == http.StatusOK, path + ": " + answer
+}
+
+func probeGet(ctx context.Context, url string) (int, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	resp.Body.Close()
+	return resp.StatusCode, fmt.Sprintf("%s %s", resp.Status, bytes.TrimSpace(body))
 }
 
 // logTail returns "\n--- last lines of PATH ---\n..." for log, or "" when

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chronicleweaver/chronicleweaver/harness/subject"
 	"github.com/chronicleweaver/chronicleweaver/internal/proc"
 	"github.com/chronicleweaver/chronicleweaver/service/config"
 	"github.com/chronicleweaver/chronicleweaver/service/devenv"
@@ -42,7 +43,31 @@ type LocalOptions struct {
 	// through in-process TCP proxies, which SetLink needs.
 	Proxy bool
 	Logf  func(format string, args ...any) // lifecycle messages; may be nil
+
+	// Subject is what a service instance is (harness/subject): nil or ours
+	// is this module's service (Binary, or a build). A foreign subject runs
+	// its run.command in SourceDir/run.dir, with the environment contract
+	// (APP_HOST, APP_PORT, DATABASE_URL, REDIS_URL, WORKER_COUNT,
+	// INSTANCE_ID) and its run.env; every fault applies to it as to ours.
+	Subject *subject.Subject
+	// Command, when set, is what each instance runs instead (the command
+	// line of --service-cmd, ${VAR} of the contract expanded per instance),
+	// under Subject's API mapping.
+	Command string
+	// SourceDir is the checkout a foreign subject's run.dir is relative to
+	// (default: the working directory).
+	SourceDir string
 }
+
+// foreign reports whether the instances run a command rather than this
+// module's binary.
+func (o LocalOptions) foreign() bool {
+	return o.Command != "" || (o.Subject != nil && !o.Subject.Ours)
+}
+
+// ours reports whether the instances are this module's service (its
+// settings are validated by service/config).
+func (o LocalOptions) ours() bool { return o.Subject == nil || o.Subject.Ours }
 
 // Local is the local backend: PostgreSQL and Redis started by devenv, the
 // service instances as child processes (each in its own process group; see
@@ -91,9 +116,20 @@ func StartLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
 	if err := checkServices("LocalOptions", "local", o.Services, o.Settings); err != nil {
 		return nil, err
 	}
-	if o.Binary != "" {
+	if o.Binary != "" && !o.foreign() {
 		if _, err := serviceBinary(ctx, o.Binary, nil, "", nil); err != nil {
 			return nil, fmt.Errorf("env: %w", err)
+		}
+	}
+	if o.Subject != nil && len(o.Subject.Processes) > 0 {
+		return nil, fmt.Errorf("env: subject %s is several processes: not supported by the local backend yet", o.Subject.Name)
+	}
+	if o.foreign() {
+		if o.Command == "" && o.Subject.Run.Command == "" {
+			return nil, fmt.Errorf("env: subject %s has no run.command", o.Subject.Name)
+		}
+		if _, err := subject.Argv(o.command(), nil); err != nil {
+			return nil, fmt.Errorf("env: service command: %w", err)
 		}
 	}
 	runDir, err := makeRunDir(o.RunDir)
@@ -119,6 +155,9 @@ func StartLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
+		if o.foreign() {
+			return
+		}
 		var binary string
 		binary, binErr = serviceBinary(ctx, o.Binary, o.BuildTags, runDir, o.Logf)
 		l.argv = []string{binary}
@@ -158,24 +197,30 @@ func StartLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("env: %w", err)
 	}
+	ready := readyPath(o.Subject)
 	for i := range o.Services {
 		name := ServiceNode(i)
-		l.services = append(l.services, &instance{name: name, port: ports[i], logPath: filepath.Join(runDir, name+".log")})
+		l.services = append(l.services, &instance{name: name, port: ports[i], logPath: filepath.Join(runDir, name+".log"), ready: ready})
 	}
-	// Validate the settings as the service will, and learn SHUTDOWN_TIMEOUT.
-	// (The planted-bug switch is checked by the service binary itself, which
-	// is built with the tag; this process is not.)
-	lookup := envLookup(l.serviceEnv(l.services[0]))
-	cfg, err := config.FromEnv(func(k string) string {
-		if k == planted.EnvVar {
-			return ""
+	if o.ours() {
+		// Validate the settings as the service will, and learn
+		// SHUTDOWN_TIMEOUT. (The planted-bug switch is checked by the
+		// service binary itself, which is built with the tag; this process
+		// is not.)
+		lookup := envLookup(l.serviceEnv(l.services[0]))
+		cfg, err := config.FromEnv(func(k string) string {
+			if k == planted.EnvVar {
+				return ""
+			}
+			return lookup(k)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("env: service settings: %w", err)
 		}
-		return lookup(k)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("env: service settings: %w", err)
+		l.shutdown = cfg.ShutdownTime
+	} else {
+		l.shutdown = o.Subject.Run.ShutdownTimeout.D()
 	}
-	l.shutdown = cfg.ShutdownTime
 	l.info = l.makeInfo()
 
 	errs := make([]error, len(l.services))
@@ -253,9 +298,51 @@ func (l *Local) startService(ctx context.Context, s *instance, first bool) error
 }
 
 // command is what service instance s runs: l.argv with s's environment, in
-// RunDir.
+// RunDir; or a foreign command (LocalOptions.Command, the subject's
+// run.command) with ${VAR} of s's contract expanded, in the subject's
+// folder of the checkout.
 func (l *Local) command(s *instance) proc.Command {
-	return proc.Command{Path: l.argv[0], Args: l.argv[1:], Env: l.serviceEnv(s), Dir: l.runDir}
+	if !l.opts.foreign() {
+		return proc.Command{Path: l.argv[0], Args: l.argv[1:], Env: l.serviceEnv(s), Dir: l.runDir}
+	}
+	env := l.serviceEnv(s)
+	vars := contractVars(env)
+	argv, _ := subject.Argv(l.opts.command(), vars) // checked by StartLocal
+	dir := l.opts.SourceDir
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	if l.opts.Subject != nil && l.opts.Subject.Run.Dir != "" && l.opts.Command == "" {
+		dir = filepath.Join(dir, l.opts.Subject.Run.Dir)
+	}
+	return proc.Command{Path: argv[0], Args: argv[1:], Env: env, Dir: dir}
+}
+
+// command is the foreign command line: Command, else the subject's.
+func (o LocalOptions) command() string {
+	if o.Command != "" {
+		return o.Command
+	}
+	return o.Subject.Run.Command
+}
+
+// contractVars picks the environment contract's variables out of env.
+func contractVars(env []string) map[string]string {
+	lookup := envLookup(env)
+	vars := map[string]string{}
+	for _, k := range subject.Vars {
+		vars[k] = lookup(k)
+	}
+	return vars
+}
+
+// readyPath is the readiness path of a subject's instances ("auto": /ready,
+// or /health where /ready is 404).
+func readyPath(s *subject.Subject) string {
+	if s == nil {
+		return "/ready"
+	}
+	return s.API.Ready
 }
 
 // serviceEnv is the complete environment of service s: a few variables of
@@ -274,6 +361,13 @@ func (l *Local) serviceEnv(s *instance) []string {
 		"REDIS_URL="+l.svcRdURL,
 		"INSTANCE_ID="+s.name,
 	)
+	if l.opts.foreign() {
+		// The rest of the contract, for a program that is not ours.
+		env = append(env, "APP_HOST=127.0.0.1", "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1")
+		if _, ok := l.opts.Settings["WORKER_COUNT"]; !ok {
+			env = append(env, "WORKER_COUNT="+defaultWorkerCount)
+		}
+	}
 	if _, ok := l.opts.Settings["LOG_LEVEL"]; !ok {
 		env = append(env, "LOG_LEVEL=info")
 	}
@@ -285,8 +379,14 @@ func (l *Local) serviceEnv(s *instance) []string {
 	for _, k := range keys {
 		env = append(env, k+"="+l.opts.Settings[k])
 	}
+	if l.opts.Subject != nil && l.opts.foreign() {
+		env = append(env, l.opts.Subject.Environment(contractVars(env))...)
+	}
 	return env
 }
+
+// defaultWorkerCount is the contract's WORKER_COUNT when a scenario sets none.
+const defaultWorkerCount = "4"
 
 func envLookup(env []string) func(string) string {
 	m := make(map[string]string, len(env))

@@ -80,6 +80,13 @@ type Config struct {
 	// Progress, when set, is called about once a second (from another
 	// goroutine) and once at the end.
 	Progress func(Progress)
+	// Encode, when set, turns each request body (the contract's
+	// {"events": [...]}) into the target's shape (a subject's, see
+	// harness/subject); the history keeps the request's keys either way.
+	Encode func(body []byte) ([]byte, error)
+	// Acknowledged, when set, says which statuses acknowledge a publish
+	// (a subject's api.publish.success); another 2xx is an unknown outcome.
+	Acknowledged func(status int) bool
 }
 
 // Progress is a snapshot of a running load.
@@ -357,6 +364,13 @@ func (r *run) target(tgt *vegeta.Target) error {
 	if !ok {
 		return vegeta.ErrNoTargets
 	}
+	if r.cfg.Encode != nil {
+		body, err := r.cfg.Encode(req.Body)
+		if err != nil {
+			return fmt.Errorf("load: request %d: %w", req.Seq, err)
+		}
+		req.Body = body
+	}
 	k := r.calls.Add(1) - 1
 	now := time.Now()
 	at := now
@@ -447,6 +461,9 @@ func (r *run) complete(res *vegeta.Result) error {
 		tErr = errors.New(res.Error)
 	}
 	typ := client.Classify(int(res.Code), res.Headers, tErr)
+	if typ == history.OK && r.cfg.Acknowledged != nil && !r.cfg.Acknowledged(int(res.Code)) {
+		typ = history.Info // a 2xx the subject does not call an acknowledgement
+	}
 	msg := res.Error
 	if res.Code >= 300 {
 		if b := strings.TrimSpace(string(res.Body)); b != "" {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/chronicleweaver/chronicleweaver/harness/checker"
 	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
@@ -257,7 +258,7 @@ func writeCheckTable(md *mdWriter, s results.Scenario) {
 		align: "rrrrrrrll"}
 	t.add(fmtCount(int64(c.Attempted)), fmtCount(int64(c.Acknowledged)), fmtCount(int64(c.Stored)),
 		fmtCount(int64(c.Lost)), fmtCount(int64(c.Duplicated)), fmtCount(int64(c.Unexpected)), fmtCount(int64(c.Recovered)),
-		yesNo(c.StatsExact), yesNo(c.AuditExact))
+		exactCell(c, checker.CheckStatsExact, c.StatsExact), exactCell(c, checker.CheckAuditExact, c.AuditExact))
 	md.table(t)
 	md.para("Distinct keys. Copies: %s attempted, %s acknowledged, %s failed, %s unknown. Requests: %s ok, %s failed, %s unknown.",
 		fmtCount(c.AttemptedCopies), fmtCount(c.AcknowledgedCopies), fmtCount(c.FailedCopies), fmtCount(c.UnknownCopies),

@@ -19,7 +19,8 @@ type Inputs struct {
 	// Properties are properties.json's rows; nil when the file is missing
 	// (an empty, non-nil slice is a file without rows).
 	Properties []results.Property
-	Repo       *results.Repo // repo.json
+	Repo       *results.Repo  // repo.json
+	Peers      *results.Peers // peers.json
 	// Plots are the file names of the PNGs in results/plots/; the figures
 	// section links only plots listed here.
 	Plots []string
@@ -34,6 +35,7 @@ var makers = map[string]string{
 	"verify.json":     "make verify",
 	"properties.json": "CHRONICLE_RESULTS=results go test ./properties/",
 	"repo.json":       "make report",
+	"peers.json":      "make peers",
 }
 
 // LoadInputs reads resultsDir/bench.json, verify.json, properties.json and
@@ -61,6 +63,9 @@ func LoadInputs(resultsDir string) (Inputs, error) {
 		}
 	}
 	if in.Repo, err = loadOptional(resultsDir, results.RepoFile, results.ReadRepo); err != nil {
+		return in, err
+	}
+	if in.Peers, err = loadOptional(resultsDir, results.PeersFile, results.ReadPeers); err != nil {
 		return in, err
 	}
 	entries, err := os.ReadDir(filepath.Join(resultsDir, "plots"))

@@ -21,7 +21,7 @@ import (
 
 // Documents are the names Render knows: each renders NAME.md (bench also
 // its plots) from results' NAME.json.
-var Documents = []string{"bench", "verify", "properties"}
+var Documents = []string{"bench", "verify", "properties", "peers"}
 
 // Render renders the documents names (of Documents) in dir from the
 // records there: dir/bench.json gives dir/bench.md and dir/plots/,
@@ -45,6 +45,11 @@ func Render(dir string, names ...string) error {
 			var p results.Properties
 			if p, err = results.ReadProperties(filepath.Join(dir, results.PropertiesFile)); err == nil {
 				err = WriteProperties(dir, p)
+			}
+		case "peers":
+			var p results.Peers
+			if p, err = results.ReadPeers(filepath.Join(dir, results.PeersFile)); err == nil {
+				err = WritePeers(dir, p)
 			}
 		default:
 			err = fmt.Errorf("report: no document %q (want one of %v)", name, Documents)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/chronicleweaver/chronicleweaver/harness/checker"
 	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
@@ -17,7 +18,7 @@ import (
 // SectionNames are the generated sections Sections renders, in the order
 // the report is expected to use them.
 var SectionNames = []string{
-	"provenance", "bench-summary", "original", "throughput", "single-events", "stress-20k",
+	"provenance", "bench-summary", "original", "peers", "throughput", "single-events", "stress-20k",
 	"scaling", "aof", "upsert", "verify", "planted", "properties", "figures",
 }
 
@@ -32,6 +33,7 @@ func Sections(in Inputs) map[string]string {
 		"provenance":    d.provenance(),
 		"bench-summary": d.benchSummary(),
 		"original":      d.original(),
+		"peers":         d.peers(),
 		"throughput":    d.search("throughput"),
 		"single-events": d.search("single-events"),
 		"stress-20k":    d.stress(),
@@ -497,7 +499,7 @@ func (d docCtx) verify() string {
 		t.add(d.link(*s, "verify.md"), esc(orDash(s.Mode)), faultCount(*s),
 			fmtCount(int64(c.Attempted)), fmtCount(int64(c.Acknowledged)), fmtCount(int64(c.Lost)),
 			fmtCount(int64(c.Duplicated)), fmtCount(int64(c.Unexpected)), fmtCount(int64(c.Recovered)),
-			yesNo(c.StatsExact), yesNo(c.AuditExact), toReady, verdict(*s))
+			exactCell(c, checker.CheckStatsExact, c.StatsExact), exactCell(c, checker.CheckAuditExact, c.AuditExact), toReady, verdict(*s))
 		if verdict(*s) != "valid" {
 			invalid = append(invalid, d.link(*s, "verify.md"))
 		}
@@ -625,5 +627,36 @@ func (d docCtx) figures() string {
 	if len(md.bytes()) == 0 {
 		return fmt.Sprintf("_No plots in %s yet: %s draws them._", codeSpan(d.file("plots")+"/"), codeSpan(makers["bench.json"]))
 	}
+	return string(md.bytes())
+}
+
+// peers is the comparison of subjects: a row per scenario and subject,
+// side by side, from peers.json.
+func (d docCtx) peers() string {
+	p := d.in.Peers
+	if p == nil {
+		return d.missing("peers.json")
+	}
+	var md mdWriter
+	var subjects []string
+	for _, s := range p.Subjects {
+		line := esc(s.Name)
+		if !s.Ours {
+			line += " (" + esc(orDash(s.Repository)) + ", commit " + subjectCommit(s) + ")"
+		}
+		if s.Error != "" {
+			line += ": **not run: " + esc(shorten(s.Error, 200)) + "**"
+		}
+		subjects = append(subjects, line)
+	}
+	md.para("Subjects: %s. Command %s, commit %s, backend %s; the whole comparison took %s s.", strings.Join(subjects, "; "),
+		code(p.Header.Command), code(orDash(p.Header.Commit)), esc(orDash(p.Header.Backend)), fmtSec(p.Seconds))
+	t := peersTable()
+	for _, ps := range p.Scenarios {
+		addPeerRows(&t, ps, true)
+	}
+	md.table(t)
+	md.para("Details, the checker's words and the run folders: [%s](%s). A check a subject could not be asked reads %s.",
+		esc(d.file("peers.md")), d.file("peers.md"), notMeasured)
 	return string(md.bytes())
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronicleweaver/chronicleweaver/harness/checker"
 	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
@@ -59,7 +60,7 @@ func verifyMarkdown(v results.Verify) []byte {
 		t.add(scenarioLink(s), esc(orDash(s.Mode)), faultCount(s),
 			fmtCount(int64(c.Attempted)), fmtCount(int64(c.Acknowledged)), fmtCount(int64(c.Lost)),
 			fmtCount(int64(c.Duplicated)), fmtCount(int64(c.Unexpected)), fmtCount(int64(c.Recovered)),
-			yesNo(c.StatsExact), yesNo(c.AuditExact), toReady, fmtSec(s.DrainTime), verdict(s), code(s.RunDir))
+			exactCell(c, checker.CheckStatsExact, c.StatsExact), exactCell(c, checker.CheckAuditExact, c.AuditExact), toReady, fmtSec(s.DrainTime), verdict(s), code(s.RunDir))
 		if verdict(s) != "valid" {
 			invalid = append(invalid, scenarioLink(s))
 		}
@@ -141,7 +142,9 @@ func writeEffects(md *mdWriter, s results.Scenario) {
 	t := table{head: []string{"Effect", "What", "Seen", "Shown"}, align: "llrl"}
 	for _, f := range s.Effects {
 		shown := yesNo(f.Shown)
-		if f.NotMeasured != "" {
+		if f.Informative {
+			shown = "not required: " + esc(shorten(f.NotMeasured, violationsLen))
+		} else if f.NotMeasured != "" {
 			shown = "**not measured: " + esc(shorten(f.NotMeasured, violationsLen)) + "**"
 		} else if !f.Shown {
 			shown = "**no**"

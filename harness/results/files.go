@@ -21,6 +21,7 @@ const (
 	VerifyFile     = "verify.json"
 	PropertiesFile = "properties.json"
 	RepoFile       = "repo.json"
+	PeersFile      = "peers.json"
 )
 
 // WriteBench writes dir/bench.json. A scenario's Latencies are not written:
@@ -92,6 +93,18 @@ func SortProperties(ps []Property) []Property {
 		return a.Bug < b.Bug
 	})
 	return out
+}
+
+// WritePeers writes dir/peers.json.
+func WritePeers(dir string, p Peers) error {
+	return writeRecord(dir, PeersFile, p)
+}
+
+// ReadPeers loads a peers.json written by WritePeers.
+func ReadPeers(path string) (Peers, error) {
+	var p Peers
+	err := readJSON(path, &p)
+	return p, err
 }
 
 // WriteRepo writes dir/repo.json.

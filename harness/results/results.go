@@ -72,7 +72,21 @@ type Perf struct {
 	FirstToLastCommit float64 `json:"first_to_last_commit_seconds"`
 	CPUSeconds        float64 `json:"service_cpu_seconds"`
 	PeakRSSMiB        float64 `json:"service_peak_rss_mib"`
+	// UsageNotMeasured says why CPUSeconds and PeakRSSMiB are not a
+	// measurement ("" : they are): an external target, a node whose usage
+	// could not be read.
+	UsageNotMeasured string `json:"usage_not_measured,omitempty"`
+	// CommitNotMeasured says why Commit is not a measurement ("" : it is,
+	// or there were no rows).
+	CommitNotMeasured string `json:"commit_not_measured,omitempty"`
+	// CommitFrom is where Commit starts: "" the subject's receive time
+	// (received_at), CommitFromSend the request's send (a subject that does
+	// not record when it received an event).
+	CommitFrom string `json:"commit_from,omitempty"`
 }
+
+// CommitFromSend marks a commit latency measured from the request's send.
+const CommitFromSend = "send"
 
 // Distribution is an empirical latency distribution, thinned to at most a
 // few thousand points.
@@ -141,6 +155,11 @@ type Effect struct {
 	// NotMeasured says why the effect could not be looked for (then Shown
 	// is false: not measured is not passed).
 	NotMeasured string `json:"not_measured,omitempty"`
+	// Informative: recorded, not required. An effect seen inside our
+	// service (its log, its metrics) cannot be looked for in another
+	// implementation of the contract (a foreign subject of `make peers`);
+	// its run is judged on the effects seen from outside.
+	Informative bool `json:"informative,omitempty"`
 }
 
 // Point is one bucket of a time series.
@@ -194,6 +213,12 @@ type Scenario struct {
 
 	// Environment is the system the scenario ran against.
 	Environment Environment `json:"environment"`
+	// Subject is the subject under test (subjects/NAME.yaml; "" : ours,
+	// before subjects were data).
+	Subject string `json:"subject,omitempty"`
+	// Notes are what the run could not do as written (e.g. a search judged
+	// without a backlog), in words.
+	Notes []string `json:"notes,omitempty"`
 
 	// Violations are every reason the run is invalid: the checker's
 	// (Check.Violations), then each fault that did not apply as planned,
@@ -223,6 +248,7 @@ type Environment struct {
 	Redis     string            `json:"redis,omitempty"`
 	DurableDB bool              `json:"durable_db"`
 	Settings  map[string]string `json:"settings,omitempty"`
+	Subject   string            `json:"subject,omitempty"`
 }
 
 // PlantedBug is a negative control: a bug switched on in the service, the
@@ -266,4 +292,46 @@ type Verify struct {
 type Properties struct {
 	Header     Header     `json:"header"`
 	Properties []Property `json:"properties"`
+}
+
+// Peers is results/peers.json: the comparison of subjects (`make peers`),
+// the same scenarios run against each subject in turn, interleaved per
+// scenario.
+type Peers struct {
+	Header    Header         `json:"header"`
+	Subjects  []PeerSubject  `json:"subjects"`
+	Scenarios []PeerScenario `json:"scenarios"`
+	// Seconds is how long the whole comparison took (image builds included).
+	Seconds float64 `json:"seconds"`
+}
+
+// PeerSubject is one subject of a comparison.
+type PeerSubject struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Ours        bool   `json:"ours,omitempty"`
+	// Repository is where a foreign subject's source is published, and
+	// FileCommit the commit its subject file was written against.
+	Repository string `json:"repository,omitempty"`
+	FileCommit string `json:"file_commit,omitempty"`
+	// Commit is the git commit of the checkout it ran from ("" : not a git
+	// checkout, or ours: the header's commit), Digest a hash of its files.
+	Commit string `json:"commit,omitempty"`
+	Digest string `json:"digest,omitempty"`
+	Source string `json:"source,omitempty"` // the checkout's folder
+	Image  string `json:"image,omitempty"`
+	// ImageBuilt says the run built the image, in ImageSeconds.
+	ImageBuilt   bool    `json:"image_built,omitempty"`
+	ImageSeconds float64 `json:"image_seconds,omitempty"`
+	// Error ends the subject's rows: why it could not run (an image that
+	// did not build, a subject that never became ready).
+	Error string `json:"error,omitempty"`
+}
+
+// PeerScenario is one scenario of a comparison: one run per subject, in
+// the order of Peers.Subjects (a run that could not be made holds its
+// Error).
+type PeerScenario struct {
+	Name string     `json:"name"`
+	Runs []Scenario `json:"runs"`
 }

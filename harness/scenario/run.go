@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,7 +20,16 @@ import (
 	"github.com/chronicleweaver/chronicleweaver/harness/load"
 	"github.com/chronicleweaver/chronicleweaver/harness/nemesis"
 	"github.com/chronicleweaver/chronicleweaver/harness/results"
+	"github.com/chronicleweaver/chronicleweaver/harness/subject"
 )
+
+// ErrGap is wrapped by the error of a run the subject cannot take (its
+// request shape cannot carry the scenario's requests): nothing is measured.
+var ErrGap = errors.New("not measured")
+
+// ErrStart is wrapped by the error of a run whose environment did not
+// start (a subject that never became ready, an image that is missing).
+var ErrStart = errors.New("the environment did not start")
 
 // Options say where and how to run a scenario.
 type Options struct {
@@ -37,6 +47,22 @@ type Options struct {
 	Binary string
 	// PlantedBug switches on one planted bug (negative controls).
 	PlantedBug string
+	// Subject is what runs as the service (harness/subject): nil is this
+	// module's service, read through the contract as it is.
+	Subject *subject.Subject
+	// ServiceCmd runs this command line as each service instance (local
+	// backend; ${VAR} of the environment contract expanded per instance),
+	// read through Subject's mapping.
+	ServiceCmd string
+	// ServiceImage runs this image as each service container (docker backend).
+	ServiceImage string
+	// SourceDir is a foreign subject's checkout (local backend: its
+	// run.dir is relative to it).
+	SourceDir string
+	// Peers: the comparison of subjects (`make peers`). A rate search
+	// whose every step missed its bound is measured at its first step
+	// instead of failing the run.
+	Peers bool
 	// Logf receives progress lines; nil is quiet.
 	Logf func(format string, args ...any)
 }
@@ -74,7 +100,15 @@ func Run(ctx context.Context, s *Scenario, o Options) (results.Scenario, error) 
 		return res, err
 	}
 	res.RunDir = dir
-	err = run(ctx, s, o, &res)
+	if o.Subject != nil {
+		res.Subject = o.Subject.Name
+		if gap := o.Subject.Gap(s.Events.PerRequest); gap != "" {
+			err = fmt.Errorf("scenario %s, subject %s: %w: %s", s.Name, o.Subject.Name, ErrGap, gap)
+		}
+	}
+	if err == nil {
+		err = run(ctx, s, o, &res)
+	}
 	if err != nil {
 		res.Error = err.Error()
 		res.Valid = false
@@ -121,7 +155,7 @@ func runDir(o Options, name string) (string, error) {
 func run(ctx context.Context, s *Scenario, o Options, res *results.Scenario) error {
 	e, err := startEnv(ctx, s, o, res.RunDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrStart, err)
 	}
 	defer func() {
 		if cerr := e.Close(); cerr != nil {
@@ -130,7 +164,7 @@ func run(ctx context.Context, s *Scenario, o Options, res *results.Scenario) err
 	}()
 	info := e.Info()
 	res.Environment = results.Environment{Backend: info.Backend, Services: info.Services, Postgres: info.PostgresVersion,
-		Redis: info.RedisVersion, DurableDB: s.Env.Durable, Settings: info.Settings}
+		Redis: info.RedisVersion, DurableDB: s.Env.Durable, Settings: info.Settings, Subject: res.Subject}
 	if s.Kind == KindSearch {
 		res.SearchBoundMS = float64(s.Search.P99.D()) / float64(time.Millisecond)
 	}
@@ -141,11 +175,15 @@ func run(ctx context.Context, s *Scenario, o Options, res *results.Scenario) err
 	defer hist.Close()
 
 	targets := e.Targets()
-	cl := client.New(targets[0], o.Token)
-	before, err := cl.Stats(ctx)
+	cl, err := o.client(targets[0], e)
+	if err != nil {
+		return err
+	}
+	before, has, err := cl.ReadStats(ctx)
 	if err != nil {
 		return fmt.Errorf("scenario: stats before the run: %w", err)
 	}
+	gaps := o.gaps(has, cl)
 	var auditBefore *checker.Audit
 	if a, err := cl.AuditSummary(ctx); err == nil {
 		auditBefore = &a
@@ -153,7 +191,11 @@ func run(ctx context.Context, s *Scenario, o Options, res *results.Scenario) err
 	runID := newRunID(s.Name)
 	ready := func(ctx context.Context) error {
 		for _, t := range targets {
-			if _, err := client.New(t, o.Token).WaitReady(ctx); err != nil {
+			c, err := o.client(t, e)
+			if err != nil {
+				return err
+			}
+			if _, err := c.WaitReady(ctx); err != nil {
 				return err
 			}
 		}
@@ -188,16 +230,15 @@ func run(ctx context.Context, s *Scenario, o Options, res *results.Scenario) err
 			after = st
 		}
 	}
-	rb := checker.Readback{Before: before, After: after, Drained: derr == nil, AuditBefore: auditBefore}
+	rb := checker.Readback{Before: before, After: after, Drained: derr == nil, AuditBefore: auditBefore, Gaps: gaps}
 	if a, err := cl.AuditSummary(ctx); err == nil {
 		rb.AuditAfter = &a
 	}
-	if db := e.DatabaseURL(); db != "" {
-		rb.Stored, err = client.StoredKeysDB(ctx, db, runID)
-	} else {
-		rb.Stored, err = cl.StoredKeysAPI(ctx, runID)
-	}
-	if err != nil {
+	rb.Stored, err = o.readBack(ctx, e, cl, runID)
+	switch {
+	case errors.Is(err, client.ErrIncomplete), errors.Is(err, client.ErrNotOffered):
+		rb.Gaps.Stored = err.Error()
+	case err != nil:
 		return fmt.Errorf("scenario: read back stored events: %w", err)
 	}
 	ops := hist.Ops()
@@ -207,14 +248,14 @@ func run(ctx context.Context, s *Scenario, o Options, res *results.Scenario) err
 	res.Violations = append([]string{}, res.Check.Violations...)
 	res.FaultErrors = faultErrors(res.Faults, s.planned())
 	res.Violations = append(res.Violations, res.FaultErrors...)
-	res.Effects = measureEffects(ctx, s, e, res.Check)
+	res.Effects = measureEffects(ctx, s, e, res.Check, o.Subject != nil && !o.Subject.Ours)
 	res.Violations = append(res.Violations, effectViolations(res.Effects)...)
 	res.Valid = len(res.Violations) == 0
 
-	if err := measure(ctx, e, ops, prefix, since, until, res, s.Kind == KindBench); err != nil {
+	if err := measure(ctx, e, o.readBackTable(), ops, prefix, since, until, res, s.Kind == KindBench); err != nil {
 		o.logf("%s: measures incomplete: %v", s.Name, err)
 	}
-	if s.Baseline {
+	if s.Baseline && o.readBackTable() == nil { // the baseline is our store's
 		if err := runBaseline(ctx, s, e, res); err != nil {
 			return fmt.Errorf("scenario: baseline: %w", err)
 		}
@@ -258,20 +299,25 @@ func runLoad(ctx context.Context, s *Scenario, o Options, e env.Env, hist *histo
 	start := time.Now()
 	faults := make(chan []results.Fault, 1)
 	if len(plan) > 0 {
-		cl := client.New(e.Targets()[0], o.Token)
-		backlog := func(ctx context.Context) (int64, error) {
-			st, err := cl.Stats(ctx)
-			return st.QueueDepth, err
+		cl, err := o.client(e.Targets()[0], e)
+		if err != nil {
+			return err
 		}
-		nem := &nemesis.Nemesis{Env: e, History: hist, Ready: ready, Backlog: backlog}
+		nem := &nemesis.Nemesis{Env: e, History: hist, Ready: ready}
+		if _, has, err := cl.ReadStats(ctx); err == nil && (has.Queue() || cl.Backlog != nil) {
+			nem.Backlog = func(ctx context.Context) (int64, error) {
+				st, err := cl.Stats(ctx)
+				return st.QueueDepth, err
+			}
+		}
 		go func() { faults <- nem.Run(ctx, start, plan) }()
 	} else {
 		faults <- nil
 	}
-	_, err = load.Run(ctx, load.Config{
+	_, err = load.Run(ctx, o.loadConfig(load.Config{
 		Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist,
 		Progress: progress(o, s.Name),
-	})
+	}))
 	res.Faults = <-faults
 	res.MaxToReady = results.MaxToReady(res.Faults)
 	if err != nil {

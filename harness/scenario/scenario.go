@@ -58,6 +58,10 @@ type Scenario struct {
 	// Smoke overrides parts of the scenario for `make verify` (a few
 	// seconds each).
 	Smoke *Override `yaml:"smoke"`
+	// Peers overrides parts of the scenario in the comparison of subjects
+	// (`make peers`): e.g. a bounded rate search, so that a slow subject
+	// does not take an hour.
+	Peers *Override `yaml:"peers"`
 }
 
 // EnvSpec is the system under test.
@@ -210,13 +214,9 @@ func Names() ([]string, error) {
 // Load reads scenario name (a name in the folder, or a path to a file).
 // With smoke, the scenario's smoke overrides apply.
 func Load(name string, smoke bool) (*Scenario, error) {
-	path := name
-	if !strings.ContainsRune(name, os.PathSeparator) && !strings.HasSuffix(name, ".yaml") {
-		dir, err := Dir()
-		if err != nil {
-			return nil, err
-		}
-		path = filepath.Join(dir, name+".yaml")
+	path, err := filePath(name)
+	if err != nil {
+		return nil, err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -225,33 +225,72 @@ func Load(name string, smoke bool) (*Scenario, error) {
 	return Parse(b, smoke)
 }
 
+// filePath is the file of scenario name (a name in the folder, or a path).
+func filePath(name string) (string, error) {
+	if strings.ContainsRune(name, os.PathSeparator) || strings.HasSuffix(name, ".yaml") {
+		return name, nil
+	}
+	dir, err := Dir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, name+".yaml"), nil
+}
+
 // Parse reads a scenario document. Unknown keys are errors.
-func Parse(b []byte, smoke bool) (*Scenario, error) {
+func Parse(b []byte, smoke bool) (*Scenario, error) { return parse(b, smoke, false) }
+
+// LoadPeers is Load for the comparison of subjects: the scenario's peers
+// overrides apply (and then, with smoke, the smoke ones).
+func LoadPeers(name string, smoke bool) (*Scenario, error) {
+	path, err := filePath(name)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", name, err)
+	}
+	return parse(b, smoke, true)
+}
+
+func parse(b []byte, smoke, peers bool) (*Scenario, error) {
 	var s Scenario
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("scenario: parse: %w", err)
 	}
-	if smoke && s.Smoke != nil {
-		if o := s.Smoke.Events; o != nil {
-			s.Events = *o
-		}
-		if o := s.Smoke.Load; o != nil {
-			s.Load = *o
-		}
-		if s.Smoke.Nemesis != nil {
-			s.Nemesis = s.Smoke.Nemesis
-		}
-		if o := s.Smoke.Search; o != nil {
-			s.Search = *o
-		}
+	if peers {
+		s.override(s.Peers)
+	}
+	if smoke {
+		s.override(s.Smoke)
 	}
 	s.defaults()
 	if err := s.validate(); err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", s.Name, err)
 	}
 	return &s, nil
+}
+
+// override applies o's parts (nil: none).
+func (s *Scenario) override(o *Override) {
+	if o == nil {
+		return
+	}
+	if o.Events != nil {
+		s.Events = *o.Events
+	}
+	if o.Load != nil {
+		s.Load = *o.Load
+	}
+	if o.Nemesis != nil {
+		s.Nemesis = o.Nemesis
+	}
+	if o.Search != nil {
+		s.Search = *o.Search
+	}
 }
 
 func (s *Scenario) defaults() {

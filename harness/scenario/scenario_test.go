@@ -155,3 +155,30 @@ func TestSuitesTable(t *testing.T) {
 		t.Errorf("Suite of a suite the table lacks: no error")
 	}
 }
+
+// The comparison of subjects bounds the rate search (throughput's peers
+// block); smoke still wins over it; a plain load ignores it.
+func TestPeersOverride(t *testing.T) {
+	t.Parallel()
+	full, err := scenario.Load("throughput", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers, err := scenario.LoadPeers("throughput", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smoke, err := scenario.LoadPeers("throughput", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.Peers == nil || full.Events.Total != 200000 || full.Search.MaxSteps != 14 {
+		t.Errorf("full: events %d, max steps %d", full.Events.Total, full.Search.MaxSteps)
+	}
+	if peers.Events.Total != 20000 || peers.Search.Start != 50 || peers.Search.MaxSteps != 6 {
+		t.Errorf("peers: events %d, start %v, max steps %d", peers.Events.Total, peers.Search.Start, peers.Search.MaxSteps)
+	}
+	if smoke.Search.MaxSteps != 2 {
+		t.Errorf("peers smoke: max steps %d, want the smoke block's 2", smoke.Search.MaxSteps)
+	}
+}

@@ -29,6 +29,7 @@ const (
 	SuiteVerifyFull = "verify-full"
 	SuiteBench      = "bench"       // the benchmarks (KindBench and KindSearch)
 	SuiteBenchSmoke = "bench-smoke" // the benchmarks `make verify` runs in smoke mode
+	SuitePeers      = "peers"       // the comparison of subjects (`make peers`)
 )
 
 // suiteKinds are the scenario kinds each suite of the table may hold.
@@ -37,6 +38,7 @@ var suiteKinds = map[string][]string{
 	SuiteVerifyFullOnly: {KindCheck},
 	SuiteBench:          {KindBench, KindSearch},
 	SuiteBenchSmoke:     {KindBench, KindSearch},
+	SuitePeers:          {KindCheck, KindBench, KindSearch},
 }
 
 // Suite lists the scenarios of suite name, in the order they run.
@@ -50,7 +52,7 @@ func Suite(name string) ([]string, error) {
 	}
 	names, ok := all[name]
 	if !ok {
-		return nil, fmt.Errorf("scenario: no suite %q in %s (want %s, %s, %s or %s)", name, SuitesFile, SuiteVerify, SuiteVerifyFull, SuiteBench, SuiteBenchSmoke)
+		return nil, fmt.Errorf("scenario: no suite %q in %s (want %s, %s, %s, %s or %s)", name, SuitesFile, SuiteVerify, SuiteVerifyFull, SuiteBench, SuiteBenchSmoke, SuitePeers)
 	}
 	return names, nil
 }
@@ -90,7 +92,7 @@ func Suites() (map[string][]string, error) {
 	for suite, members := range all {
 		want, ok := suiteKinds[suite]
 		if !ok {
-			return nil, fmt.Errorf("scenario: %s: unknown suite %q (want %s, %s, %s or %s)", path, suite, SuiteVerify, SuiteVerifyFullOnly, SuiteBench, SuiteBenchSmoke)
+			return nil, fmt.Errorf("scenario: %s: unknown suite %q (want %s, %s, %s, %s or %s)", path, suite, SuiteVerify, SuiteVerifyFullOnly, SuiteBench, SuiteBenchSmoke, SuitePeers)
 		}
 		seen := map[string]bool{}
 		for i, n := range members {

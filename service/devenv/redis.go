@@ -173,7 +173,8 @@ func (r *Redis) probe(ctx context.Context, pid int) error {
 }
 
 // RedisCommand sends one command to the Redis server at addr on a new
-// connection and returns its simple-string or bulk-string reply; an error
+// connection and returns its simple-string, integer (as decimal text) or
+// bulk-string reply; an error
 // reply (such as LOADING while the AOF loads) is returned as an error. ctx
 // bounds the exchange. It speaks RESP directly, so that a refused
 // connection is not logged by a client library.
@@ -241,7 +242,7 @@ func (c *respConn) command(args ...string) (string, error) {
 		return "", errors.New("empty RESP reply")
 	}
 	switch line[0] {
-	case '+':
+	case '+', ':': // a simple string, or an integer (LLEN) as its decimal text
 		return line[1:], nil
 	case '-':
 		return "", errors.New(line[1:])

@@ -3,8 +3,10 @@
 //
 //	chronicle list
 //	chronicle run --scenario NAME [--smoke] [--target URL [--database-url URL]] [--planted-bug BUG]
+//	    [--subject NAME] [--service-cmd 'COMMAND ARGS' | --service-image IMAGE] [--source DIR]
 //	chronicle bench [--smoke] [--suite bench] [--out results] [--only a,b]
 //	chronicle verify [--full] [--out results] [--only a,b] [--no-controls]
+//	chronicle peers --subject NAME[=CHECKOUT]... [--smoke] [--only a,b] [--backend auto] [--out results]
 //	chronicle report [--results results] [--doc REPORT.md] [--check] [--repo]
 //	chronicle report --md verify,properties [--results results]
 package main
@@ -23,6 +25,7 @@ import (
 	"github.com/chronicleweaver/chronicleweaver/harness/report"
 	"github.com/chronicleweaver/chronicleweaver/harness/results"
 	"github.com/chronicleweaver/chronicleweaver/harness/scenario"
+	"github.com/chronicleweaver/chronicleweaver/harness/subject"
 	"github.com/chronicleweaver/chronicleweaver/harness/verify"
 )
 
@@ -32,6 +35,7 @@ const usage = `chronicle: the ChronicleWeaver harness
   chronicle run --scenario NAME [flags]   run one scenario and check it
   chronicle bench [flags]                 run the benchmark scenarios, write results/bench.*
   chronicle verify [flags]                run the fault suite and planted bugs, write results/verify.*
+  chronicle peers --subject NAME[=DIR]... run the peers suite against each subject, write results/peers.*
   chronicle report [flags]                regenerate REPORT.md's generated sections from results/*.json,
                                           or (--md) results/*.md from results/*.json
 
@@ -57,6 +61,8 @@ func main() {
 		err = verifyCmd(ctx, os.Args[2:])
 	case "report":
 		err = reportCmd(os.Args[2:])
+	case "peers":
+		err = peersCmd(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -70,8 +76,38 @@ func main() {
 	}
 }
 
-// common registers the flags every running command takes.
-func common(fs *flag.FlagSet, o *scenario.Options) {
+// subjectFlags are the flags naming the subject under test; resolve loads
+// it into the options once the flags are parsed.
+type subjectFlags struct{ name string }
+
+func (f *subjectFlags) resolve(o *scenario.Options) error {
+	name := f.name
+	if name == "" && (o.ServiceCmd != "" || o.ServiceImage != "" || o.SourceDir != "") {
+		name = subject.Default // a command or image read through the contract's mapping
+	}
+	if name == "" {
+		return nil
+	}
+	s, err := subject.Load(name)
+	if err != nil {
+		return err
+	}
+	if !s.Ours && o.ServiceImage == "" && o.ServiceCmd == "" && o.SourceDir == "" {
+		return fmt.Errorf("subject %s runs from a checkout of %s: pass --source DIR (local backend) or --service-image IMAGE (docker)",
+			s.Name, s.Upstream.Repository)
+	}
+	o.Subject = s
+	return nil
+}
+
+// common registers the flags every running command takes; the returned
+// function, called after parsing, resolves the subject.
+func common(fs *flag.FlagSet, o *scenario.Options) func() error {
+	sf := &subjectFlags{}
+	fs.StringVar(&sf.name, "subject", "", "subject under test: subjects/NAME.yaml (or a file); default: this module's service ("+subject.Default+")")
+	fs.StringVar(&o.ServiceCmd, "service-cmd", "", "command line run as each service instance (local backend; ${APP_PORT} etc. expanded), read through the subject's mapping")
+	fs.StringVar(&o.ServiceImage, "service-image", "", "image run as each service container (docker backend), read through the subject's mapping")
+	fs.StringVar(&o.SourceDir, "source", "", "checkout of a foreign subject (local backend: its run.command runs there)")
 	fs.StringVar(&o.RunsDir, "runs", "runs", "parent folder of run folders (history, logs)")
 	fs.StringVar(&o.Backend, "backend", scenario.BackendLocal, "environment: local (processes), docker (testcontainers), auto (docker when a daemon answers) or external")
 	fs.StringVar(&o.Target, "target", "", "base URL of an already running service (external backend)")
@@ -79,6 +115,7 @@ func common(fs *flag.FlagSet, o *scenario.Options) {
 	fs.StringVar(&o.Token, "token", os.Getenv("API_TOKEN"), "bearer token for /publish")
 	fs.StringVar(&o.Binary, "binary", "", "prebuilt service binary (default: build it)")
 	o.Logf = newLogger().Logf
+	return func() error { return sf.resolve(o) }
 }
 
 func list() error {
@@ -107,11 +144,14 @@ func firstSentence(s string) string {
 func runCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var o scenario.Options
-	common(fs, &o)
+	resolve := common(fs, &o)
 	name := fs.String("scenario", "", "scenario name (see chronicle list) or path to a scenario file")
 	fs.BoolVar(&o.Smoke, "smoke", false, "apply the scenario's short smoke settings")
 	fs.StringVar(&o.PlantedBug, "planted-bug", "", "switch on a planted bug (negative control)")
 	_ = fs.Parse(args)
+	if err := resolve(); err != nil {
+		return err
+	}
 	if *name == "" {
 		return errors.New("run: --scenario is required")
 	}
@@ -134,12 +174,15 @@ func runCmd(ctx context.Context, args []string) error {
 func benchCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	var o scenario.Options
-	common(fs, &o)
+	resolve := common(fs, &o)
 	fs.BoolVar(&o.Smoke, "smoke", false, "short runs (a few seconds each)")
 	suiteName := fs.String("suite", scenario.SuiteBench, "suite of scenarios/"+scenario.SuitesFile+" to run: "+scenario.SuiteBench+" or "+scenario.SuiteBenchSmoke)
 	out := fs.String("out", "results", "folder for bench.md, bench.json and plots")
 	only := fs.String("only", "", "comma-separated subset of the suite's scenarios")
 	_ = fs.Parse(args)
+	if err := resolve(); err != nil {
+		return err
+	}
 	suite, err := verify.Load(*suiteName, *only, false)
 	if err != nil {
 		return err
@@ -161,12 +204,15 @@ func benchCmd(ctx context.Context, args []string) error {
 func verifyCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ExitOnError)
 	var o scenario.Options
-	common(fs, &o)
+	resolve := common(fs, &o)
 	full := fs.Bool("full", false, "every scenario at full length (default: the bounded smoke set)")
 	out := fs.String("out", "results", "folder for verify.md and verify.json")
 	only := fs.String("only", "", "comma-separated subset of the scenarios")
 	noControls := fs.Bool("no-controls", false, "skip the planted-bug controls")
 	_ = fs.Parse(args)
+	if err := resolve(); err != nil {
+		return err
+	}
 	o.Smoke = !*full
 	cmd := "make verify"
 	if *full {
