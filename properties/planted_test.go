@@ -56,7 +56,7 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 			for k, v := range c.settings {
 				settings[k] = v
 			}
-			e, err := startEnv("planted-"+c.bug, env.LocalOptions{
+			e, err := startEnv(t, "planted-"+c.bug, env.LocalOptions{
 				Settings: settings, BuildTags: []string{"plantedbugs"}, NoAOF: c.noAOF, AppendFsync: c.fsync,
 			})
 			if err != nil {
@@ -68,7 +68,7 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 				}
 			}()
 
-			st := &runStats{}
+			st := newRunStats(t)
 			rec := runRecorded(t.Name(), func(tb rapid.TB) { check(tb, c.checks, st, c.prop(e)) })
 			res := results.Property{Property: c.property, Bug: c.bug, Checks: st.checksToFailure(), Failed: rec.Failed()}
 			if res.Failed {
