@@ -24,11 +24,11 @@ if [ "$stale" -eq 0 ] && [ -x "$out" ]; then
   exit 0
 fi
 if [ "$stale" -gt 150 ]; then
-  echo "$name: compiling $stale packages: about 2-4 min on 2 cores the first time (seconds after, from Go's build cache)" >&2
+  echo "$name: compiling $stale packages and linking: about 2-4 min on 2 cores the first time (seconds after, from Go's build cache)" >&2
 elif [ "$stale" -gt 20 ]; then
-  echo "$name: compiling $stale packages: about a minute" >&2
+  echo "$name: compiling $stale packages and linking: about a minute" >&2
 else
-  echo "$name: compiling $stale packages: a few seconds" >&2
+  echo "$name: compiling $stale packages and linking: under 30 s on an idle 2-core machine" >&2
 fi
 
 tty=0
@@ -49,6 +49,7 @@ set +e
         ;;
     esac
     n=$((n + 1))
+    [ "$n" -ge "$stale" ] && line="(linking)"
     if [ "$tty" = 1 ]; then
       printf '\r\033[2K%s: compiled %d/%d packages (%ds) %s' "$name" "$n" "$stale" $((SECONDS - start)) "$line" >&2
     elif [ $((SECONDS - last)) -ge 10 ]; then
