@@ -39,6 +39,7 @@ type Printer struct {
 	total int    // items in all (0: not counted)
 	done  int    // items done
 	desc  string // the current status
+	drawn bool   // a status without bar is on the screen
 	start time.Time
 }
 
@@ -73,11 +74,20 @@ func (p *Printer) Logf(format string, args ...any) {
 		p.last = time.Now()
 		return
 	}
+	p.clear()
+	fmt.Fprintf(p.w, "[%6.1fs] %s\n", time.Since(p.start).Seconds(), s)
+	p.render()
+}
+
+// clear erases the live line (p.mu held).
+func (p *Printer) clear() {
 	if p.bar != nil {
 		_ = p.bar.Clear()
 	}
-	fmt.Fprintf(p.w, "[%6.1fs] %s\n", time.Since(p.start).Seconds(), s)
-	p.render()
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\033[2K")
+		p.drawn = false
+	}
 }
 
 // Status replaces the status. A plain printer prints it when nothing was
@@ -98,15 +108,13 @@ func (p *Printer) Status(s string) {
 
 // Items sets how many items (scenarios, controls) the run has in all; the
 // status then counts them ("[3/10]") and the live bar shows them (a run
-// that never calls Items has a bar of one item).
+// that never calls Items shows its status without a bar).
 func (p *Printer) Items(total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.total, p.done = total, 0
-	if p.bar != nil {
-		_ = p.bar.Clear()
-		p.bar = nil
-	}
+	p.clear()
+	p.bar = nil
 	p.render()
 }
 
@@ -118,14 +126,13 @@ func (p *Printer) ItemDone() {
 	p.render()
 }
 
-// Close erases the live line.
+// Close erases the live line; lines printed after it have none below
+// them until the next status.
 func (p *Printer) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.bar != nil {
-		_ = p.bar.Clear()
-		p.bar = nil
-	}
+	p.clear()
+	p.bar, p.desc = nil, ""
 }
 
 // counted prefixes s with the items done when they are counted.
@@ -145,11 +152,18 @@ func (p *Printer) render() {
 	if w, _, err := term.GetSize(p.fd); err == nil && w > 0 {
 		width = w
 	}
+	desc := fmt.Sprintf("%s %s", fmtElapsed(time.Since(p.start)), p.desc)
+	if p.total == 0 {
+		// No items counted (one run): the status alone, no bar.
+		fmt.Fprintf(p.w, "\r\033[2K%s", cut(desc, width-1))
+		p.drawn = true
+		return
+	}
 	const barWidth = 10
 	// "desc |██████    | (3/10)": the count and the bar take about 25 columns.
-	desc := cut(fmt.Sprintf("%s %s", fmtElapsed(time.Since(p.start)), p.desc), width-barWidth-16)
+	desc = cut(desc, width-barWidth-16)
 	if p.bar == nil {
-		p.bar = progressbar.NewOptions(max(p.total, 1),
+		p.bar = progressbar.NewOptions(p.total,
 			progressbar.OptionSetWriter(p.w),
 			progressbar.OptionSetWidth(barWidth),
 			progressbar.OptionShowCount(),

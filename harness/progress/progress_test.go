@@ -92,6 +92,24 @@ func TestLive(t *testing.T) {
 	}
 }
 
+// TestLiveWithoutItems: a single run's status is one line without a bar,
+// erased before a lasting line and by Close, after which a lasting line
+// draws nothing below it.
+func TestLiveWithoutItems(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	p := &Printer{start: time.Now(), every: Every, w: &buf, fd: -1}
+	p.Status("crash-service [load, 3s]")
+	p.Logf("crash-service: drain")
+	p.Close()
+	p.Logf("runs/ holds 1 run folder")
+	out := buf.String()
+	want := "\r\033[2K0s crash-service [load, 3s]\r\033[2K[   0.0s] crash-service: drain\n\r\033[2K0s crash-service [load, 3s]\r\033[2K[   0.0s] runs/ holds 1 run folder\n"
+	if out != want {
+		t.Errorf("output\n%q\nwant\n%q", out, want)
+	}
+}
+
 func TestCutAndElapsed(t *testing.T) {
 	t.Parallel()
 	if got := cut("abcdef", 4); got != "abc…" {

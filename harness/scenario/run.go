@@ -358,7 +358,7 @@ func loadWhat(m load.Model) string {
 		what += fmt.Sprintf(", %d users", m.Users)
 	}
 	if m.Duration > 0 {
-		what += " for " + m.Duration.String()
+		what += " for " + m.Duration.Round(100*time.Millisecond).String()
 	} else {
 		what += " until every event is sent"
 	}
@@ -378,7 +378,7 @@ func progress(tr *tracker, phase string, m load.Model, faultsEnd time.Duration) 
 		}
 		of := ""
 		if m.Duration > 0 {
-			of = " of " + m.Duration.String()
+			of = " of " + m.Duration.Round(time.Second).String()
 		}
 		tr.status(phase, fmt.Sprintf("%.0fs%s: sent %d, ok %d, fail %d, unknown %d, events acked %d",
 			p.Elapsed.Seconds(), of, p.Sent, p.OK, p.Fail, p.Info, p.EventsAcked))

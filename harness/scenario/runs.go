@@ -141,7 +141,11 @@ type RunsUsage struct {
 
 // String is a one-line account, e.g. "runs/ holds 12 run folders, 230 MB".
 func (u RunsUsage) String() string {
-	return fmt.Sprintf("%s/ holds %d run folders, %s", strings.TrimSuffix(u.Dir, "/"), u.Folders, fmtBytes(u.Bytes))
+	folders := "run folders"
+	if u.Folders == 1 {
+		folders = "run folder"
+	}
+	return fmt.Sprintf("%s/ holds %d %s, %s", strings.TrimSuffix(u.Dir, "/"), u.Folders, folders, fmtBytes(u.Bytes))
 }
 
 // Usage measures the runs folder dir. A missing folder holds nothing.
