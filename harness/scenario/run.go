@@ -338,7 +338,12 @@ func runLoad(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.Env
 		Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist,
 		Progress: progress(tr, PhaseLoad, m, faultsEnd),
 	})
-	res.Faults = <-faults
+	select {
+	case res.Faults = <-faults:
+	default:
+		tr.enter(PhaseFaults, "load done; waiting for the last fault to heal")
+		res.Faults = <-faults
+	}
 	res.MaxToReady = results.MaxToReady(res.Faults)
 	if err != nil {
 		return fmt.Errorf("scenario: load: %w", err)
