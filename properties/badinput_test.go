@@ -32,7 +32,7 @@ import (
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	e := useSharedEnv(t, "api", env.LocalOptions{Settings: apiSettings})
-	st := &runStats{}
+	st := newRunStats(t)
 	defer recordClean(t, propBad, st)
 	check(t, badChecks, st, badInput(e))
 }

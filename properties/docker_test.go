@@ -36,7 +36,7 @@ func TestRacingDuplicatesDocker(t *testing.T) {
 			t.Errorf("close the docker environment: %v", err)
 		}
 	})
-	st := &runStats{}
+	st := newRunStats(t)
 	defer recordClean(t, propRacing+" (docker)", st)
 	check(t, racingDockerChecks, st, racingDuplicates(e))
 }

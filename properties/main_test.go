@@ -133,9 +133,16 @@ var checksMu sync.Mutex
 // runStats counts the calls of a property in one rapid.Check and keeps the
 // smallest failing call's log.
 type runStats struct {
+	// progress receives a plain line on how far the checks are (the
+	// test's Logf: go test -v streams it); set by newRunStats.
+	progress func(format string, args ...any)
+
 	mu        sync.Mutex
-	calls     int // every call: checks, then reproduction and shrinking
-	firstFail int // the call that failed first (0: none)
+	calls     int       // every call: checks, then reproduction and shrinking
+	firstFail int       // the call that failed first (0: none)
+	total     int       // checks rapid runs unless one fails
+	start     time.Time // of the first call
+	reported  time.Time // when progress was last reported
 
 	lines []string // the current call's log (see logf)
 	// smallest is the log of the failing call with the fewest steps (the
@@ -159,6 +166,38 @@ func logf(t *rapid.T, format string, args ...any) {
 		s.mu.Lock()
 		s.lines = append(s.lines, fmt.Sprintf(format, args...))
 		s.mu.Unlock()
+	}
+}
+
+// newRunStats returns the runStats of a property run by t, reporting its
+// progress through t.Logf.
+func newRunStats(t *testing.T) *runStats { return &runStats{progress: t.Logf} }
+
+// progressEvery is how often a property's progress is reported.
+const progressEvery = 10 * time.Second
+
+// report logs how far the run is: at the first call, then at most once per
+// progressEvery (s.mu held).
+func (s *runStats) report(call int) {
+	if s.progress == nil {
+		return
+	}
+	now := time.Now()
+	if call == 1 {
+		s.start = now
+	} else if now.Sub(s.reported) < progressEvery {
+		return
+	}
+	s.reported = now
+	elapsed := now.Sub(s.start).Round(time.Second)
+	switch {
+	case s.firstFail > 0:
+		s.progress("progress: failed at check %d; shrinking the failure (call %d, %s)", s.firstFail, call, elapsed)
+	case call == 1:
+		s.progress("progress: check 1/%d", s.total)
+	default:
+		s.progress("progress: check %d/%d (%s; about %s to go)", call, s.total, elapsed,
+			(elapsed / time.Duration(call-1) * time.Duration(s.total-call+1)).Round(time.Second))
 	}
 }
 
@@ -236,12 +275,20 @@ func check(tb rapid.TB, b budget, st *runStats, prop func(*rapid.T)) {
 			tb.Fatalf("set -rapid.checks: %v", err)
 		}
 	}
+	total, _ := strconv.Atoi(flag.Lookup("rapid.checks").Value.String())
+	if testing.Short() {
+		total /= 5 // as rapid does
+	}
+	st.mu.Lock()
+	st.total = max(total, 1)
+	st.mu.Unlock()
 	rapid.Check(tb, func(t *rapid.T) {
 		unlock()
 		st.mu.Lock()
 		st.calls++
 		call := st.calls
 		st.lines = nil
+		st.report(call)
 		st.mu.Unlock()
 		active.Store(t, st)
 		defer func() {
@@ -386,7 +433,7 @@ func useSharedEnv(t *testing.T, name string, o env.LocalOptions) *env.Local {
 	s.mu.Lock()
 	t.Cleanup(s.mu.Unlock)
 	s.once.Do(func() {
-		s.env, s.err = startEnv(name, o)
+		s.env, s.err = startEnv(t, name, o)
 	})
 	if s.err != nil {
 		t.Fatalf("start environment %s: %v", name, s.err)
@@ -407,11 +454,18 @@ func closeSharedEnvs() {
 }
 
 // startEnv starts one service instance with PostgreSQL and Redis, its logs
-// in runRoot/name.
-func startEnv(name string, o env.LocalOptions) (*env.Local, error) {
+// in runRoot/name, and says so on t (the first start also builds the
+// service binary).
+func startEnv(t *testing.T, name string, o env.LocalOptions) (*env.Local, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	o.Services = 1
 	o.RunDir = filepath.Join(runRoot, name)
-	return env.StartLocal(ctx, o)
+	t.Logf("progress: starting environment %s: PostgreSQL, Redis and the service (the first one builds the service: about a minute)", name)
+	start := time.Now()
+	e, err := env.StartLocal(ctx, o)
+	if err == nil {
+		t.Logf("progress: environment %s started in %s", name, time.Since(start).Round(100*time.Millisecond))
+	}
+	return e, err
 }

@@ -21,7 +21,7 @@ import (
 func TestRacingDuplicates(t *testing.T) {
 	t.Parallel()
 	e := useSharedEnv(t, "api", env.LocalOptions{Settings: apiSettings})
-	st := &runStats{}
+	st := newRunStats(t)
 	defer recordClean(t, propRacing, st)
 	check(t, racingChecks, st, racingDuplicates(e))
 }

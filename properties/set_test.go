@@ -24,7 +24,7 @@ import (
 func TestSetSemantics(t *testing.T) {
 	t.Parallel()
 	e := useSharedEnv(t, "api", env.LocalOptions{Settings: apiSettings})
-	st := &runStats{}
+	st := newRunStats(t)
 	defer recordClean(t, propSet, st)
 	check(t, setChecks, st, setSemantics(e))
 }

@@ -38,7 +38,7 @@ import (
 func TestStateMachine(t *testing.T) {
 	t.Parallel()
 	e := useSharedEnv(t, "machine", env.LocalOptions{Settings: machineSettings, AppendFsync: machineFsync})
-	st := &runStats{}
+	st := newRunStats(t)
 	defer recordClean(t, propMachine, st)
 	check(t, machineChecks, st, stateMachine(e))
 }

@@ -114,6 +114,17 @@ func benchMarkdown(b results.Bench, plots map[string][]plotLink) []byte {
 		md.para("**INVALID runs: %s.** Their figures are not results; see each section for what the checker reported.",
 			strings.Join(invalid, ", "))
 	}
+	var missed []string
+	for _, s := range b.Scenarios {
+		if s.MissedBound() {
+			missed = append(missed, scenarioLink(s))
+		}
+	}
+	if len(missed) > 0 {
+		md.para("**Latency bound missed** even at the lowest rate of the search: %s. No rate passed on this machine; "+
+			"the figures are those of the lowest step, and the checker's verdict (Valid) stands on its own.",
+			strings.Join(missed, ", "))
+	}
 
 	for _, s := range b.Scenarios {
 		writeBenchScenario(&md, s, plots[s.Name])
@@ -274,8 +285,9 @@ func writeSearchOutcome(md *mdWriter, s results.Scenario) {
 	}
 	if s.BestRate > 0 {
 		md.para("Highest passing rate: %s requests/s%s.", fmtReqRate(s.BestRate), bound)
-	} else if len(s.Steps) > 0 {
-		md.para("No rate passed%s.", bound)
+	} else if s.MissedBound() {
+		md.para("No rate passed%s: even the lowest step, %s requests/s, missed it. The measured run is that step.",
+			bound, fmtReqRate(s.Steps[0].Rate))
 	}
 }
 

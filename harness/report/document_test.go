@@ -383,13 +383,13 @@ func TestSectionsMissingInputs(t *testing.T) {
 		return "_No `../results/" + file + "` yet: `" + cmd + "` writes it._"
 	}
 	want := map[string][]string{
-		"provenance":    {notice("bench.json", "make bench"), notice("verify.json", "make verify"), notice("repo.json", "make report")},
+		"provenance":    {notice("bench.json", "make bench"), notice("verify.json", "make verify-full"), notice("repo.json", "make report")},
 		"bench-summary": {notice("bench.json", "make bench")},
 		"original":      {notice("bench.json", "make bench")},
 		"throughput":    {notice("bench.json", "make bench")},
-		"verify":        {notice("verify.json", "make verify")},
-		"planted":       {notice("verify.json", "make verify")},
-		"properties":    {notice("properties.json", "CHRONICLE_RESULTS=results go test ./properties/")},
+		"verify":        {notice("verify.json", "make verify-full")},
+		"planted":       {notice("verify.json", "make verify-full")},
+		"properties":    {notice("properties.json", "make verify-full")},
 		"figures":       {notice("bench.json", "make bench")},
 	}
 	for name, wants := range want {

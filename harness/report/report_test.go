@@ -386,3 +386,32 @@ func TestWriteVerify(t *testing.T) {
 	sameTree(t, dir, again)
 	sameTree(t, dir, fromJSON)
 }
+
+// TestBenchMissedBound: a rate search whose lowest step missed its bound is
+// a valid run (the checker judges correctness) whose bench.md says, in the
+// summary and in its section, that no rate passed and at which rate.
+func TestBenchMissedBound(t *testing.T) {
+	t.Parallel()
+	b := results.Bench{Header: handHeader(), Scenarios: []results.Scenario{{
+		Name: "stress-20k", Kind: "search", Mode: "smoke", RunDir: "runs/20260301-123000-stress-20k",
+		Check:         checker.Result{Valid: true, Attempted: 500, Acknowledged: 500, Stored: 500, StatsExact: true, AuditExact: true},
+		Perf:          &results.Perf{Seconds: 5, Requests: 500, RequestsPerSec: 100},
+		Steps:         []results.Step{{Rate: 100, Achieved: 99, HTTP: results.Percentiles{N: 500, P50: 30, P99: 180, Max: 250}}},
+		SearchBoundMS: 50, Valid: true,
+	}}}
+	if !b.Scenarios[0].MissedBound() {
+		t.Fatal("MissedBound() = false for a search whose only step failed")
+	}
+	dir := t.TempDir()
+	if err := WriteBench(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	md := string(readFile(t, filepath.Join(dir, "bench.md")))
+	mustContain(t, "bench.md", md,
+		"**Latency bound missed** even at the lowest rate of the search: [stress-20k](#scenario-stress-20k).",
+		"No rate passed (bound: HTTP p99 at most 50.00 ms, no backlog growth): even the lowest step, 100.0 requests/s, missed it.",
+		"| valid |")
+	if t.Failed() || strings.Contains(md, "INVALID") {
+		t.Errorf("bench.md calls the run invalid:\n%s", md)
+	}
+}

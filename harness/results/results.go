@@ -240,6 +240,11 @@ func (s Scenario) AllViolations() []string {
 	return s.Check.Violations
 }
 
+// MissedBound reports whether s is a rate search whose every step (the
+// lowest included) missed its bound: no rate passed. That is a measure of
+// the machine, recorded as such, not a verdict on correctness (Valid).
+func (s Scenario) MissedBound() bool { return len(s.Steps) > 0 && s.BestRate == 0 }
+
 // Environment describes the system under test of one run.
 type Environment struct {
 	Backend   string            `json:"backend"`

@@ -63,8 +63,72 @@ type Options struct {
 	// whose every step missed its bound is measured at its first step
 	// instead of failing the run.
 	Peers bool
-	// Logf receives progress lines; nil is quiet.
+	// KeepRuns is how many run folders of each scenario RunsDir keeps
+	// (the newest, this run's included); 0 keeps every one. The command
+	// line and the fault suite take it from KeepRunsSetting.
+	KeepRuns int
+	// Logf receives lasting lines: each phase as it starts, each fault,
+	// each rate-search step, the verdict; nil is quiet.
 	Logf func(format string, args ...any)
+	// Status receives where the run stands, about once a second while the
+	// load runs and at each phase; nil is quiet. A status replaces the one
+	// before (a live line on a terminal, a line every few seconds in a log).
+	Status func(Status)
+}
+
+// Status is where a running scenario stands.
+type Status struct {
+	Scenario string
+	Phase    string        // one of the Phase constants
+	Elapsed  time.Duration // since the run started
+	Detail   string        // the phase's figures, e.g. "12s of 30s, sent 1200 ok 1190"
+}
+
+// String is the status as one line, e.g.
+// "crash-service [faults, 14s] 12s of 30s: sent 1200, ok 1190, ...".
+func (s Status) String() string {
+	line := fmt.Sprintf("%s [%s, %s]", s.Scenario, s.Phase, s.Elapsed.Round(time.Second))
+	if s.Detail != "" {
+		line += " " + s.Detail
+	}
+	return line
+}
+
+// Phases of a run, in order (a rate search has search steps instead of
+// load; faults is the part of the load during which faults are planned).
+const (
+	PhaseStart  = "start"
+	PhaseLoad   = "load"
+	PhaseFaults = "faults"
+	PhaseSearch = "search"
+	PhaseDrain  = "drain"
+	PhaseCheck  = "check"
+)
+
+// tracker reports a run's phases (through Logf and Status) and its status.
+type tracker struct {
+	o     Options
+	name  string
+	start time.Time
+	phase string
+}
+
+// enter starts phase: a Logf line "NAME: PHASE: what" and a status.
+func (t *tracker) enter(phase, format string, args ...any) {
+	t.phase = phase
+	what := fmt.Sprintf(format, args...)
+	t.o.logf("%s: %s: %s", t.name, phase, what)
+	t.status(phase, what)
+}
+
+// status reports the current phase (or phase, when not empty) with detail.
+func (t *tracker) status(phase, detail string) {
+	if phase != "" {
+		t.phase = phase
+	}
+	if t.o.Status != nil {
+		t.o.Status(Status{Scenario: t.name, Phase: t.phase, Elapsed: time.Since(t.start), Detail: detail})
+	}
 }
 
 // Backends (Options.Backend).
@@ -99,7 +163,7 @@ func Run(ctx context.Context, s *Scenario, o Options) (results.Scenario, error) 
 		res.Error = err.Error()
 		return res, err
 	}
-	res.RunDir = dir
+	res.RunDir = RepoRelative(dir)
 	if o.Subject != nil {
 		res.Subject = o.Subject.Name
 		if gap := o.Subject.Gap(s.Events.PerRequest); gap != "" {
@@ -107,7 +171,8 @@ func Run(ctx context.Context, s *Scenario, o Options) (results.Scenario, error) 
 		}
 	}
 	if err == nil {
-		err = run(ctx, s, o, &res)
+		tr := &tracker{o: o, name: s.Name, start: time.Now()}
+		err = run(ctx, s, o, tr, dir, &res)
 	}
 	if err != nil {
 		res.Error = err.Error()
@@ -120,6 +185,8 @@ func Run(ctx context.Context, s *Scenario, o Options) (results.Scenario, error) 
 	return res, err
 }
 
+// runDir creates the run's folder under o.RunsDir (see newRunDir) and
+// returns its absolute path.
 func runDir(o Options, name string) (string, error) {
 	parent := o.RunsDir
 	if parent == "" {
@@ -129,31 +196,13 @@ func runDir(o Options, name string) (string, error) {
 	if o.PlantedBug != "" {
 		suffix += "-bug-" + o.PlantedBug
 	}
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return "", fmt.Errorf("scenario: create runs folder: %w", err)
-	}
-	base := filepath.Join(parent, time.Now().UTC().Format("20060102-150405")+"-"+suffix)
-	dir := base
-	for n := 2; ; n++ { // two runs in the same second get their own folders
-		err := os.Mkdir(dir, 0o755)
-		if err == nil {
-			break
-		}
-		if !os.IsExist(err) {
-			return "", fmt.Errorf("scenario: create run folder: %w", err)
-		}
-		dir = fmt.Sprintf("%s-%d", base, n)
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return dir, nil
-	}
-	return abs, nil
+	return newRunDir(parent, suffix, o.KeepRuns, time.Now())
 }
 
-// run does the work of Run; res is filled as it goes.
-func run(ctx context.Context, s *Scenario, o Options, res *results.Scenario) error {
-	e, err := startEnv(ctx, s, o, res.RunDir)
+// run does the work of Run in run folder dir; res is filled as it goes.
+func run(ctx context.Context, s *Scenario, o Options, tr *tracker, dir string, res *results.Scenario) error {
+	tr.enter(PhaseStart, "%s", startWhat(s, o))
+	e, err := startEnv(ctx, s, o, dir)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStart, err)
 	}
@@ -168,7 +217,7 @@ func run(ctx context.Context, s *Scenario, o Options, res *results.Scenario) err
 	if s.Kind == KindSearch {
 		res.SearchBoundMS = float64(s.Search.P99.D()) / float64(time.Millisecond)
 	}
-	hist, err := history.NewRecorder(filepath.Join(res.RunDir, "history.jsonl"))
+	hist, err := history.NewRecorder(filepath.Join(dir, "history.jsonl"))
 	if err != nil {
 		return err
 	}
@@ -207,16 +256,17 @@ func run(ctx context.Context, s *Scenario, o Options, res *results.Scenario) err
 	since, until, prefix := time.Now(), time.Time{}, runID
 	switch s.Kind {
 	case KindSearch:
-		if since, until, prefix, err = runSearch(ctx, s, o, e, hist, runID, res); err != nil {
+		if since, until, prefix, err = runSearch(ctx, s, o, tr, e, hist, runID, res); err != nil {
 			return err
 		}
 	default:
-		if err := runLoad(ctx, s, o, e, hist, runID, ready, res); err != nil {
+		if err := runLoad(ctx, s, o, tr, e, hist, runID, ready, res); err != nil {
 			return err
 		}
 	}
 
 	// Heal is done by the nemesis; drain, read back, check.
+	tr.enter(PhaseDrain, "waiting until every service is ready and the queue is empty (at most %s)", s.DrainTimeout.D())
 	dctx, cancel := context.WithTimeout(ctx, s.DrainTimeout.D())
 	if err := ready(dctx); err != nil {
 		o.logf("%s: not every service is ready after the run: %v", s.Name, err)
@@ -230,6 +280,7 @@ func run(ctx context.Context, s *Scenario, o Options, res *results.Scenario) err
 			after = st
 		}
 	}
+	tr.enter(PhaseCheck, "reading back the stored events and checking the history")
 	rb := checker.Readback{Before: before, After: after, Drained: derr == nil, AuditBefore: auditBefore, Gaps: gaps}
 	if a, err := cl.AuditSummary(ctx); err == nil {
 		rb.AuditAfter = &a
@@ -284,8 +335,24 @@ func newRunID(name string) string {
 	return name + "-" + hex.EncodeToString(b[:])
 }
 
+// startWhat says what the start phase starts.
+func startWhat(s *Scenario, o Options) string {
+	backend := o.Backend
+	if o.Target != "" {
+		return "the service at " + o.Target
+	}
+	if backend == "" {
+		backend = BackendLocal
+	}
+	what := fmt.Sprintf("PostgreSQL, Redis and %d service instance(s) (%s backend)", max(s.Env.Services, 1), backend)
+	if o.PlantedBug != "" {
+		what += ", planted bug " + o.PlantedBug
+	}
+	return what
+}
+
 // runLoad drives the scenario's load with its faults.
-func runLoad(ctx context.Context, s *Scenario, o Options, e env.Env, hist *history.Recorder, runID string, ready nemesis.ReadyFunc, res *results.Scenario) error {
+func runLoad(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.Env, hist *history.Recorder, runID string, ready nemesis.ReadyFunc, res *results.Scenario) error {
 	src, err := gen.New(sourceConfig(s, runID))
 	if err != nil {
 		return fmt.Errorf("scenario: events: %w", err)
@@ -295,6 +362,13 @@ func runLoad(ctx context.Context, s *Scenario, o Options, e env.Env, hist *histo
 	if len(plan) > 0 && m.Duration > 0 {
 		// The load outlasts the last heal, so every fault happens under load.
 		m.Duration = max(m.Duration, nemesis.End(plan)+3*time.Second)
+	}
+	var faultsEnd time.Duration
+	if len(plan) > 0 {
+		faultsEnd = nemesis.End(plan)
+		tr.enter(PhaseFaults, "%s with %d fault(s) planned in the first %s", loadWhat(m), len(plan), faultsEnd.Round(time.Second))
+	} else {
+		tr.enter(PhaseLoad, "%s", loadWhat(m))
 	}
 	start := time.Now()
 	faults := make(chan []results.Fault, 1)
@@ -316,9 +390,14 @@ func runLoad(ctx context.Context, s *Scenario, o Options, e env.Env, hist *histo
 	}
 	_, err = load.Run(ctx, o.loadConfig(load.Config{
 		Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist,
-		Progress: progress(o, s.Name),
+		Progress: progress(tr, PhaseLoad, m, faultsEnd),
 	}))
-	res.Faults = <-faults
+	select {
+	case res.Faults = <-faults:
+	default:
+		tr.enter(PhaseFaults, "load done; waiting for the last fault to heal")
+		res.Faults = <-faults
+	}
 	res.MaxToReady = results.MaxToReady(res.Faults)
 	if err != nil {
 		return fmt.Errorf("scenario: load: %w", err)
@@ -326,12 +405,41 @@ func runLoad(ctx context.Context, s *Scenario, o Options, e env.Env, hist *histo
 	return nil
 }
 
-func progress(o Options, name string) func(load.Progress) {
-	if o.Logf == nil {
+// loadWhat says what a load model sends, e.g. "open load, 200 req/s for 30s".
+func loadWhat(m load.Model) string {
+	what := m.Kind + " load"
+	switch {
+	case m.Kind == load.Open && m.RampTo > 0:
+		what += fmt.Sprintf(", %.0f to %.0f req/s", m.Rate, m.RampTo)
+	case m.Kind == load.Open:
+		what += fmt.Sprintf(", %.0f req/s", m.Rate)
+	default:
+		what += fmt.Sprintf(", %d users", m.Users)
+	}
+	if m.Duration > 0 {
+		what += " for " + m.Duration.Round(100*time.Millisecond).String()
+	} else {
+		what += " until every event is sent"
+	}
+	return what
+}
+
+// progress turns the load's progress into statuses of phase, or of phase
+// faults while faults are planned (the first faultsEnd of the load).
+func progress(tr *tracker, phase string, m load.Model, faultsEnd time.Duration) func(load.Progress) {
+	if tr.o.Status == nil {
 		return nil
 	}
 	return func(p load.Progress) {
-		o.Logf("%s: %4.0fs sent %d ok %d fail %d unknown %d events acked %d",
-			name, p.Elapsed.Seconds(), p.Sent, p.OK, p.Fail, p.Info, p.EventsAcked)
+		phase := phase
+		if p.Elapsed < faultsEnd {
+			phase = PhaseFaults
+		}
+		of := ""
+		if m.Duration > 0 {
+			of = " of " + m.Duration.Round(time.Second).String()
+		}
+		tr.status(phase, fmt.Sprintf("%.0fs%s: sent %d, ok %d, fail %d, unknown %d, events acked %d",
+			p.Elapsed.Seconds(), of, p.Sent, p.OK, p.Fail, p.Info, p.EventsAcked))
 	}
 }

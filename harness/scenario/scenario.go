@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,6 +25,7 @@ import (
 	"github.com/chronicleweaver/chronicleweaver/harness/gen"
 	"github.com/chronicleweaver/chronicleweaver/harness/load"
 	"github.com/chronicleweaver/chronicleweaver/harness/nemesis"
+	"github.com/chronicleweaver/chronicleweaver/internal/suggest"
 	"github.com/chronicleweaver/chronicleweaver/service/config"
 )
 
@@ -219,6 +221,11 @@ func Load(name string, smoke bool) (*Scenario, error) {
 		return nil, err
 	}
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && path != name {
+		names, _ := Names()
+		return nil, fmt.Errorf("scenario %q: no such scenario in %s%s; `chronicle list` shows them all",
+			name, RepoRelative(filepath.Dir(path)), suggest.Hint(name, names))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", name, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/chronicleweaver/chronicleweaver/harness/progress"
 	"github.com/chronicleweaver/chronicleweaver/harness/results"
 	"github.com/chronicleweaver/chronicleweaver/harness/scenario"
 	"github.com/chronicleweaver/chronicleweaver/harness/verify"
@@ -36,7 +37,15 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := filepath.Dir(dir)
-	o := scenario.Options{Smoke: !full, RunsDir: filepath.Join(root, "runs"), Logf: t.Logf}
+	keep, err := scenario.KeepRunsSetting()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// go test's output is not a terminal: progress goes through t.Logf as
+	// plain lines (-v streams them), a status after 10 s of silence.
+	p := progress.Lines(t.Logf, progress.Every)
+	o := scenario.Options{Smoke: !full, RunsDir: filepath.Join(root, "runs"), KeepRuns: keep, Logf: p.Logf,
+		Status: func(st scenario.Status) { p.Status(st.String()) }}
 	cmd := "make verify"
 	if full {
 		cmd = "make verify-full"
@@ -50,7 +59,9 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Items(len(suite.Scenarios) + len(suite.Controls))
 	v := suite.Run(context.Background(), cmd, o, func(name string, item verify.Item) {
+		defer p.ItemDone()
 		t.Run(name, func(t *testing.T) {
 			line, err := item()
 			if err != nil {
@@ -64,6 +75,9 @@ func TestVerify(t *testing.T) {
 			t.Fatalf("write results: %v", err)
 		}
 		t.Logf("wrote %s: %s", filepath.Join(out, results.VerifyFile), verify.Summary(v))
+	}
+	if u, err := scenario.Usage(o.RunsDir); err == nil {
+		t.Logf("%s (the newest %d of each scenario are kept; %s sets how many, 0: all)", u, keep, scenario.KeepRunsEnv)
 	}
 }
 

@@ -2,7 +2,7 @@
 // out.
 //
 //	chronicle list
-//	chronicle run --scenario NAME [--smoke] [--target URL [--database-url URL]] [--planted-bug BUG]
+//	chronicle run [--scenario] NAME [--smoke] [--target URL [--database-url URL]] [--planted-bug BUG]
 //	    [--subject NAME] [--service-cmd 'COMMAND ARGS' | --service-image IMAGE] [--source DIR]
 //	chronicle bench [--smoke] [--suite bench] [--out results] [--only a,b]
 //	chronicle verify [--full] [--out results] [--only a,b] [--no-controls]
@@ -16,31 +16,37 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
+	"github.com/chronicleweaver/chronicleweaver/harness/progress"
 	"github.com/chronicleweaver/chronicleweaver/harness/report"
 	"github.com/chronicleweaver/chronicleweaver/harness/results"
 	"github.com/chronicleweaver/chronicleweaver/harness/scenario"
 	"github.com/chronicleweaver/chronicleweaver/harness/subject"
 	"github.com/chronicleweaver/chronicleweaver/harness/verify"
+	"github.com/chronicleweaver/chronicleweaver/internal/suggest"
 )
 
 const usage = `chronicle: the ChronicleWeaver harness
 
   chronicle list                          scenarios available
-  chronicle run --scenario NAME [flags]   run one scenario and check it
+  chronicle run --scenario NAME [flags]   run one scenario and check it (chronicle run NAME works too)
   chronicle bench [flags]                 run the benchmark scenarios, write results/bench.*
   chronicle verify [flags]                run the fault suite and planted bugs, write results/verify.*
   chronicle peers --subject NAME[=DIR]... run the peers suite against each subject, write results/peers.*
   chronicle report [flags]                regenerate REPORT.md's generated sections from results/*.json,
                                           or (--md) results/*.md from results/*.json
 
-Run "chronicle COMMAND -h" for the flags of a command.
+Run "chronicle COMMAND -h" for the flags of a command. Run folders go under
+runs/; the newest 3 of each scenario are kept (CHRONICLE_KEEP_RUNS, 0: all).
 `
+
+// commands are the commands main knows, for suggestions.
+var commands = []string{"list", "run", "bench", "verify", "report", "help"}
 
 func main() {
 	if len(os.Args) < 2 {
@@ -67,11 +73,15 @@ func main() {
 		fmt.Print(usage)
 		return
 	default:
-		fmt.Fprintf(os.Stderr, "chronicle: unknown command %q\n\n%s", os.Args[1], usage)
+		fmt.Fprintf(os.Stderr, "chronicle: unknown command %q%s\n\n%s", os.Args[1], suggest.Hint(os.Args[1], commands), usage)
 		os.Exit(2)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chronicle:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
@@ -100,25 +110,58 @@ func (f *subjectFlags) resolve(o *scenario.Options) error {
 	return nil
 }
 
-// common registers the flags every running command takes; the returned
-// function, called after parsing, resolves the subject.
-func common(fs *flag.FlagSet, o *scenario.Options) func() error {
+// common registers the flags every running command takes and sets where
+// its progress goes (p: a live line on a terminal, plain lines elsewhere).
+// The returned function, called after parsing, resolves the subject and
+// how many run folders to keep.
+func common(fs *flag.FlagSet, o *scenario.Options, p *progress.Printer) func() error {
 	sf := &subjectFlags{}
 	fs.StringVar(&sf.name, "subject", "", "subject under test: subjects/NAME.yaml (or a file); default: this module's service ("+subject.Default+")")
 	fs.StringVar(&o.ServiceCmd, "service-cmd", "", "command line run as each service instance (local backend; ${APP_PORT} etc. expanded), read through the subject's mapping")
 	fs.StringVar(&o.ServiceImage, "service-image", "", "image run as each service container (docker backend), read through the subject's mapping")
 	fs.StringVar(&o.SourceDir, "source", "", "checkout of a foreign subject (local backend: its run.command runs there)")
-	fs.StringVar(&o.RunsDir, "runs", "runs", "parent folder of run folders (history, logs)")
+	fs.StringVar(&o.RunsDir, "runs", "runs", "parent folder of run folders (history, logs); the newest "+
+		fmt.Sprint(scenario.DefaultKeepRuns)+" of each scenario are kept ("+scenario.KeepRunsEnv+", 0: all)")
 	fs.StringVar(&o.Backend, "backend", scenario.BackendLocal, "environment: local (processes), docker (testcontainers), auto (docker when a daemon answers) or external")
 	fs.StringVar(&o.Target, "target", "", "base URL of an already running service (external backend)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "with --target: PostgreSQL URL for the final read-back (else GET /events)")
 	fs.StringVar(&o.Token, "token", os.Getenv("API_TOKEN"), "bearer token for /publish")
 	fs.StringVar(&o.Binary, "binary", "", "prebuilt service binary (default: build it)")
-	o.Logf = newLogger().Logf
-	return func() error { return sf.resolve(o) }
+	o.Logf = p.Logf
+	o.Status = func(st scenario.Status) { p.Status(st.String()) }
+	return func() error {
+		if err := sf.resolve(o); err != nil {
+			return err
+		}
+		return keepRuns(o)
+	}
 }
 
-func list() error {
+// keepRuns sets o.KeepRuns from the environment (scenario.KeepRunsEnv).
+func keepRuns(o *scenario.Options) error {
+	n, err := scenario.KeepRunsSetting()
+	o.KeepRuns = n
+	return err
+}
+
+// runsSummary prints what the runs folder holds, as a run's last line.
+func runsSummary(p *progress.Printer, o scenario.Options) {
+	u, err := scenario.Usage(o.RunsDir)
+	if err != nil {
+		p.Logf("%v", err)
+		return
+	}
+	keep := fmt.Sprintf("the newest %d of each scenario are kept", o.KeepRuns)
+	if o.KeepRuns == 0 {
+		keep = "every run is kept"
+	}
+	p.Logf("%s (%s; %s sets how many)", u, keep, scenario.KeepRunsEnv)
+}
+
+func list() error { return listTo(os.Stdout) }
+
+// listTo writes the scenarios, one a line: name, kind, first sentence.
+func listTo(w io.Writer) error {
 	names, err := scenario.Names()
 	if err != nil {
 		return err
@@ -128,7 +171,7 @@ func list() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%-18s %-6s %s\n", n, s.Kind, firstSentence(s.Description))
+		fmt.Fprintf(w, "  %-18s %-6s %s\n", n, s.Kind, firstSentence(s.Description))
 	}
 	return nil
 }
@@ -142,44 +185,69 @@ func firstSentence(s string) string {
 }
 
 func runCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var o scenario.Options
-	resolve := common(fs, &o)
+	p := progress.New(os.Stderr)
+	defer p.Close()
+	resolve := common(fs, &o, p)
 	name := fs.String("scenario", "", "scenario name (see chronicle list) or path to a scenario file")
 	fs.BoolVar(&o.Smoke, "smoke", false, "apply the scenario's short smoke settings")
 	fs.StringVar(&o.PlantedBug, "planted-bug", "", "switch on a planted bug (negative control)")
-	_ = fs.Parse(args)
-	if err := resolve(); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *name == "" {
-		return errors.New("run: --scenario is required")
+	switch {
+	case *name == "" && fs.NArg() == 1:
+		*name = fs.Arg(0)
+	case fs.NArg() > 0:
+		return usageError{fmt.Errorf("run: unexpected arguments %q (one scenario per run: --scenario NAME)", fs.Args())}
+	case *name == "":
+		var b strings.Builder
+		if err := listTo(&b); err != nil {
+			return err
+		}
+		return usageError{fmt.Errorf("run: which scenario? chronicle run --scenario NAME [--smoke], NAME one of:\n%s", strings.TrimRight(b.String(), "\n"))}
+	}
+	if err := resolve(); err != nil {
+		return err
 	}
 	s, err := scenario.Load(*name, o.Smoke)
 	if err != nil {
 		return err
 	}
 	res, err := scenario.Run(ctx, s, o)
+	p.Close()
+	if res.RunDir != "" {
+		fmt.Printf("%s: run folder %s\n", s.Name, res.RunDir)
+		runsSummary(p, o)
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s: run folder %s\n", s.Name, res.RunDir)
 	if !res.Valid {
 		return fmt.Errorf("%s: INVALID: %s", s.Name, strings.Join(res.AllViolations(), "; "))
 	}
 	fmt.Printf("%s: valid\n", s.Name)
+	if res.MissedBound() {
+		fmt.Printf("%s: the latency bound was missed even at the lowest rate (%.0f req/s): no rate passed on this machine\n",
+			s.Name, res.Steps[0].Rate)
+	}
 	return nil
 }
 
 func benchCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o scenario.Options
-	resolve := common(fs, &o)
+	p := progress.New(os.Stderr)
+	defer p.Close()
+	resolve := common(fs, &o, p)
 	fs.BoolVar(&o.Smoke, "smoke", false, "short runs (a few seconds each)")
 	suiteName := fs.String("suite", scenario.SuiteBench, "suite of scenarios/"+scenario.SuitesFile+" to run: "+scenario.SuiteBench+" or "+scenario.SuiteBenchSmoke)
 	out := fs.String("out", "results", "folder for bench.md, bench.json and plots")
 	only := fs.String("only", "", "comma-separated subset of the suite's scenarios")
-	_ = fs.Parse(args)
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
 	if err := resolve(); err != nil {
 		return err
 	}
@@ -187,7 +255,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	v, failed := runSuite(ctx, suite, "make bench", o)
+	v, failed := runSuite(ctx, suite, "make bench", o, p)
 	if err := results.WriteBench(*out, results.Bench{Header: v.Header, Scenarios: v.Scenarios}); err != nil {
 		return err
 	}
@@ -195,6 +263,13 @@ func benchCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("bench: wrote %s/bench.md\n", *out)
+	for _, sc := range v.Scenarios {
+		if sc.MissedBound() {
+			fmt.Printf("bench: %s: latency bound missed even at the lowest rate (%.0f req/s): recorded in bench.md, not a failure\n",
+				sc.Name, sc.Steps[0].Rate)
+		}
+	}
+	runsSummary(p, o)
 	if len(failed) > 0 {
 		return fmt.Errorf("bench: %s", strings.Join(failed, "; "))
 	}
@@ -202,14 +277,18 @@ func benchCmd(ctx context.Context, args []string) error {
 }
 
 func verifyCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("verify", flag.ExitOnError)
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	var o scenario.Options
-	resolve := common(fs, &o)
+	p := progress.New(os.Stderr)
+	defer p.Close()
+	resolve := common(fs, &o, p)
 	full := fs.Bool("full", false, "every scenario at full length (default: the bounded smoke set)")
 	out := fs.String("out", "results", "folder for verify.md and verify.json")
 	only := fs.String("only", "", "comma-separated subset of the scenarios")
 	noControls := fs.Bool("no-controls", false, "skip the planted-bug controls")
-	_ = fs.Parse(args)
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
 	if err := resolve(); err != nil {
 		return err
 	}
@@ -226,7 +305,7 @@ func verifyCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	v, failed := runSuite(ctx, suite, cmd, o)
+	v, failed := runSuite(ctx, suite, cmd, o, p)
 	if err := results.WriteVerify(*out, v); err != nil {
 		return err
 	}
@@ -234,16 +313,20 @@ func verifyCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("verify: wrote %s/verify.md: %s\n", *out, verify.Summary(v))
+	runsSummary(p, o)
 	if len(failed) > 0 {
 		return fmt.Errorf("verify: %s", strings.Join(failed, "; "))
 	}
 	return nil
 }
 
-// runSuite runs every item of a suite, logging what each showed, and
-// returns the record and the items that failed.
-func runSuite(ctx context.Context, suite verify.Suite, command string, o scenario.Options) (v results.Verify, failed []string) {
+// runSuite runs every item of a suite, logging what each showed and
+// counting the items on p, and returns the record and the items that
+// failed.
+func runSuite(ctx context.Context, suite verify.Suite, command string, o scenario.Options, p *progress.Printer) (v results.Verify, failed []string) {
+	p.Items(len(suite.Scenarios) + len(suite.Controls))
 	v = suite.Run(ctx, command, o, func(name string, item verify.Item) {
+		defer p.ItemDone()
 		line, err := item()
 		if err != nil {
 			o.Logf("%s: %v", name, err)
@@ -252,14 +335,6 @@ func runSuite(ctx context.Context, suite verify.Suite, command string, o scenari
 		}
 		o.Logf("%s", line)
 	})
+	p.Close()
 	return v, failed
-}
-
-// logger prints harness lines to stderr with the time since start.
-type logger struct{ start time.Time }
-
-func newLogger() *logger { return &logger{start: time.Now()} }
-
-func (l *logger) Logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(l.start).Seconds(), fmt.Sprintf(format, args...))
 }

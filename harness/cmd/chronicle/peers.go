@@ -5,10 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/peers"
+	"github.com/chronicleweaver/chronicleweaver/harness/progress"
 	"github.com/chronicleweaver/chronicleweaver/harness/report"
 	"github.com/chronicleweaver/chronicleweaver/harness/results"
 	"github.com/chronicleweaver/chronicleweaver/harness/scenario"
@@ -32,7 +34,7 @@ func (l *subjectList) Set(v string) error {
 // peersCmd runs the comparison of subjects and writes results/peers.json
 // and results/peers.md (`make peers`).
 func peersCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("peers", flag.ExitOnError)
+	fs := flag.NewFlagSet("peers", flag.ContinueOnError)
 	var o scenario.Options
 	var subjects subjectList
 	fs.Var(&subjects, "subject", "a subject to compare, in table order: NAME (subjects/NAME.yaml) or NAME=CHECKOUT for a foreign one (repeat)")
@@ -41,11 +43,18 @@ func peersCmd(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.Smoke, "smoke", false, "the scenarios' short smoke settings (a plumbing check, not a comparison)")
 	only := fs.String("only", "", "comma-separated subset of the peers suite")
 	out := fs.String("out", "results", "folder for peers.json and peers.md")
-	_ = fs.Parse(args)
-	if fs.NArg() > 0 {
-		return fmt.Errorf("peers: unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
 	}
-	o.Logf = newLogger().Logf
+	pr := progress.New(os.Stderr)
+	defer pr.Close()
+	o.Logf = pr.Logf
+	o.Status = func(st scenario.Status) { pr.Status(st.String()) }
+	n, err := scenario.KeepRunsSetting()
+	if err != nil {
+		return err
+	}
+	o.KeepRuns = n
 	suite, err := verify.Load(scenario.SuitePeers, *only, false)
 	if err != nil {
 		return err

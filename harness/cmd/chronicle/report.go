@@ -22,16 +22,15 @@ import (
 //	chronicle report [--results results] [--doc REPORT.md] [--check] [--repo]
 //	chronicle report --md verify,properties [--results results]
 func reportCmd(args []string) error {
-	fs := flag.NewFlagSet("report", flag.ExitOnError)
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	dir := fs.String("results", "results", "folder of bench.json, verify.json, properties.json, repo.json and plots/")
 	doc := fs.String("doc", "REPORT.md", "document whose generated sections are rewritten")
 	check := fs.Bool("check", false, "write nothing; fail when the document's generated sections are stale")
 	repo := fs.Bool("repo", false, "first measure the repository (commit, Go files, tests) into RESULTS/repo.json")
 	md := fs.String("md", "", "comma-separated documents to render from their records instead ("+strings.Join(report.Documents, ", ")+
 		"): RESULTS/NAME.md from RESULTS/NAME.json; REPORT.md is left alone")
-	_ = fs.Parse(args)
-	if fs.NArg() > 0 {
-		return fmt.Errorf("report: unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
 	}
 	if *md != "" {
 		if *check || *repo {
