@@ -236,6 +236,11 @@ func End(plan []Action) time.Duration {
 	return end
 }
 
+// ReadyAfterHeal bounds the wait for every service to be ready after a
+// heal: a subject that never comes back fails the fault (and the run)
+// instead of hanging it.
+var ReadyAfterHeal = 2 * time.Minute
+
 // ReadyFunc waits until every service answers /ready.
 type ReadyFunc func(ctx context.Context) error
 
@@ -320,9 +325,11 @@ func (n *Nemesis) apply(ctx context.Context, a Action) results.Fault {
 		return f
 	}
 	if n.Ready != nil {
-		if rerr := n.Ready(ctx); rerr != nil {
-			errs = append(errs, fmt.Errorf("not ready after heal: %w", rerr))
+		rctx, cancel := context.WithTimeout(ctx, ReadyAfterHeal)
+		if rerr := n.Ready(rctx); rerr != nil {
+			errs = append(errs, fmt.Errorf("not ready within %s of the heal: %w", ReadyAfterHeal, rerr))
 		}
+		cancel()
 	}
 	f.ToReady = time.Since(healedAt).Seconds()
 	if err := errors.Join(errs...); err != nil {
@@ -350,7 +357,10 @@ func (n *Nemesis) backToLevel(ctx context.Context, level int64, healedAt time.Ti
 	level = max(level, 100)
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		if b, err := n.Backlog(ctx); err == nil && b <= level {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		b, err := n.Backlog(bctx)
+		cancel()
+		if err == nil && b <= level {
 			return time.Since(healedAt).Seconds()
 		}
 		if !waitUntil(ctx, time.Now().Add(50*time.Millisecond)) {

@@ -131,6 +131,14 @@ func (t *tracker) status(phase, detail string) {
 	}
 }
 
+// afterLastHeal is how long the load goes on after the nemesis is done;
+// lateFaultsCap bounds how far past their plan the faults may run late
+// before the load stops anyway.
+const (
+	afterLastHeal = 3 * time.Second
+	lateFaultsCap = 2 * time.Minute
+)
+
 // Backends (Options.Backend).
 const (
 	BackendLocal    = "local"    // local processes
@@ -359,16 +367,28 @@ func runLoad(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.Env
 	}
 	plan := nemesis.Plan(nemesisSpecs(s), s.Env.Services, s.Events.Seed)
 	m := model(s)
+	// The load outlasts the last heal, so every fault happens under load:
+	// it runs for its planned duration and at least afterLastHeal past the
+	// moment the nemesis is done. Faults run late when heals take long (a
+	// container restart), so the end is not known in advance: the load is
+	// stopped then, and its Duration is only a cap.
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	var planned time.Duration
 	if len(plan) > 0 && m.Duration > 0 {
-		// The load outlasts the last heal, so every fault happens under load.
-		m.Duration = max(m.Duration, nemesis.End(plan)+3*time.Second)
+		planned = max(m.Duration, nemesis.End(plan)+afterLastHeal)
+		m.Duration = planned + nemesis.End(plan) + lateFaultsCap
+	}
+	shown := m // as the progress lines show it: the planned duration
+	if planned > 0 {
+		shown.Duration = planned
 	}
 	var faultsEnd time.Duration
 	if len(plan) > 0 {
 		faultsEnd = nemesis.End(plan)
-		tr.enter(PhaseFaults, "%s with %d fault(s) planned in the first %s", loadWhat(m), len(plan), faultsEnd.Round(time.Second))
+		tr.enter(PhaseFaults, "%s with %d fault(s) planned in the first %s", loadWhat(shown), len(plan), faultsEnd.Round(time.Second))
 	} else {
-		tr.enter(PhaseLoad, "%s", loadWhat(m))
+		tr.enter(PhaseLoad, "%s", loadWhat(shown))
 	}
 	start := time.Now()
 	faults := make(chan []results.Fault, 1)
@@ -384,13 +404,29 @@ func runLoad(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.Env
 				return st.QueueDepth, err
 			}
 		}
-		go func() { faults <- nem.Run(ctx, start, plan) }()
+		go func() {
+			fs := nem.Run(ctx, start, plan)
+			if planned > 0 {
+				stopAt := start.Add(planned)
+				if late := time.Now().Add(afterLastHeal); late.After(stopAt) {
+					stopAt = late
+				}
+				t := time.NewTimer(time.Until(stopAt))
+				select {
+				case <-t.C:
+				case <-loadCtx.Done():
+				}
+				t.Stop()
+				stopLoad()
+			}
+			faults <- fs
+		}()
 	} else {
 		faults <- nil
 	}
-	_, err = load.Run(ctx, o.loadConfig(load.Config{
+	_, err = load.Run(loadCtx, o.loadConfig(load.Config{
 		Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist,
-		Progress: progress(tr, PhaseLoad, m, faultsEnd),
+		Progress: progress(tr, PhaseLoad, shown, faultsEnd),
 	}))
 	select {
 	case res.Faults = <-faults:
