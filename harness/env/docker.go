@@ -433,6 +433,16 @@ func (l tcLogger) Printf(format string, args ...any) { l.d.logf("testcontainers:
 
 // --- accessors ---
 
+// DockerMaxConns caps the load's connections to each service container.
+// Every connection from the host goes through Docker's userland port proxy,
+// and the proxy of Docker 20.10 (the reference machine's) stops listening
+// for good on its first accept error: an open load against a service that
+// stalls (crash-redis: 800 req/s, each waiting up to 5 s while Redis is
+// down) opened about 2,800 connections at once, the proxy died within a
+// second, and the service ran on, unreachable from the host (the run then
+// waited on its readiness until CI's time ran out).
+const DockerMaxConns = 256
+
 // Targets are the service base URLs, "http://127.0.0.1:PORT", in node order.
 func (d *Docker) Targets() []string {
 	t := make([]string, len(d.services))

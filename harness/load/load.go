@@ -87,6 +87,10 @@ type Config struct {
 	// Acknowledged, when set, says which statuses acknowledge a publish
 	// (a subject's api.publish.success); another 2xx is an unknown outcome.
 	Acknowledged func(status int) bool
+	// MaxConns, when above 0, caps the connections to each target; past it
+	// a request waits for a connection within its timeout (its latency
+	// says so). 0: as many as the schedule needs (see client.NewTransport).
+	MaxConns int
 }
 
 // Progress is a snapshot of a running load.
@@ -243,6 +247,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 
 	transport := client.NewTransport()
+	if cfg.MaxConns > 0 {
+		transport.MaxConnsPerHost = cfg.MaxConns
+		transport.MaxIdleConnsPerHost = cfg.MaxConns
+	}
 	defer transport.CloseIdleConnections()
 	hc := &http.Client{
 		Transport:     transport,

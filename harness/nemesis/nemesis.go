@@ -270,8 +270,8 @@ func (n *Nemesis) Run(ctx context.Context, start time.Time, plan []Action) []res
 		byNode[a.Node] = append(byNode[a.Node], a)
 	}
 	var mu sync.Mutex
-	var out []results.Fault
-	var wg sync.WaitGroup
+	var out []*results.Fault
+	var wg, measures sync.WaitGroup
 	for _, node := range order {
 		wg.Add(1)
 		go func(actions []Action) {
@@ -280,22 +280,40 @@ func (n *Nemesis) Run(ctx context.Context, start time.Time, plan []Action) []res
 				if !waitUntil(ctx, start.Add(a.At)) {
 					return
 				}
-				f := n.apply(ctx, a)
+				f, measure := n.apply(ctx, a)
 				mu.Lock()
 				out = append(out, f)
 				mu.Unlock()
+				// The backlog's return is measured beside the next fault,
+				// not before it: waiting for it would push every later
+				// fault on the node off its plan.
+				if measure != nil {
+					measures.Go(func() {
+						d := measure()
+						mu.Lock()
+						f.ToDrained = d
+						mu.Unlock()
+					})
+				}
 			}
 		}(byNode[node])
 	}
 	wg.Wait()
+	measures.Wait()
 	sort.Slice(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
-	return out
+	faults := make([]results.Fault, len(out))
+	for i, f := range out {
+		faults[i] = *f
+	}
+	return faults
 }
 
 // apply injects one fault (inside its framing fault, if any), holds it,
-// heals it and measures the recovery.
-func (n *Nemesis) apply(ctx context.Context, a Action) results.Fault {
-	f := results.Fault{Kind: a.Fault, Target: a.Node, At: time.Now()}
+// heals it and waits for the services to be ready. It returns the record
+// and, when the backlog is measured, the function that measures its return
+// to its level before the fault (seconds after the heal, or -1).
+func (n *Nemesis) apply(ctx context.Context, a Action) (*results.Fault, func() float64) {
+	f := &results.Fault{Kind: a.Fault, Target: a.Node, At: time.Now()}
 	before := int64(-1)
 	if n.Backlog != nil {
 		if b, err := n.Backlog(ctx); err == nil {
@@ -322,7 +340,7 @@ func (n *Nemesis) apply(ctx context.Context, a Action) results.Fault {
 	f.Held = healedAt.Sub(f.At).Seconds()
 	if herr != nil {
 		f.Error = errors.Join(append(errs, herr)...).Error()
-		return f
+		return f, nil
 	}
 	if n.Ready != nil {
 		rctx, cancel := context.WithTimeout(ctx, ReadyAfterHeal)
@@ -335,10 +353,10 @@ func (n *Nemesis) apply(ctx context.Context, a Action) results.Fault {
 	if err := errors.Join(errs...); err != nil {
 		f.Error = err.Error()
 	}
-	if before >= 0 {
-		f.ToDrained = n.backToLevel(ctx, before, healedAt)
+	if before < 0 {
+		return f, nil
 	}
-	return f
+	return f, func() float64 { return n.backToLevel(ctx, before, healedAt) }
 }
 
 // record runs one step of a fault (inject, or heal with prefix "heal-") as

@@ -122,7 +122,7 @@ func runSearch(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.E
 		}
 		stepStart := time.Now()
 		m := stepModel(s, rate, s.Search.StepDuration.D())
-		sum, err := load.Run(ctx, o.loadConfig(load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist,
+		sum, err := load.Run(ctx, o.loadConfig(e, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist,
 			Progress: progress(tr, PhaseSearch, m, 0)}))
 		if err != nil {
 			return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: load at %.0f req/s: %w", rate, err)
@@ -183,7 +183,7 @@ func runSearch(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.E
 	finalStart := time.Now()
 	m := stepModel(s, res.BestRate, 0)
 	tr.enter(PhaseLoad, "sending %d events at %.0f req/s, the highest passing rate", s.Events.Total, res.BestRate)
-	if _, err := load.Run(ctx, o.loadConfig(load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: fsrc, History: hist,
+	if _, err := load.Run(ctx, o.loadConfig(e, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: fsrc, History: hist,
 		Progress: progress(tr, PhaseLoad, m, 0)})); err != nil {
 		return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: final load: %w", err)
 	}

@@ -424,7 +424,7 @@ func runLoad(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.Env
 	} else {
 		faults <- nil
 	}
-	_, err = load.Run(loadCtx, o.loadConfig(load.Config{
+	_, err = load.Run(loadCtx, o.loadConfig(e, load.Config{
 		Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist,
 		Progress: progress(tr, PhaseLoad, shown, faultsEnd),
 	}))

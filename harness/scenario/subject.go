@@ -37,7 +37,10 @@ func (o Options) client(base string, e env.Env) (*client.Client, error) {
 }
 
 // loadConfig adds the subject's request shape and acknowledgements to cfg.
-func (o Options) loadConfig(cfg load.Config) load.Config {
+func (o Options) loadConfig(e env.Env, cfg load.Config) load.Config {
+	if e.Info().Backend == BackendDocker {
+		cfg.MaxConns = env.DockerMaxConns
+	}
 	if o.Subject != nil {
 		cfg.Encode = o.Subject.Encoder()
 		cfg.Acknowledged = o.Subject.Acknowledged
