@@ -23,6 +23,9 @@
 //	                                             stream entry ID, not the token
 //	ack-on-drain-cut    worker.AckOnDrainCut     commit step acknowledges what
 //	                                             a cut-short drain abandons
+//	dedup-event-id      store.DedupEventID       dedup statement keyed on
+//	                                             event_id alone, not (topic,
+//	                                             event_id)
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
@@ -70,6 +73,9 @@ const (
 	// AckOnDrainCut acknowledges the batch a worker could not apply when
 	// SHUTDOWN_TIMEOUT cuts the drain short: the batch is lost.
 	AckOnDrainCut = "ack-on-drain-cut"
+	// DedupEventID deduplicates on event_id alone: an event whose id is
+	// stored under another topic is dropped as its duplicate.
+	DedupEventID = "dedup-event-id"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -83,6 +89,7 @@ var Descriptions = map[string]string{
 	PublishOKOnTimeout: "publish answers 200 when its append timed out",
 	LedgerByEntryID:    "ledger keyed on the stream entry ID, not the entry's token",
 	AckOnDrainCut:      "a drain cut short acknowledges the batch it could not apply",
+	DedupEventID:       "dedup on event_id alone, not (topic, event_id)",
 }
 
 // Names lists the bugs, sorted.
