@@ -27,7 +27,8 @@ import (
 //
 // Under -short only the cheap controls run (select-then-insert, caught by
 // racing duplicates; dedup-event-id, caught by set semantics with event
-// ids shared across topics); the others each start an environment and
+// ids shared across topics; arrays-unchecked, caught by bad input with
+// nested payloads); the others each start an environment and
 // crash it.
 func TestPlantedBugsAreCaught(t *testing.T) {
 	t.Parallel()
@@ -52,6 +53,10 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 			prop:  func(e *env.Local) func(*rapid.T) { return setSemantics(e, true) },
 			blind: func(e *env.Local) func(*rapid.T) { return setSemantics(e, false) }, dimension: "event ids shared across topics",
 			checks: setChecks.twice()},
+		{bug: planted.ArraysUnchecked, property: propBad, settings: apiSettings,
+			prop:  func(e *env.Local) func(*rapid.T) { return badInput(e, true) },
+			blind: func(e *env.Local) func(*rapid.T) { return badInput(e, false) }, dimension: "nested payloads",
+			checks: badChecks.twice()},
 		{bug: planted.AckBeforeCommit, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
 		{bug: planted.PopAndForget, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
 		{bug: planted.StatsOutsideTx, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},

@@ -51,6 +51,9 @@ func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, err
 	case planted.PublishOKOnTimeout:
 		// The publish path's queue (publishSeam); the workers' are the
 		// production ones.
+	case planted.ArraysUnchecked:
+		// The publish path's request decoder (decodeSeam); the workers'
+		// are the production ones.
 	case planted.RedisNoAOF:
 		// The harness starts Redis without its append-only file; the
 		// service is the production one.

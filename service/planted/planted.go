@@ -26,11 +26,14 @@
 //	dedup-event-id      store.DedupEventID       dedup statement keyed on
 //	                                             event_id alone, not (topic,
 //	                                             event_id)
+//	arrays-unchecked    event.DecodeArraysUnchecked  the validator skips the
+//	                                             values directly inside arrays
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
 // publish-ok-on-timeout plugs into the HTTP edge's queue instead
-// (service/app/publishseam_planted.go).
+// (service/app/publishseam_planted.go), arrays-unchecked into its request
+// decoder (service/app/decodeseam_planted.go).
 package planted
 
 import (
@@ -76,6 +79,10 @@ const (
 	// DedupEventID deduplicates on event_id alone: an event whose id is
 	// stored under another topic is dropped as its duplicate.
 	DedupEventID = "dedup-event-id"
+	// ArraysUnchecked validates payloads without looking at the values
+	// directly inside arrays: a string or number PostgreSQL cannot store,
+	// placed there, is acknowledged and then fails in the worker.
+	ArraysUnchecked = "arrays-unchecked"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -90,6 +97,7 @@ var Descriptions = map[string]string{
 	LedgerByEntryID:    "ledger keyed on the stream entry ID, not the entry's token",
 	AckOnDrainCut:      "a drain cut short acknowledges the batch it could not apply",
 	DedupEventID:       "dedup on event_id alone, not (topic, event_id)",
+	ArraysUnchecked:    "payload validation skips the values directly inside arrays",
 }
 
 // Names lists the bugs, sorted.
