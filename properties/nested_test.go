@@ -299,11 +299,8 @@ func placeBad(t *rapid.T, p nestedPayload) (string, []any) {
 			loc = append(loc, "[key]")
 		}
 	}
-	where := "the payload object"
-	if len(loc) > 1 || inArray {
-		b, _ := json.Marshal(loc)
-		where = string(b)
-	}
+	b, _ := json.Marshal(loc) // the path below the payload object
+	where := string(b)
 	if bv.whole {
 		return bv.name + " at " + where, []any{"payload"}
 	}
