@@ -342,7 +342,7 @@ func contains(ss []string, s string) bool {
 // it, the request is refused and the detail names the placed value's loc.
 func TestNestedGenerator(t *testing.T) {
 	t.Parallel()
-	rapid.Check(t, func(t *rapid.T) {
+	check(t, budget{bounded: 500, full: 5000}, newRunStats(t), func(t *rapid.T) {
 		p := drawPayload(t, "m", baseTime.Format(time.RFC3339), 1)
 		body := func() []byte {
 			var b bytes.Buffer
