@@ -25,25 +25,33 @@ import (
 // status: 415 for a content type other than JSON, 413 for a body over
 // MAX_BODY_BYTES or more than MAX_BATCH events, 400 for malformed JSON or
 // a wrong top-level shape, else 422 with a detail entry whose loc names
-// every bad field. They store nothing: after a drain (up to a valid
-// sentinel request sent last) the stats grew by the sentinel alone, and
-// only the sentinel's row exists; the valid events of a rejected request
-// are not stored either.
+// every bad field. Some bad events also carry drawn members of arbitrary
+// shape (objects in arrays in objects, up to 6 levels, some arrays wide)
+// holding one invalid value (\u0000, a lone surrogate, invalid UTF-8, a
+// number PostgreSQL cannot store, a bad key, a value over 64 KiB) at a
+// drawn depth, directly inside an array as often as not: the 422 names its
+// path. They store nothing: after a drain (up to a valid request of 1-3
+// sentinels sent last, their payloads drawn of arbitrary shape) the stats
+// and audit grew by the sentinels alone, and only the sentinels' rows
+// exist, each payload as sent (compared as JSON values); the valid events
+// of a rejected request are not stored either.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	e := useSharedEnv(t, "api", env.LocalOptions{Settings: apiSettings})
 	st := newRunStats(t)
 	defer recordClean(t, propBad, st)
-	check(t, badChecks, st, badInput(e))
+	check(t, badChecks, st, badInput(e, true))
 }
 
 const propBad = "bad input"
 
 // rawField is one member of a JSON object as raw bytes (the value may be
-// invalid UTF-8 or anything else).
+// invalid UTF-8 or anything else); rawKey, when set, is the member's key as
+// raw JSON text, else name is quoted.
 type rawField struct {
-	name  string
-	value string
+	name   string
+	value  string
+	rawKey string
 }
 
 // rawEvent is an event built member by member; notObject, when set,
@@ -63,7 +71,7 @@ func (r *rawEvent) set(list *[]rawField, name, value string) {
 			return
 		}
 	}
-	*list = append(*list, rawField{name, value})
+	*list = append(*list, rawField{name: name, value: value})
 }
 
 func (r *rawEvent) drop(list *[]rawField, name string) {
@@ -102,7 +110,11 @@ func writeObject(b *bytes.Buffer, fields []rawField) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(strconv.Quote(f.name) + ":" + f.value)
+		if f.rawKey != "" {
+			b.WriteString(f.rawKey + ":" + f.value)
+		} else {
+			b.WriteString(strconv.Quote(f.name) + ":" + f.value)
+		}
 	}
 	b.WriteByte('}')
 }
@@ -113,10 +125,10 @@ func validRaw(k history.Key, seq int) *rawEvent {
 	ts := baseTime.Add(time.Duration(seq) * time.Second).Format(time.RFC3339)
 	return &rawEvent{
 		fields: []rawField{
-			{"event_id", jsonString(k.ID)}, {"topic", jsonString(k.Topic)}, {"source", `"properties"`},
-			{"timestamp", jsonString(ts)}, {"payload", ""},
+			{name: "event_id", value: jsonString(k.ID)}, {name: "topic", value: jsonString(k.Topic)}, {name: "source", value: `"properties"`},
+			{name: "timestamp", value: jsonString(ts)}, {name: "payload", value: ""},
 		},
-		payload: []rawField{{"message", `"hello"`}, {"timestamp", jsonString(ts)}, {"seq", strconv.Itoa(seq)}},
+		payload: []rawField{{name: "message", value: `"hello"`}, {name: "timestamp", value: jsonString(ts)}, {name: "seq", value: strconv.Itoa(seq)}},
 	}
 }
 
@@ -254,7 +266,14 @@ type badRequest struct {
 	desc        string
 }
 
-func drawBadRequest(t *rapid.T, sp space, r int, nextID *int) badRequest {
+// nestedPart is what a nested bad value breaks (one per event); one that
+// makes the payload too large breaks the whole payload.
+const nestedPart = "payload.nested"
+
+// drawBadRequest draws an invalid request; nested adds, to some bad
+// events, drawn members of arbitrary shape holding an invalid value at a
+// drawn depth (placeBad).
+func drawBadRequest(t *rapid.T, sp space, r int, nextID *int, nested bool) badRequest {
 	n := rapid.IntRange(1, 8).Draw(t, "events")
 	evs := make([]*rawEvent, n)
 	var keys []history.Key
@@ -291,6 +310,9 @@ func drawBadRequest(t *rapid.T, sp space, r int, nextID *int) badRequest {
 			b.do(re, keys[i])
 			re.breaks = append(re.breaks, b.part+"\x00"+b.name)
 			re.locs = append(re.locs, append([]any{"body", "events", i}, b.loc...))
+		}
+		if nested && rapid.Bool().Draw(t, "nested bad value?") {
+			addNestedBad(t, re, i)
 		}
 	}
 	for i, re := range evs {
@@ -387,6 +409,31 @@ func drawBadRequest(t *rapid.T, sp space, r int, nextID *int) badRequest {
 	return br
 }
 
+// addNestedBad adds to re's payload drawn members of arbitrary shape with
+// one invalid value placed among them, unless a breakage already applied
+// excludes it.
+func addNestedBad(t *rapid.T, re *rawEvent, i int) {
+	if conflicts(re, breakage{part: nestedPart}) {
+		return
+	}
+	root := &jnode{kind: 'o'}
+	budget := nestNodes
+	drawMembers(t, root, 1, 4, 1, &budget, payloadNames...)
+	what, loc := placeBad(t, nestedPayload{root: root})
+	part := nestedPart
+	if len(loc) == 1 { // the payload as a whole (too large)
+		part = "payload"
+		if conflicts(re, breakage{part: part}) {
+			return
+		}
+	}
+	for j, kid := range root.kids {
+		re.payload = append(re.payload, rawField{name: root.names[j], rawKey: root.keys[j], value: kid.String()})
+	}
+	re.breaks = append(re.breaks, part+"\x00nested: "+what)
+	re.locs = append(re.locs, append([]any{"body", "events", i}, loc...))
+}
+
 // conflicts reports whether breaking b would mask or undo a breakage
 // already applied to re.
 func conflicts(re *rawEvent, b breakage) bool {
@@ -427,7 +474,10 @@ func postRaw(cl *client.Client, contentType string, body []byte) (int, []byte, e
 	return resp.StatusCode, answer, err
 }
 
-func badInput(e env.Env) func(*rapid.T) {
+// badInput is the property; nested turns on invalid values placed deep in
+// payloads of arbitrary shape (addNestedBad) and valid sentinels with such
+// payloads, which must round-trip.
+func badInput(e env.Env, nested bool) func(*rapid.T) {
 	return func(t *rapid.T) {
 		sp := newSpace("bad")
 		p := newPublisher(e)
@@ -437,8 +487,8 @@ func badInput(e env.Env) func(*rapid.T) {
 		nreq := rapid.IntRange(1, 4).Draw(t, "requests")
 		nextID := 0
 		for r := range nreq {
-			br := drawBadRequest(t, sp, r, &nextID)
-			logf(t, "%s", br.desc)
+			br := drawBadRequest(t, sp, r, &nextID, nested)
+			logf(t, stepPrefix+"%s", br.desc)
 			inv := p.rec.Invoke(0, history.FPublish, br.keys, "")
 			status, answer, err := postRaw(p.cl, br.contentType, br.body)
 			if err != nil {
@@ -454,12 +504,28 @@ func badInput(e env.Env) func(*rapid.T) {
 			}
 		}
 
-		// A valid sentinel, then a drain: every earlier request has been
-		// dealt with once the sentinel is.
-		sentinel := history.Key{Topic: sp.topic(0), ID: sp.id + "-sentinel"}
-		status, typ, err := p.publish(0, []ev{newEvent(sentinel, 1, baseTime, "sentinel")})
+		// Valid sentinels, then a drain: every earlier request has been
+		// dealt with once the sentinels are. With nested payloads, each
+		// sentinel's payload is drawn of arbitrary shape and must be stored
+		// as sent (compared as JSON values).
+		nsent := 1
+		if nested {
+			nsent = rapid.IntRange(1, 3).Draw(t, "sentinels")
+		}
+		sentinels := make([]ev, nsent)
+		for j := range sentinels {
+			k := history.Key{Topic: sp.topic(0), ID: fmt.Sprintf("%s-sentinel%d", sp.id, j)}
+			sentinels[j] = newEvent(k, j, baseTime, "sentinel")
+			if nested {
+				var b bytes.Buffer
+				drawPayload(t, "sentinel", baseTime.Format(time.RFC3339), j).root.encode(&b)
+				sentinels[j].Payload = b.Bytes()
+			}
+		}
+		logf(t, stepPrefix+"%d valid sentinel(s), payload of %d bytes first", nsent, len(sentinels[0].Payload))
+		status, typ, err := p.publish(0, sentinels)
 		if typ != history.OK {
-			t.Fatalf("sentinel not acknowledged: %s: %v", outcome(status, typ), err)
+			t.Fatalf("sentinels not acknowledged: %s: %v", outcome(status, typ), err)
 		}
 		rb, err := readBack(e, p.cl, sp, before)
 		must(t, err, "read back")
@@ -468,18 +534,34 @@ func badInput(e env.Env) func(*rapid.T) {
 		if !res.Valid {
 			violated(t, "checker.Check invalid", "%s", strings.Join(res.Violations, "; "))
 		}
+		n := int64(nsent)
 		d := rb.After.Sub(rb.Before)
-		if d.Received != 1 || d.UniqueProcessed != 1 || d.DuplicatedDropped != 0 {
-			violated(t, "invalid requests changed the stats", "received %d unique %d dropped %d, the sentinel alone is 1 1 0",
-				d.Received, d.UniqueProcessed, d.DuplicatedDropped)
+		if d.Received != n || d.UniqueProcessed != n || d.DuplicatedDropped != 0 {
+			violated(t, "invalid requests changed the stats", "received %d unique %d dropped %d, the sentinels alone are %d %d 0",
+				d.Received, d.UniqueProcessed, d.DuplicatedDropped, n, n)
 		}
 		if rb.AuditAfter != nil && rb.AuditBefore != nil {
-			if a := rb.AuditAfter.Sub(*rb.AuditBefore); a != (checker.Audit{Received: 1, Queued: 1, Processed: 1}) {
-				violated(t, "invalid requests changed the audit", "audit delta %+v, the sentinel alone is 1 received, queued, processed", a)
+			if a := rb.AuditAfter.Sub(*rb.AuditBefore); a != (checker.Audit{Received: n, Queued: n, Processed: n}) {
+				violated(t, "invalid requests changed the audit", "audit delta %+v, the sentinels alone are %d received, queued, processed", a, n)
 			}
 		}
-		if len(rb.Stored) != 1 || rb.Stored[sentinel] != 1 {
+		if len(rb.Stored) != nsent {
 			violated(t, "invalid requests stored rows", "stored %s", sp.shortKeys(sortedKeys(rb.Stored), 10))
+		}
+		pg, err := getEvents(p.cl, sp.topic(0), 100, "")
+		must(t, err, "GET /events")
+		got := map[history.Key]storedEvent{}
+		for _, se := range pg.Events {
+			got[history.Key{Topic: se.Topic, ID: se.EventID}] = se
+		}
+		for _, s := range sentinels {
+			se, ok := got[s.key()]
+			switch {
+			case !ok || rb.Stored[s.key()] != 1:
+				violated(t, "invalid requests stored rows", "sentinel %s not stored once; stored %s", sp.short(s.key()), sp.shortKeys(sortedKeys(rb.Stored), 10))
+			case !sameJSON(se.Payload, s.Payload):
+				violated(t, "payload not stored as sent", "%s: sent %s, stored %s", sp.short(s.key()), s.Payload, se.Payload)
+			}
 		}
 	}
 }

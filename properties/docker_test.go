@@ -38,5 +38,5 @@ func TestRacingDuplicatesDocker(t *testing.T) {
 	})
 	st := newRunStats(t)
 	defer recordClean(t, propRacing+" (docker)", st)
-	check(t, racingDockerChecks, st, racingDuplicates(e))
+	check(t, racingDockerChecks, st, racingDuplicates(e, true))
 }

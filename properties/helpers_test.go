@@ -50,6 +50,64 @@ func (s space) key(k, n int) history.Key {
 	return history.Key{Topic: s.topic(k), ID: s.eventID(n)}
 }
 
+// idSharing is the shared_ids dimension of harness/gen in a property: it
+// remembers which event ids are used under which topics and, when on,
+// makes about one new key in sharedOneIn reuse an event id already used
+// under another topic (drawn, so rapid shrinks a failure to the sharing it
+// needs). Off, every new key has an event id of its own.
+type idSharing struct {
+	on     bool
+	ids    []string                   // distinct ids, in first-use order
+	topics map[string]map[string]bool // id -> topics it is used under
+}
+
+// sharedOneIn: one new key in sharedOneIn reuses an id (gen.DefaultSharedIDs).
+const sharedOneIn = 10
+
+func newIDSharing(on bool) *idSharing {
+	return &idSharing{on: on, topics: map[string]map[string]bool{}}
+}
+
+// add records key k.
+func (s *idSharing) add(k history.Key) {
+	if s.topics[k.ID] == nil {
+		s.topics[k.ID] = map[string]bool{}
+		s.ids = append(s.ids, k.ID)
+	}
+	s.topics[k.ID][k.Topic] = true
+}
+
+// newKey returns a new key under topic: own (an id nothing uses yet) or,
+// when sharing is on and rapid draws it, an earlier key's id that topic
+// does not have yet. It records the key.
+func (s *idSharing) newKey(t *rapid.T, topic, own string) history.Key {
+	k := history.Key{Topic: topic, ID: own}
+	if s.on && rapid.IntRange(0, sharedOneIn-1).Draw(t, "shares an event id?") == sharedOneIn-1 {
+		var cand []string
+		for _, id := range s.ids {
+			if !s.topics[id][topic] {
+				cand = append(cand, id)
+			}
+		}
+		if len(cand) > 0 {
+			k.ID = rapid.SampledFrom(cand).Draw(t, "shared event id")
+		}
+	}
+	s.add(k)
+	return k
+}
+
+// shared counts the ids used under more than one topic.
+func (s *idSharing) shared() int {
+	n := 0
+	for _, ts := range s.topics {
+		if len(ts) > 1 {
+			n++
+		}
+	}
+	return n
+}
+
 // idPrefix is the prefix of every event id of the namespace.
 func (s space) idPrefix() string { return s.id + "-" }
 

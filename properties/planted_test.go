@@ -22,8 +22,14 @@ import (
 // records for CHRONICLE_RESULTS, the checks run up to the first failure and
 // the shrunk counterexample.
 //
-// Under -short only the cheap control runs (select-then-insert, caught by
-// racing duplicates); the others each start an environment and crash it.
+// A control with a blind property (the property without the generator
+// dimension meant to catch its bug) first runs that, which must pass.
+//
+// Under -short only the cheap controls run (select-then-insert, caught by
+// racing duplicates; dedup-event-id, caught by set semantics with event
+// ids shared across topics; arrays-unchecked, caught by bad input with
+// nested payloads); the others each start an environment and
+// crash it.
 func TestPlantedBugsAreCaught(t *testing.T) {
 	t.Parallel()
 	controls := []struct {
@@ -34,9 +40,23 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 		fsync    string
 		prop     func(e *env.Local) func(*rapid.T)
 		checks   budget
+		// blind, when set, is the property without the generator
+		// dimension meant to catch the bug: it must pass (checks of its
+		// own), which shows that the dimension, not the rest of the
+		// property, is what catches the bug.
+		blind     func(e *env.Local) func(*rapid.T)
+		dimension string
 	}{
 		{bug: planted.SelectThenInsert, property: propRacing, settings: apiSettings,
-			prop: func(e *env.Local) func(*rapid.T) { return racingDuplicates(e) }, checks: racingChecks.twice()},
+			prop: func(e *env.Local) func(*rapid.T) { return racingDuplicates(e, true) }, checks: racingChecks.twice()},
+		{bug: planted.DedupEventID, property: propSet, settings: apiSettings,
+			prop:  func(e *env.Local) func(*rapid.T) { return setSemantics(e, true) },
+			blind: func(e *env.Local) func(*rapid.T) { return setSemantics(e, false) }, dimension: "event ids shared across topics",
+			checks: setChecks.twice()},
+		{bug: planted.ArraysUnchecked, property: propBad, settings: apiSettings,
+			prop:  func(e *env.Local) func(*rapid.T) { return badInput(e, true) },
+			blind: func(e *env.Local) func(*rapid.T) { return badInput(e, false) }, dimension: "nested payloads",
+			checks: badChecks.twice()},
 		{bug: planted.AckBeforeCommit, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
 		{bug: planted.PopAndForget, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
 		{bug: planted.StatsOutsideTx, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
@@ -68,6 +88,15 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 				}
 			}()
 
+			if c.blind != nil {
+				bst := newRunStats(t)
+				brec := runRecorded(t.Name()+"/blind", func(tb rapid.TB) { check(tb, c.checks, bst, c.blind(e)) })
+				if brec.Failed() {
+					t.Fatalf("planted bug %s caught by %s WITHOUT %s (so the dimension is not what catches it): %s",
+						c.bug, c.property, c.dimension, brec.errorText())
+				}
+				t.Logf("%s not caught by %s without %s in %d checks (as it must not be)", c.bug, c.property, c.dimension, bst.checksToFailure())
+			}
 			st := newRunStats(t)
 			rec := runRecorded(t.Name(), func(tb rapid.TB) { check(tb, c.checks, st, c.prop(e)) })
 			res := results.Property{Property: c.property, Bug: c.bug, Checks: st.checksToFailure(), Failed: rec.Failed()}

@@ -15,7 +15,8 @@ import (
 
 // TestRacingDuplicates: N (2..64) copies of one key, sent at once as a
 // drawn mix of single-event requests and batches (a batch may hold several
-// copies and other, distinct keys), are stored once: one row, received
+// copies and other, distinct keys, about one in ten of which reuses the
+// event id of the raced key or of another under a topic of its own), are stored once: one row, received
 // grows by every copy sent, duplicated_dropped by N-1, and the key has one
 // PROCESSED and N-1 DROPPED audit entries. checker.Check must be valid.
 func TestRacingDuplicates(t *testing.T) {
@@ -23,7 +24,7 @@ func TestRacingDuplicates(t *testing.T) {
 	e := useSharedEnv(t, "api", env.LocalOptions{Settings: apiSettings})
 	st := newRunStats(t)
 	defer recordClean(t, propRacing, st)
-	check(t, racingChecks, st, racingDuplicates(e))
+	check(t, racingChecks, st, racingDuplicates(e, true))
 }
 
 const propRacing = "racing duplicates"
@@ -36,7 +37,10 @@ type raceRequest struct {
 	others int
 }
 
-func racingDuplicates(e env.Env) func(*rapid.T) {
+// racingDuplicates is the property; sharedIDs turns on other keys that
+// reuse an event id under another topic (idSharing), the raced key's
+// among them.
+func racingDuplicates(e env.Env, sharedIDs bool) func(*rapid.T) {
 	return func(t *rapid.T) {
 		sp := newSpace("race")
 		p := newPublisher(e)
@@ -45,6 +49,8 @@ func racingDuplicates(e env.Env) func(*rapid.T) {
 
 		n := rapid.IntRange(2, 64).Draw(t, "copies")
 		raced := sp.key(0, 0)
+		sharing := newIDSharing(sharedIDs)
+		sharing.add(raced)
 		var reqs []raceRequest
 		seq, nextOther := 0, 1
 		for left := n; left > 0; {
@@ -63,7 +69,7 @@ func racingDuplicates(e env.Env) func(*rapid.T) {
 			}
 			for range r.others {
 				seq++
-				k := sp.key(1+nextOther%3, nextOther)
+				k := sharing.newKey(t, sp.topic(1+nextOther%3), sp.eventID(nextOther))
 				nextOther++
 				r.evs = append(r.evs, newEvent(k, seq, drawTime(t, "ts"), "other"))
 			}
@@ -73,7 +79,8 @@ func racingDuplicates(e env.Env) func(*rapid.T) {
 			reqs = append(reqs, r)
 		}
 		others := nextOther - 1
-		logf(t, racePrefix+"%s x %d copies in %d concurrent requests, %d other keys", sp.short(raced), n, len(reqs), others)
+		logf(t, racePrefix+"%s x %d copies in %d concurrent requests, %d other keys, %d event ids under several topics",
+			sp.short(raced), n, len(reqs), others, sharing.shared())
 		for i, r := range reqs {
 			logf(t, stepPrefix+"%d: request of %s", i+1, r.String())
 		}

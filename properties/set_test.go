@@ -15,8 +15,10 @@ import (
 )
 
 // TestSetSemantics: a drawn sequence of publishes over a few topics, with
-// drawn duplicates (within and across requests), batch sizes, timestamp
-// formats and disorder, stores exactly the distinct acknowledged keys
+// drawn duplicates (within and across requests), event ids shared across
+// topics (one new key in about ten reuses an id another topic has: the
+// identity is (topic, event_id)), batch sizes, timestamp formats and
+// disorder, stores exactly the distinct acknowledged keys
 // (checker.Check, and exact stats deltas); each stored event is one of the
 // copies sent for its key (payload, timestamp and source); and walking GET
 // /events page by page (drawn limit) visits each stored event of each topic
@@ -26,7 +28,7 @@ func TestSetSemantics(t *testing.T) {
 	e := useSharedEnv(t, "api", env.LocalOptions{Settings: apiSettings})
 	st := newRunStats(t)
 	defer recordClean(t, propSet, st)
-	check(t, setChecks, st, setSemantics(e))
+	check(t, setChecks, st, setSemantics(e, true))
 }
 
 const propSet = "set semantics"
@@ -38,7 +40,9 @@ type sentCopy struct {
 	ts time.Time
 }
 
-func setSemantics(e env.Env) func(*rapid.T) {
+// setSemantics is the property; sharedIDs turns on keys that reuse an event
+// id under another topic (idSharing).
+func setSemantics(e env.Env, sharedIDs bool) func(*rapid.T) {
 	return func(t *rapid.T) {
 		sp := newSpace("set")
 		p := newPublisher(e)
@@ -48,6 +52,7 @@ func setSemantics(e env.Env) func(*rapid.T) {
 		topics := rapid.IntRange(1, 3).Draw(t, "topics")
 		nreq := rapid.IntRange(1, 10).Draw(t, "requests")
 		copies := map[history.Key][]sentCopy{}
+		sharing := newIDSharing(sharedIDs)
 		var keys []history.Key // distinct, in first-sent order
 		sent, seq := 0, 0
 		for r := range nreq {
@@ -58,7 +63,7 @@ func setSemantics(e env.Env) func(*rapid.T) {
 				if len(keys) > 0 && rapid.IntRange(0, 3).Draw(t, "duplicate?") == 0 {
 					k = keys[rapid.IntRange(0, len(keys)-1).Draw(t, "duplicate of")]
 				} else {
-					k = sp.key(rapid.IntRange(0, topics-1).Draw(t, "topic"), len(keys))
+					k = sharing.newKey(t, sp.topic(rapid.IntRange(0, topics-1).Draw(t, "topic")), sp.eventID(len(keys)))
 					keys = append(keys, k)
 				}
 				seq++
@@ -75,7 +80,7 @@ func setSemantics(e env.Env) func(*rapid.T) {
 				evs = append(evs, x)
 				copies[k] = append(copies[k], sentCopy{ev: x, ts: ts})
 			}
-			logf(t, "publish %s", sp.shortKeys(keysOf(evs), 12))
+			logf(t, stepPrefix+"%d: publish %s", r+1, sp.shortKeys(keysOf(evs), 12))
 			status, typ, err := p.publish(0, evs)
 			if typ != history.OK {
 				t.Fatalf("request %d not acknowledged (no fault was injected): %s: %v", r, outcome(status, typ), err)
@@ -83,6 +88,9 @@ func setSemantics(e env.Env) func(*rapid.T) {
 			sent += len(evs)
 		}
 		limit := rapid.IntRange(1, 12).Draw(t, "page limit")
+		if n := sharing.shared(); n > 0 {
+			logf(t, "%d event ids used under several topics", n)
+		}
 
 		rb, err := readBack(e, p.cl, sp, before)
 		must(t, err, "read back")

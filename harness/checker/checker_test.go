@@ -231,3 +231,20 @@ func TestHistoryRoundTrip(t *testing.T) {
 		t.Fatalf("a fault without completion must read as unknown: %+v", all)
 	}
 }
+
+// TestIdentityIsTopicAndEventID: one event id under two topics is two
+// keys. A store that kept one row for both (deduplicating on event_id
+// alone) has lost an acknowledged key (its stats agree with what it stored:
+// the lost key is what shows); one that kept both is valid.
+func TestIdentityIsTopicAndEventID(t *testing.T) {
+	t.Parallel()
+	ops := build(req{keys: []string{"a/1", "b/1"}, out: history.OK}, req{keys: []string{"b/1"}, out: history.OK})
+	good := checker.Check(ops, checker.Readback{Stored: stored("a/1", "b/1"), After: stats(3, 2, 1), Drained: true})
+	if !good.Valid || good.Attempted != 2 || good.Acknowledged != 2 || good.Stored != 2 {
+		t.Errorf("a/1 and b/1 both stored: %+v", good)
+	}
+	bad := checker.Check(ops, checker.Readback{Stored: stored("a/1"), After: stats(3, 1, 2), Drained: true})
+	if bad.Valid || bad.Lost != 1 || len(bad.Examples) == 0 || bad.Examples[0] != key("b/1") {
+		t.Errorf("b/1 deduplicated against a/1: valid %v, lost %d, examples %v; want b/1 lost", bad.Valid, bad.Lost, bad.Examples)
+	}
+}

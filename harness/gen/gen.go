@@ -15,6 +15,15 @@
 // timestamp are its own, so "each stored payload is one of the copies sent"
 // can be checked.
 //
+// Event ids are shared across topics when Config.SharedIDs asks for it: a
+// planned fraction of the keys reuse the event id of an earlier key under
+// another topic (RunID+"-e<m>" with m < n), so that a store which took
+// event_id alone for the identity, not (topic, event_id), loses events. Key
+// numbers are cut into blocks of BlockSize and in each exactly
+// round(BlockSize*SharedIDs) of them, chosen with a second seeded RNG (the
+// duplicate plan is the same with or without sharing), reuse an id. Keys
+// stay distinct: an id is reused only under a topic it has no key in yet.
+//
 // The same Config gives the same requests byte for byte, whatever the
 // concurrency of Next: the sequential part (which key each copy carries) is
 // decided under a lock, and each body is encoded from (Seed, Seq) alone.
@@ -25,6 +34,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -46,6 +56,14 @@ const (
 	// Defaults of the duplicate origin shares.
 	DefaultInRequestShare = 0.2
 	DefaultRecentShare    = 0.5
+	// DefaultSharedIDs is the share of keys reusing an event id under
+	// another topic that the fault scenarios use unless they say otherwise
+	// (harness/scenario); gen's own zero value means none.
+	DefaultSharedIDs = 0.1
+	// sharedTries is how many earlier keys a sharing key draws before it
+	// gives up and keeps an id of its own (each drawn id used under every
+	// topic already).
+	sharedTries = 8
 
 	// Service limits the generated requests stay within (the contract's
 	// defaults: 64 KiB payload, 10,000 events and 10 MiB per request).
@@ -93,6 +111,14 @@ type Config struct {
 	// RecentRequests requests; 0 means DefaultRecentShare, a negative value
 	// none. The rest copy any earlier key.
 	RecentShare float64
+	// SharedIDs is the fraction of keys whose event id is one an earlier key
+	// already has under another topic: exactly round(BlockSize*SharedIDs)
+	// per block of BlockSize keys (key 0 excepted), each reusing the id of
+	// an earlier key drawn at random, under a topic that id has no key in
+	// yet (after sharedTries draws whose ids are used under every topic,
+	// the key keeps its own id: only with few topics and a high fraction).
+	// 0 <= SharedIDs < 1; above 0 it needs Topics >= 2.
+	SharedIDs float64
 }
 
 // EventIDPrefix is the prefix of every event id of the run.
@@ -188,6 +214,11 @@ func (c Config) Validate() error {
 	if c.Disorder < 0 {
 		bad("Disorder", "%s is negative", c.Disorder)
 	}
+	if !(c.SharedIDs >= 0 && c.SharedIDs < 1) {
+		bad("SharedIDs", "%v is outside [0, 1)", c.SharedIDs)
+	} else if c.SharedIDs > 0 && c.Topics == 1 {
+		bad("SharedIDs", "%v needs at least 2 topics (an event id is shared across topics), Topics is 1", c.SharedIDs)
+	}
 	d := c.withDefaults()
 	for _, f := range []struct {
 		name string
@@ -230,7 +261,22 @@ type Source struct {
 	block      []bool // duplicate positions of the current block
 	recent     [RecentRequests][]int64
 	recentNext int // ring index of the next request's slot
+
+	// Shared event ids (SharedIDs > 0 only).
+	srng          *rand.Rand          // plans and draws the sharing; not rng, so the duplicate plan stays the same
+	keyBlockStart int64               // first key number of keyBlock
+	keyBlock      []bool              // sharing keys of the current key block
+	shared        map[int64]sharedKey // key number -> its identity, for the keys that reuse an id
+	groups        map[int64][]int64   // key number owning an id -> the topics other keys use it under
 }
+
+// sharedKey is the identity of a key that reuses the event id of key root
+// under topic.
+type sharedKey struct{ root, topic int64 }
+
+// keyRef is a key's identity as numbers: event id RunID+"-e<id>", topic
+// RunID+"-t<topic>".
+type keyRef struct{ id, topic int64 }
 
 // New validates cfg and returns a source.
 func New(cfg Config) (*Source, error) {
@@ -241,6 +287,11 @@ func New(cfg Config) (*Source, error) {
 	s := &Source{
 		cfg: cfg,
 		rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6368726f6e69636c)), // "chronicl"
+	}
+	if cfg.SharedIDs > 0 {
+		s.srng = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x736861726564)) // "shared"
+		s.shared = map[int64]sharedKey{}
+		s.groups = map[int64][]int64{}
 	}
 	h := mix(uint64(cfg.Seed), 0xba5e)
 	s.base = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(h%baseTimeSpanSecs) * time.Second)
@@ -276,11 +327,21 @@ func (s *Source) Next() (Request, bool) {
 	s.copies += n
 	s.recent[s.recentNext] = nums
 	s.recentNext = (s.recentNext + 1) % RecentRequests
+	refs := make([]keyRef, n)
+	for i, k := range nums {
+		refs[i] = keyRef{id: k, topic: -1}
+		if sk, ok := s.shared[k]; ok {
+			refs[i] = keyRef{id: sk.root, topic: sk.topic}
+		}
+	}
 	s.mu.Unlock()
 
 	keys := make([]history.Key, n)
-	for i, k := range nums {
-		keys[i] = history.Key{Topic: s.topic(k), ID: s.eventID(k)}
+	for i, r := range refs {
+		if r.topic < 0 {
+			r.topic = s.topicOf(r.id)
+		}
+		keys[i] = history.Key{Topic: s.cfg.RunID + "-t" + strconv.FormatInt(r.topic, 10), ID: s.eventID(r.id)}
 	}
 	return Request{Seq: seq, Keys: keys, Body: s.encode(seq, first, keys)}, true
 }
@@ -307,6 +368,9 @@ func (s *Source) pick(pos int64, inReq []int64) int64 {
 	if !s.duplicate(pos) {
 		k := s.keys
 		s.keys++
+		if s.srng != nil {
+			s.share(k)
+		}
 		return k
 	}
 	u := s.rng.Float64()
@@ -365,9 +429,67 @@ func (s *Source) planBlock(start int64, size int) []bool {
 	return block
 }
 
-func (s *Source) topic(k int64) string {
-	t := mix(uint64(s.cfg.Seed), uint64(k)) % uint64(s.cfg.Topics)
-	return s.cfg.RunID + "-t" + strconv.FormatUint(t, 10)
+// share decides whether new key k reuses an earlier key's event id and, if
+// so, records under which id and topic. Called with s.mu held, for k = 0,
+// 1, 2, ... in order.
+func (s *Source) share(k int64) {
+	if k >= s.keyBlockStart+int64(len(s.keyBlock)) {
+		s.keyBlockStart = k
+		s.keyBlock = s.planKeyBlock(k)
+	}
+	if !s.keyBlock[k-s.keyBlockStart] {
+		return
+	}
+	for range sharedTries {
+		root := s.srng.Int64N(k) // k >= 1: key 0 never shares
+		if sk, ok := s.shared[root]; ok {
+			root = sk.root
+		}
+		used := append([]int64{s.topicOf(root)}, s.groups[root]...)
+		free := int64(s.cfg.Topics - len(used))
+		if free <= 0 {
+			continue
+		}
+		r := s.srng.Int64N(free)
+		for t := range int64(s.cfg.Topics) {
+			if slices.Contains(used, t) {
+				continue
+			}
+			if r == 0 {
+				s.shared[k] = sharedKey{root: root, topic: t}
+				s.groups[root] = append(s.groups[root], t)
+				return
+			}
+			r--
+		}
+	}
+}
+
+// planKeyBlock chooses exactly round(BlockSize*SharedIDs) keys of the key
+// block starting at key number start (key 0 excepted) to share an id.
+func (s *Source) planKeyBlock(start int64) []bool {
+	block := make([]bool, BlockSize)
+	lo := 0
+	if start == 0 {
+		lo = 1
+	}
+	cand := make([]int, 0, BlockSize-lo)
+	for i := lo; i < BlockSize; i++ {
+		cand = append(cand, i)
+	}
+	d := min(int(math.Round(BlockSize*s.cfg.SharedIDs)), len(cand))
+	for i := range d {
+		j := i + s.srng.IntN(len(cand)-i)
+		cand[i], cand[j] = cand[j], cand[i]
+		block[cand[i]] = true
+	}
+	return block
+}
+
+// topicOf is the topic number of key k when it does not share an id (and
+// of every key owning one): a function of (Seed, k).
+func (s *Source) topicOf(k int64) int64 {
+	return int64(mix(uint64(s.cfg.Seed), uint64(k)) % uint64(s.cfg.Topics))
 }
 
 func (s *Source) eventID(k int64) string {

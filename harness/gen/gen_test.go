@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -306,7 +307,7 @@ func TestInRequestOnly(t *testing.T) {
 func TestConcurrentNext(t *testing.T) {
 	t.Parallel()
 	cfg := baseConfig()
-	cfg.Events, cfg.PayloadBytes = 20000, 300
+	cfg.Events, cfg.PayloadBytes, cfg.SharedIDs = 20000, 300, 0.2
 	want := mustNew(t, cfg).All()
 	s := mustNew(t, cfg)
 	got := make([][]gen.Request, 8)
@@ -366,12 +367,96 @@ func TestConfigErrors(t *testing.T) {
 		{"Disorder", func(c *gen.Config) { c.Disorder = -time.Second }},
 		{"InRequestShare", func(c *gen.Config) { c.InRequestShare = 1.5 }},
 		{"RecentShare", func(c *gen.Config) { c.InRequestShare, c.RecentShare = 0.6, 0.6 }},
+		{"SharedIDs", func(c *gen.Config) { c.SharedIDs = 1 }},
+		{"SharedIDs", func(c *gen.Config) { c.SharedIDs = -0.1 }},
+		{"SharedIDs", func(c *gen.Config) { c.SharedIDs, c.Topics = 0.1, 1 }},
 	} {
 		cfg := baseConfig()
 		tc.mutate(&cfg)
 		_, err := gen.New(cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("config %+v: error %v, want one naming %s", cfg, err, tc.field)
+		}
+	}
+}
+
+// sharing counts, over reqs, the distinct keys, the distinct event ids and
+// the event ids used under more than one topic.
+func sharing(reqs []gen.Request) (keys, ids, multi int) {
+	topics := map[string]map[string]bool{} // event id -> topics
+	seen := map[history.Key]bool{}
+	for _, r := range reqs {
+		for _, k := range r.Keys {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if topics[k.ID] == nil {
+				topics[k.ID] = map[string]bool{}
+			}
+			topics[k.ID][k.Topic] = true
+		}
+	}
+	for _, ts := range topics {
+		if len(ts) > 1 {
+			multi++
+		}
+	}
+	return len(seen), len(topics), multi
+}
+
+// dupPositions marks, copy by copy, which copies repeat an earlier key.
+func dupPositions(reqs []gen.Request) string {
+	var b strings.Builder
+	seen := map[history.Key]bool{}
+	for _, r := range reqs {
+		for _, k := range r.Keys {
+			if seen[k] {
+				b.WriteByte('d')
+			} else {
+				b.WriteByte('.')
+			}
+			seen[k] = true
+		}
+	}
+	return b.String()
+}
+
+// TestSharedIDs: with SharedIDs f, exactly round(1000f) of every full block
+// of 1000 keys reuse an earlier key's event id under another topic; the
+// keys stay distinct (the duplicate count is the planned one); the
+// duplicate plan does not change; SharedIDs 0 shares nothing.
+func TestSharedIDs(t *testing.T) {
+	t.Parallel()
+	for _, f := range []float64{0, 0.1, 0.3} {
+		for _, topics := range []int{2, 3, 8} {
+			for _, seed := range []int64{1, 7} {
+				t.Run(fmt.Sprintf("f%v/topics%d/seed%d", f, topics, seed), func(t *testing.T) {
+					t.Parallel()
+					cfg := gen.Config{Seed: seed, RunID: "sh", Events: 6000, DuplicateRatio: 0.25, Topics: topics, EventsPerRequest: 13, SharedIDs: f}
+					reqs := mustNew(t, cfg).All()
+					total, dups := copies(reqs)
+					if total != 6000 || dups != cfg.Duplicates() {
+						t.Fatalf("%d copies, %d duplicates; want 6000, %d", total, dups, cfg.Duplicates())
+					}
+					keys, ids, multi := sharing(reqs)
+					// 4500 keys: 4 full blocks of 1000 and half a block.
+					reuses, d := keys-ids, int(math.Round(1000*f))
+					if reuses < 4*d || reuses > 5*d {
+						t.Fatalf("%d keys reuse an event id (%d keys, %d ids), want %d plus at most %d in the last, partial block",
+							reuses, keys, ids, 4*d, d)
+					}
+					if (f > 0) != (multi > 0) {
+						t.Fatalf("SharedIDs %v: %d event ids under several topics", f, multi)
+					}
+					// The duplicate positions are those of the source without sharing.
+					plain := cfg
+					plain.SharedIDs = 0
+					if a, b := dupPositions(reqs), dupPositions(mustNew(t, plain).All()); a != b {
+						t.Fatal("sharing changed which copies are duplicates")
+					}
+				})
+			}
 		}
 	}
 }

@@ -83,6 +83,11 @@ type EventSpec struct {
 	PayloadBytes   int      `yaml:"payload_bytes"`
 	Disorder       Duration `yaml:"disorder"`
 	Seed           int64    `yaml:"seed"`
+	// SharedIDs is the fraction of keys that reuse an event id already used
+	// under another topic (gen.Config.SharedIDs). Unset: gen.DefaultSharedIDs
+	// in a scenario with faults and at least 2 topics, else 0; 0 turns it
+	// off.
+	SharedIDs *float64 `yaml:"shared_ids"`
 }
 
 // LoadSpec is the load model (a load.Model; load checks it).
@@ -316,6 +321,13 @@ func (s *Scenario) defaults() {
 	if s.Events.Seed == 0 {
 		s.Events.Seed = 1
 	}
+	if s.Events.SharedIDs == nil {
+		f := 0.0
+		if len(s.Nemesis) > 0 && s.Events.Topics >= 2 {
+			f = gen.DefaultSharedIDs
+		}
+		s.Events.SharedIDs = &f
+	}
 	if s.Load.Timeout == 0 {
 		s.Load.Timeout = Duration(10 * time.Second)
 	}
@@ -398,12 +410,20 @@ func (s *Scenario) validateExpect() error {
 	return nil
 }
 
+// sharedIDs is SharedIDs, 0 when unset (defaults set it).
+func (e EventSpec) sharedIDs() float64 {
+	if e.SharedIDs == nil {
+		return 0
+	}
+	return *e.SharedIDs
+}
+
 // sourceConfig is the scenario's event source under a run namespace.
 func sourceConfig(s *Scenario, runID string) gen.Config {
 	return gen.Config{
 		Seed: s.Events.Seed, RunID: runID, Events: s.Events.Total, DuplicateRatio: s.Events.DuplicateRatio,
 		Topics: s.Events.Topics, EventsPerRequest: s.Events.PerRequest, PayloadBytes: s.Events.PayloadBytes,
-		Disorder: s.Events.Disorder.D(),
+		Disorder: s.Events.Disorder.D(), SharedIDs: s.Events.sharedIDs(),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/chronicleweaver/chronicleweaver/harness/gen"
 	"github.com/chronicleweaver/chronicleweaver/harness/scenario"
 )
 
@@ -79,6 +80,8 @@ func TestValidationDelegates(t *testing.T) {
 		{"name: x\nload: {model: open, rate: 10}\n", "load.duration or events.total"},
 		{"name: x\nevents: {duplicate_ratio: 1.5}\n" + load, "events: gen: DuplicateRatio"},
 		{"name: x\nevents: {per_request: 20000}\n" + load, "events: gen: EventsPerRequest"},
+		{"name: x\nevents: {shared_ids: 1.5}\n" + load, "events: gen: SharedIDs: 1.5 is outside [0, 1)"},
+		{"name: x\nevents: {shared_ids: 0.1, topics: 1}\n" + load, "events: gen: SharedIDs: 0.1 needs at least 2 topics"},
 		{"name: x\nenv: {settings: {WORKER_COUNT: \"0\"}}\n" + load, "env.settings: config: WORKER_COUNT"},
 		{"name: x\n" + load + "nemesis:\n  - {fault: freeze, target: redis}\n", "nemesis[0].fault"},
 		{"name: x\n" + load + "nemesis:\n  - {fault: kill, target: service-1}\n", `nemesis[0].target "service-1": no such node`},
@@ -99,6 +102,51 @@ func TestValidationDelegates(t *testing.T) {
 			t.Errorf("%q: %v", c.doc, err)
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("%q: error %v, want one naming %q", c.doc, err, c.err)
+		}
+	}
+}
+
+// TestSharedIDsDefault: events.shared_ids is gen.DefaultSharedIDs in a
+// scenario with faults (smoke overrides of events: included) and at least
+// 2 topics, 0 without faults or with one topic, and as written when set;
+// every fault scenario of scenarios/ shares ids.
+func TestSharedIDsDefault(t *testing.T) {
+	t.Parallel()
+	const faults = "expect: {rejected: true}\nnemesis:\n  - {fault: kill, target: service-0}\n"
+	const load = "load: {model: open, rate: 10, duration: 1s}\n"
+	for _, c := range []struct {
+		doc   string
+		smoke bool
+		want  float64
+	}{
+		{"name: x\n" + load, false, 0},
+		{"name: x\n" + load + faults, false, gen.DefaultSharedIDs},
+		{"name: x\nevents: {topics: 1}\n" + load + faults, false, 0},
+		{"name: x\nevents: {shared_ids: 0}\n" + load + faults, false, 0},
+		{"name: x\nevents: {shared_ids: 0.3}\n" + load, false, 0.3},
+		{"name: x\n" + load + faults + "smoke: {events: {topics: 4}}\n", true, gen.DefaultSharedIDs},
+	} {
+		s, err := scenario.Parse([]byte(c.doc), c.smoke)
+		if err != nil {
+			t.Fatalf("%q: %v", c.doc, err)
+		}
+		if s.Events.SharedIDs == nil || *s.Events.SharedIDs != c.want {
+			t.Errorf("%q (smoke %v): shared_ids %v, want %v", c.doc, c.smoke, s.Events.SharedIDs, c.want)
+		}
+	}
+	names, err := scenario.Names()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		for _, smoke := range []bool{false, true} {
+			s, err := scenario.Load(name, smoke)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if len(s.Nemesis) > 0 && *s.Events.SharedIDs == 0 {
+				t.Errorf("%s (smoke %v): a fault scenario whose event ids are never shared across topics", name, smoke)
+			}
 		}
 	}
 }

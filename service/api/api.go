@@ -36,6 +36,10 @@ type Options struct {
 	// PublishTimeout bounds the wait for Redis to take and confirm a
 	// publish (PUBLISH_TIMEOUT); 0: only the client's patience bounds it.
 	PublishTimeout time.Duration
+	// Decode decodes and validates a /publish body; nil: event.DecodeRequest.
+	// It is the seam a planted bug of the validator plugs into
+	// (service/planted).
+	Decode event.Decoder
 }
 
 // Queue is what the HTTP edge needs of the queue: *queue.Queue. Append is
@@ -70,6 +74,9 @@ func New(opts Options, q Queue, st *store.Store, m *metrics.Metrics, log *slog.L
 	lim.MaxBatch = opts.MaxBatch
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = time.Second
+	}
+	if opts.Decode == nil {
+		opts.Decode = event.DecodeRequest
 	}
 	return &Server{opts: opts, q: q, st: st, m: m, log: log, limits: lim, started: time.Now(),
 		bufs: sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}}

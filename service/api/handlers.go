@@ -49,7 +49,7 @@ func (s *Server) publishStatus(w http.ResponseWriter, r *http.Request, start tim
 	if err != nil {
 		return s.writeError(w, err)
 	}
-	evs, err := event.DecodeRequest(body, s.limits)
+	evs, err := s.opts.Decode(body, s.limits)
 	if err != nil {
 		return s.writeError(w, err)
 	}

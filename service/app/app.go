@@ -104,6 +104,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.api = api.New(api.Options{
 		MaxBatch: c.MaxBatch, MaxBodyBytes: c.MaxBodyBytes, APIToken: c.APIToken,
 		RetryAfter: c.RetryAfter, Workers: c.WorkerCount, PublishTimeout: c.PublishTimeout,
+		Decode: m.decodeSeam(),
 	}, m.publishSeam(), m.store, m.metrics, m.Log)
 	addr := m.Listen
 	if addr == "" {

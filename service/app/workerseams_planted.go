@@ -44,11 +44,16 @@ func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, err
 		st = store.NoLedger{Store: m.store}
 	case planted.LedgerByEntryID: // the ledger step keys on the entry ID
 		st = store.LedgerByEntryID{Store: m.store}
+	case planted.DedupEventID: // the dedup statement, keyed on event_id alone
+		st = store.DedupEventID{Store: m.store}
 	case planted.AckOnDrainCut: // the commit step acknowledges what a cut-short drain abandons
 		st = worker.AckOnDrainCut{Store: m.store, Queue: m.queue}
 	case planted.PublishOKOnTimeout:
 		// The publish path's queue (publishSeam); the workers' are the
 		// production ones.
+	case planted.ArraysUnchecked:
+		// The publish path's request decoder (decodeSeam); the workers'
+		// are the production ones.
 	case planted.RedisNoAOF:
 		// The harness starts Redis without its append-only file; the
 		// service is the production one.

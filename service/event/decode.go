@@ -30,6 +30,25 @@ import (
 // MaxErrors entries) in a *ValidationError. See validateEvent for the
 // per-event rules.
 func DecodeRequest(body []byte, lim Limits) ([]Event, error) {
+	return decodeRequest(body, lim, (*decoder).walk)
+}
+
+// A Decoder decodes and validates a POST /publish body as DecodeRequest
+// does: DecodeRequest itself, or in a build with the plantedbugs tag a
+// negative control's variant (service/planted).
+type Decoder func(body []byte, lim Limits) ([]Event, error)
+
+var _ Decoder = DecodeRequest
+
+// A walkStep validates the payload value at d[i] at nesting level depth and
+// returns the index just past it: decoder.walk, the step the validator
+// takes for each value directly inside an array (the seam a planted bug of
+// the validator plugs into).
+type walkStep func(dc *decoder, i, depth int) int
+
+// decodeRequest is DecodeRequest with elem as the step for the values
+// directly inside payload arrays.
+func decodeRequest(body []byte, lim Limits, elem walkStep) ([]Event, error) {
 	lim = lim.normalized()
 	shape, err := scanRequest(body)
 	if err != nil {
@@ -53,7 +72,7 @@ func DecodeRequest(body []byte, lim Limits) ([]Event, error) {
 
 	dc := decoderPool.Get().(*decoder)
 	defer dc.release()
-	dc.d, dc.lim, dc.plain = body, lim, !shape.special
+	dc.d, dc.lim, dc.plain, dc.elem = body, lim, !shape.special, elem
 	if cap(dc.offs) < shape.count {
 		dc.offs = make([]evOffsets, shape.count)
 	}
@@ -325,6 +344,8 @@ type decoder struct {
 	strs []byte      // decoded event_id/topic/source of all events
 	pay  []byte      // compacted payloads of all events
 	offs []evOffsets // per event offsets into strs/pay
+
+	elem walkStep // validates each value directly inside a payload array
 
 	// per-payload state
 	evIdx    int

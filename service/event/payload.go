@@ -142,7 +142,7 @@ func (dc *decoder) walk(i, depth int) int {
 		}
 		for n := 0; ; n++ {
 			dc.path = append(dc.path, pathSeg{ks: -1, idx: n})
-			i = dc.walk(i, depth+1)
+			i = dc.elem(dc, i, depth+1)
 			dc.path = dc.path[:len(dc.path)-1]
 			i = dc.ws(i)
 			if d[i] != ',' {

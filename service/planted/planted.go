@@ -23,11 +23,17 @@
 //	                                             stream entry ID, not the token
 //	ack-on-drain-cut    worker.AckOnDrainCut     commit step acknowledges what
 //	                                             a cut-short drain abandons
+//	dedup-event-id      store.DedupEventID       dedup statement keyed on
+//	                                             event_id alone, not (topic,
+//	                                             event_id)
+//	arrays-unchecked    event.DecodeArraysUnchecked  the validator skips the
+//	                                             values directly inside arrays
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
 // publish-ok-on-timeout plugs into the HTTP edge's queue instead
-// (service/app/publishseam_planted.go).
+// (service/app/publishseam_planted.go), arrays-unchecked into its request
+// decoder (service/app/decodeseam_planted.go).
 package planted
 
 import (
@@ -70,6 +76,13 @@ const (
 	// AckOnDrainCut acknowledges the batch a worker could not apply when
 	// SHUTDOWN_TIMEOUT cuts the drain short: the batch is lost.
 	AckOnDrainCut = "ack-on-drain-cut"
+	// DedupEventID deduplicates on event_id alone: an event whose id is
+	// stored under another topic is dropped as its duplicate.
+	DedupEventID = "dedup-event-id"
+	// ArraysUnchecked validates payloads without looking at the values
+	// directly inside arrays: a string or number PostgreSQL cannot store,
+	// placed there, is acknowledged and then fails in the worker.
+	ArraysUnchecked = "arrays-unchecked"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -83,6 +96,8 @@ var Descriptions = map[string]string{
 	PublishOKOnTimeout: "publish answers 200 when its append timed out",
 	LedgerByEntryID:    "ledger keyed on the stream entry ID, not the entry's token",
 	AckOnDrainCut:      "a drain cut short acknowledges the batch it could not apply",
+	DedupEventID:       "dedup on event_id alone, not (topic, event_id)",
+	ArraysUnchecked:    "payload validation skips the values directly inside arrays",
 }
 
 // Names lists the bugs, sorted.
