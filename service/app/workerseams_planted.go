@@ -46,7 +46,7 @@ func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, err
 		st = store.LedgerByEntryID{Store: m.store}
 	case planted.AckOnDrainCut: // the commit step acknowledges what a cut-short drain abandons
 		st = worker.AckOnDrainCut{Store: m.store, Queue: m.queue}
-	case planted.PublishOKOnTimeout:
+	case planted.PublishOKOnTimeout, planted.IdempotencyForgotten:
 		// The publish path's queue (publishSeam); the workers' are the
 		// production ones.
 	case planted.RedisNoAOF:
