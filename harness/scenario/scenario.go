@@ -83,6 +83,11 @@ type EventSpec struct {
 	PayloadBytes   int      `yaml:"payload_bytes"`
 	Disorder       Duration `yaml:"disorder"`
 	Seed           int64    `yaml:"seed"`
+	// IdempotencyKeys (default true) sends an Idempotency-Key with every
+	// request to a subject that accepts one (api.publish.idempotency_key)
+	// and retries unknown outcomes with it; the checker then demands
+	// exact accounting per request. false: no key, no retry, the bound.
+	IdempotencyKeys *bool `yaml:"idempotency_keys"`
 }
 
 // LoadSpec is the load model (a load.Model; load checks it).
