@@ -425,7 +425,7 @@ func (r *run) target(tgt *vegeta.Target) error {
 	if h := r.cfg.IdempotencyHeader; h != "" {
 		key := newKey()
 		hdr = hdr.Clone()
-		hdr.Set(h, key)
+		setKey(hdr, h, key)
 		inv = r.cfg.History.InvokeKeyed(at, proc, history.FPublish, req.Keys, base, key)
 	} else {
 		inv = r.cfg.History.InvokeAt(at, proc, history.FPublish, req.Keys, base)
@@ -441,6 +441,18 @@ func (r *run) target(tgt *vegeta.Target) error {
 	tgt.Body = req.Body
 	tgt.Header = hdr
 	return nil
+}
+
+// setKey sets the idempotency key header under its lower-case name, on
+// purpose: net/http's transport silently resends a request that carries
+// "Idempotency-Key" (canonical spelling) when a reused connection breaks,
+// and then reports the second try's error (a refused connection, while
+// the first try may have been applied). Every attempt must be one the
+// history records, so the transport must not know the request is
+// replayable; header names are case-insensitive on the wire.
+func setKey(h http.Header, name, key string) {
+	h.Del(name)
+	h[strings.ToLower(name)] = []string{key}
 }
 
 // newKey returns a fresh Idempotency-Key: 128 random bits.
@@ -496,7 +508,7 @@ func (r *run) send(base, key string, body []byte, inv history.Op) (history.Type,
 		return history.Fail, 0
 	}
 	req.Header = r.header.Clone()
-	req.Header.Set(r.cfg.IdempotencyHeader, key)
+	setKey(req.Header, r.cfg.IdempotencyHeader, key)
 	resp, err := r.hc.Do(req)
 	if err != nil {
 		typ := client.Classify(0, nil, err)
