@@ -33,6 +33,7 @@ var Controls = []Control{
 	{planted.PublishOKOnTimeout, "pause-redis"},
 	{planted.LedgerByEntryID, "reply-lost-redis"},
 	{planted.AckOnDrainCut, "terminate-in-outage"},
+	{planted.IdempotencyForgotten, "crash-service"},
 }
 
 // Suite is one run of a suite: its scenarios, then its controls, in order.
