@@ -154,6 +154,15 @@ type Result struct {
 	// most once, each acknowledged one exactly once, and received is the
 	// copies of the requests applied (ExpectedReceived), of which
 	// AppliedUnknown requests had an unknown outcome.
+	// Attempts by outcome (the same as Requests without keys): what the
+	// faults did to the requests as sent.
+	FailedAttempts  int `json:"failed_attempts,omitempty"`
+	UnknownAttempts int `json:"unknown_attempts,omitempty"`
+	// ReplayedAfterUnknown counts keyed requests acknowledged as a replay
+	// after an attempt with an unknown outcome: that attempt was applied
+	// (its answer was lost), as Recovered keys show without keys.
+	ReplayedAfterUnknown int `json:"replayed_after_unknown,omitempty"`
+
 	Keyed            bool  `json:"keyed,omitempty"`
 	Retries          int   `json:"retries,omitempty"`
 	RequestsExact    bool  `json:"requests_exact,omitempty"`
@@ -249,6 +258,20 @@ func (r *Result) tally(reqs []history.Request) map[history.Key]*keyState {
 		if p.IdemKey != "" {
 			r.Keyed = true
 			r.Retries += len(p.Attempts) - 1
+		}
+		unknownBefore := false
+		for _, a := range p.Attempts {
+			switch a.Outcome() {
+			case history.Fail:
+				r.FailedAttempts++
+			case history.Info:
+				r.UnknownAttempts++
+				unknownBefore = true
+			case history.OK:
+				if unknownBefore && a.Completion.Value == history.Replayed {
+					r.ReplayedAfterUnknown++
+				}
+			}
 		}
 		out := p.Outcome()
 		switch out {

@@ -10,9 +10,10 @@ import (
 
 // attempt is one attempt of a keyed request.
 type attempt struct {
-	idem string
-	keys []string
-	out  history.Type
+	idem   string
+	keys   []string
+	out    history.Type
+	replay bool // the ok answer said Idempotent-Replayed
 }
 
 func buildKeyed(as ...attempt) []history.Op {
@@ -23,7 +24,11 @@ func buildKeyed(as ...attempt) []history.Op {
 			ks[j] = key(k)
 		}
 		inv := r.InvokeKeyed(time.Now(), i, history.FPublish, ks, "", a.idem)
-		r.Complete(inv, a.out, inv.Time.Add(time.Millisecond), 200, "", "")
+		v := ""
+		if a.replay {
+			v = history.Replayed
+		}
+		r.Complete(inv, a.out, inv.Time.Add(time.Millisecond), 200, "", v)
 	}
 	return r.Ops()
 }
@@ -49,8 +54,8 @@ func TestCheckKeyed(t *testing.T) {
 	A, B := []string{"a/1", "a/2"}, []string{"b/1", "a/1"}
 	// A: unknown, then retried and acknowledged. B: unknown, never settled.
 	ops := buildKeyed(
-		attempt{"kA", A, history.Info}, attempt{"kA", A, history.Fail}, attempt{"kA", A, history.OK},
-		attempt{"kB", B, history.Info},
+		attempt{"kA", A, history.Info, false}, attempt{"kA", A, history.Fail, false}, attempt{"kA", A, history.OK, true},
+		attempt{"kB", B, history.Info, false},
 	)
 	cases := []struct {
 		name   string
@@ -81,6 +86,9 @@ func TestCheckKeyed(t *testing.T) {
 			r := checker.Check(ops, c.rb)
 			if !r.Keyed || r.Retries != 2 || r.Requests.OK != 1 || r.Requests.Info != 1 || r.Requests.Fail != 0 {
 				t.Fatalf("keyed %v, retries %d, requests %+v: want keyed, 2 retries, 1 ok, 1 info", r.Keyed, r.Retries, r.Requests)
+			}
+			if r.FailedAttempts != 1 || r.UnknownAttempts != 2 || r.ReplayedAfterUnknown != 1 {
+				t.Errorf("attempts failed %d, unknown %d, replayed after unknown %d: want 1, 2, 1", r.FailedAttempts, r.UnknownAttempts, r.ReplayedAfterUnknown)
 			}
 			if r.AcknowledgedCopies != 2 || r.UnknownCopies != 2 {
 				t.Errorf("copies acknowledged %d, unknown %d: want 2, 2 (per request, not per attempt)", r.AcknowledgedCopies, r.UnknownCopies)

@@ -34,6 +34,10 @@ const (
 	FPublish = "publish"
 )
 
+// Replayed is the value of an ok completion whose answer said the request
+// was a replay (its Idempotency-Key already applied by an earlier attempt).
+const Replayed = "replayed"
+
 // NemesisProcess is the process number of fault ops.
 const NemesisProcess = -1
 

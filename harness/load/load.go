@@ -526,8 +526,22 @@ func (r *run) send(base, key string, body []byte, inv history.Op) (history.Type,
 	if resp.StatusCode >= 300 {
 		text = strings.TrimSpace(string(msg))
 	}
-	r.cfg.History.Complete(inv, typ, time.Now(), resp.StatusCode, text, "")
+	r.cfg.History.Complete(inv, typ, time.Now(), resp.StatusCode, text, replayed(typ, resp.Header))
 	return typ, resp.StatusCode
+}
+
+// ReplayedHeader marks an acknowledgement of a request whose key was
+// already applied (the service's Idempotent-Replayed: true); the history
+// keeps it as the completion's value history.Replayed.
+const ReplayedHeader = "Idempotent-Replayed"
+
+// replayed is the completion value of an answer: history.Replayed for an
+// acknowledgement marked as a replay, else "".
+func replayed(typ history.Type, h http.Header) string {
+	if typ == history.OK && strings.EqualFold(strings.TrimSpace(h.Get(ReplayedHeader)), "true") {
+		return history.Replayed
+	}
+	return ""
 }
 
 // count adds one completion to the counters.
@@ -615,7 +629,7 @@ func (r *run) complete(res *vegeta.Result) error {
 			msg += ": " + b
 		}
 	}
-	r.cfg.History.Complete(fl.inv, typ, res.End(), int(res.Code), msg, "")
+	r.cfg.History.Complete(fl.inv, typ, res.End(), int(res.Code), msg, replayed(typ, res.Headers))
 
 	r.mu.Lock()
 	r.free = append(r.free, fl.proc)
