@@ -28,8 +28,8 @@
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
-// publish-ok-on-timeout and idempotency-forgotten plug into the HTTP edge's queue instead
-// (service/app/publishseam_planted.go).
+// publish-ok-on-timeout plugs into the HTTP edge's queue instead
+// (service/app/publishseam_planted.go), and so does idempotency-forgotten.
 package planted
 
 import (
@@ -72,6 +72,7 @@ const (
 	// AckOnDrainCut acknowledges the batch a worker could not apply when
 	// SHUTDOWN_TIMEOUT cuts the drain short: the batch is lost.
 	AckOnDrainCut = "ack-on-drain-cut"
+
 	// IdempotencyForgotten ignores a request's Idempotency-Key: a request
 	// retried after its answer was lost is applied and counted twice.
 	IdempotencyForgotten = "idempotency-forgotten"
@@ -79,15 +80,16 @@ const (
 
 // Descriptions says what each bug is, for reports.
 var Descriptions = map[string]string{
-	AckBeforeCommit:      "XACK before COMMIT",
-	PopAndForget:         "pop-and-forget consumption (like BRPOP, no pending list)",
-	StatsOutsideTx:       "stats updated outside the insert transaction",
-	SelectThenInsert:     "dedup by SELECT-then-INSERT without the unique constraint",
-	NoLedger:             "no ledger of applied entries (redelivery double-counts)",
-	RedisNoAOF:           "Redis without AOF",
-	PublishOKOnTimeout:   "publish answers 200 when its append timed out",
-	LedgerByEntryID:      "ledger keyed on the stream entry ID, not the entry's token",
-	AckOnDrainCut:        "a drain cut short acknowledges the batch it could not apply",
+	AckBeforeCommit:    "XACK before COMMIT",
+	PopAndForget:       "pop-and-forget consumption (like BRPOP, no pending list)",
+	StatsOutsideTx:     "stats updated outside the insert transaction",
+	SelectThenInsert:   "dedup by SELECT-then-INSERT without the unique constraint",
+	NoLedger:           "no ledger of applied entries (redelivery double-counts)",
+	RedisNoAOF:         "Redis without AOF",
+	PublishOKOnTimeout: "publish answers 200 when its append timed out",
+	LedgerByEntryID:    "ledger keyed on the stream entry ID, not the entry's token",
+	AckOnDrainCut:      "a drain cut short acknowledges the batch it could not apply",
+
 	IdempotencyForgotten: "the Idempotency-Key of a publish is ignored (a retried request is applied twice)",
 }
 
