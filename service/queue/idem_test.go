@@ -3,6 +3,9 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,4 +83,44 @@ func TestAppendIdempotencyKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIdemRecordMemory measures what a key record costs Redis (the README
+// quotes it): used_memory grown by 20,000 records shaped as Append writes
+// them (hashed key under the prefix, fingerprint and count, an expiry),
+// per record. Not parallel: no other test of the package writes meanwhile.
+func TestIdemRecordMemory(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: env.Redis.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	q := queue.New(rdb, queue.Options{Prefix: "chronicle:" + env.NewPrefix(t)})
+	ctx := context.Background()
+	used := func() int64 {
+		s, err := rdb.Info(ctx, "memory").Result()
+		mustf(t, err == nil, "INFO memory: %v", err)
+		for _, l := range strings.Split(s, "\r\n") {
+			if v, ok := strings.CutPrefix(l, "used_memory:"); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				mustf(t, err == nil, "used_memory %q", v)
+				return n
+			}
+		}
+		t.Fatal("no used_memory in INFO memory")
+		return 0
+	}
+	const n = 20_000
+	keys := make([]string, n)
+	before := used()
+	pipe := rdb.Pipeline()
+	for i := range n {
+		keys[i] = q.IdemKey("", fmt.Sprint("request-", i))
+		pipe.Set(ctx, keys[i], queue.Fingerprint([]byte(fmt.Sprint(i)))+" 10", time.Hour)
+	}
+	_, err := pipe.Exec(ctx)
+	mustf(t, err == nil, "SET: %v", err)
+	per := float64(used()-before) / n
+	one, err := rdb.MemoryUsage(ctx, keys[0]).Result()
+	mustf(t, err == nil, "MEMORY USAGE: %v", err)
+	t.Logf("key record: %.0f bytes of used_memory each (%d records), MEMORY USAGE %d bytes", per, n, one)
+	mustf(t, per > 0 && per < 300, "%.0f bytes per key record, want under 300", per)
+	mustf(t, rdb.Del(ctx, keys...).Err() == nil, "DEL")
 }
