@@ -44,6 +44,8 @@ func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, err
 		st = store.NoLedger{Store: m.store}
 	case planted.LedgerByEntryID: // the ledger step keys on the entry ID
 		st = store.LedgerByEntryID{Store: m.store}
+	case planted.QueuedAtMillis: // the apply step cuts the queue time to the millisecond
+		st = store.QueuedAtMillis{Store: m.store}
 	case planted.AckOnDrainCut: // the commit step acknowledges what a cut-short drain abandons
 		st = worker.AckOnDrainCut{Store: m.store, Queue: m.queue}
 	case planted.PublishOKOnTimeout, planted.IdempotencyForgotten:

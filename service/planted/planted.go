@@ -25,6 +25,8 @@
 //	                                             a cut-short drain abandons
 //	idempotency-forgotten  queue.IdempotencyForgotten  publish path's append:
 //	                                             the key record ignored
+//	queued-at-millis    store.QueuedAtMillis     apply step keeps the queue
+//	                                             time to the millisecond
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
@@ -76,6 +78,9 @@ const (
 	// IdempotencyForgotten ignores a request's Idempotency-Key: a request
 	// retried after its answer was lost is applied and counted twice.
 	IdempotencyForgotten = "idempotency-forgotten"
+	// QueuedAtMillis stores the queue time to the millisecond and the
+	// receive time to the microsecond: /audit lists QUEUED below RECEIVED.
+	QueuedAtMillis = "queued-at-millis"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -91,6 +96,7 @@ var Descriptions = map[string]string{
 	AckOnDrainCut:      "a drain cut short acknowledges the batch it could not apply",
 
 	IdempotencyForgotten: "the Idempotency-Key of a publish is ignored (a retried request is applied twice)",
+	QueuedAtMillis:       "the queue time stored to the millisecond, the receive time to the microsecond",
 }
 
 // Names lists the bugs, sorted.
