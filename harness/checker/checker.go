@@ -12,12 +12,17 @@
 //	recovered   outcome unknown (timeout, reset, maybe-queued 503), stored
 //
 // and checks that the stats are exact (see Check).
+//
+// When the requests carried an Idempotency-Key (the load retries an
+// unknown outcome with the same key), the unit is the request, not the
+// attempt, and the accounting is exact per request (see Check).
 package checker
 
 import (
 	"cmp"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/history"
 )
@@ -68,6 +73,11 @@ type Readback struct {
 	Before, After Stats
 	// AuditBefore and AuditAfter are /audit/summary; nil when unavailable.
 	AuditBefore, AuditAfter *Audit
+	// Applied counts, per request signature (Signature of its keys), the
+	// stream entries applied with exactly those keys: the rows of events
+	// and dropped, grouped by the entry that carried them (ours only). nil:
+	// not read; keyed requests are then checked by the bound alone.
+	Applied map[string]int
 	// Drained is false when the queue did not drain before the deadline.
 	Drained bool
 	// Gaps are what the target could not be asked (a subject without
@@ -104,6 +114,7 @@ const (
 	CheckAuditExact  = "audit_exact"
 	CheckQueue       = "queue_reported"
 	CheckDeadLetters = "dead_letters"
+	CheckRequests    = "requests_exact"
 )
 
 // NotMeasured is a check the checker could not make, and why.
@@ -132,9 +143,32 @@ type Result struct {
 	Unexpected int `json:"unexpected"`
 	Recovered  int `json:"recovered"`
 
+	// Requests by outcome: with keys, a request is all its attempts (OK
+	// if one was acknowledged, else Info if one is unknown, else Fail).
 	Requests struct {
 		OK, Fail, Info int
 	} `json:"requests"`
+
+	// Keyed: the requests carried Idempotency-Keys; Retries is the
+	// attempts after the first. RequestsExact: each request was applied at
+	// most once, each acknowledged one exactly once, and received is the
+	// copies of the requests applied (ExpectedReceived), of which
+	// AppliedUnknown requests had an unknown outcome.
+	// Attempts by outcome (the same as Requests without keys): what the
+	// faults did to the requests as sent.
+	FailedAttempts  int `json:"failed_attempts,omitempty"`
+	UnknownAttempts int `json:"unknown_attempts,omitempty"`
+	// ReplayedAfterUnknown counts keyed requests acknowledged as a replay
+	// after an attempt with an unknown outcome: that attempt was applied
+	// (its answer was lost), as Recovered keys show without keys.
+	ReplayedAfterUnknown int `json:"replayed_after_unknown,omitempty"`
+
+	Keyed            bool  `json:"keyed,omitempty"`
+	Retries          int   `json:"retries,omitempty"`
+	RequestsExact    bool  `json:"requests_exact,omitempty"`
+	AppliedUnknown   int   `json:"applied_unknown,omitempty"`
+	ExpectedReceived int64 `json:"expected_received,omitempty"`
+	exactReceived    bool  // ExpectedReceived is known: received must equal it
 
 	StatsExact bool `json:"stats_exact"`
 	AuditExact bool `json:"audit_exact"`
@@ -157,7 +191,15 @@ type Result struct {
 //   - received == unique_processed + duplicated_dropped;
 //   - acknowledged copies <= received <= acknowledged + unknown copies
 //     (every copy of an acknowledged request entered the stream once; part
-//     of an unknown request may have; nothing of a definitely failed one).
+//     of an unknown request may have; nothing of a definitely failed one);
+//   - with keys and the applied entries read back (rb.Applied), equality
+//     instead: received == the copies of the requests applied.
+//
+// With keys, requests are exact when, for each request signature (the
+// requests with the same keys, nearly always one), the entries applied
+// number at least its acknowledged requests and at most its acknowledged
+// + unknown ones (each request applied at most once, each acknowledged
+// one exactly once), and no applied entry matches no request.
 //
 // The audit is exact when processed == unique_processed, dropped ==
 // duplicated_dropped and received == queued == received(stats) + failed.
@@ -168,7 +210,8 @@ type Result struct {
 // valid for the checks that were made; the tables say which were not.
 func Check(ops []history.Op, rb Readback) Result {
 	var r Result
-	keys := r.tally(ops)
+	reqs := history.Requests(ops)
+	keys := r.tally(reqs)
 	if g := rb.Gaps.Stored; g != "" {
 		r.Attempted = len(keys)
 		for _, ks := range keys {
@@ -180,6 +223,7 @@ func Check(ops []history.Op, rb Readback) Result {
 	} else {
 		r.compare(keys, rb.Stored)
 	}
+	r.checkRequests(reqs, rb)
 	r.checkStats(rb)
 	r.checkAudit(rb)
 	r.Valid = len(r.Violations) == 0
@@ -208,9 +252,27 @@ type keyState struct{ attempted, acked, failed, unknown int }
 
 // tally counts the publish requests by outcome and the event copies by
 // key and outcome.
-func (r *Result) tally(ops []history.Op) map[history.Key]*keyState {
+func (r *Result) tally(reqs []history.Request) map[history.Key]*keyState {
 	keys := map[history.Key]*keyState{}
-	for _, p := range history.Pairs(ops, history.FPublish) {
+	for _, p := range reqs {
+		if p.IdemKey != "" {
+			r.Keyed = true
+			r.Retries += len(p.Attempts) - 1
+		}
+		unknownBefore := false
+		for _, a := range p.Attempts {
+			switch a.Outcome() {
+			case history.Fail:
+				r.FailedAttempts++
+			case history.Info:
+				r.UnknownAttempts++
+				unknownBefore = true
+			case history.OK:
+				if unknownBefore && a.Completion.Value == history.Replayed {
+					r.ReplayedAfterUnknown++
+				}
+			}
+		}
 		out := p.Outcome()
 		switch out {
 		case history.OK:
@@ -220,7 +282,7 @@ func (r *Result) tally(ops []history.Op) map[history.Key]*keyState {
 		default:
 			r.Requests.Info++
 		}
-		for _, k := range p.Invoke.Keys {
+		for _, k := range p.Keys {
 			ks := keys[k]
 			if ks == nil {
 				ks = &keyState{}
@@ -345,12 +407,108 @@ func (r *Result) checkStats(rb Readback) {
 	if s.Received != s.UniqueProcessed+s.DuplicatedDropped {
 		wrong("received %d != unique_processed %d + duplicated_dropped %d", s.Received, s.UniqueProcessed, s.DuplicatedDropped)
 	}
+	if r.exactReceived {
+		if s.Received != r.ExpectedReceived {
+			wrong("received grew by %d, but the requests applied hold %d copies (%d acknowledged, %d of requests with an unknown outcome)",
+				s.Received, r.ExpectedReceived, r.AcknowledgedCopies, r.ExpectedReceived-r.AcknowledgedCopies)
+		}
+		return
+	}
 	if s.Received < r.AcknowledgedCopies {
 		wrong("received grew by %d, fewer than the %d acknowledged copies", s.Received, r.AcknowledgedCopies)
 	}
 	if s.Received > r.AcknowledgedCopies+r.UnknownCopies {
 		wrong("received grew by %d, more than the %d acknowledged + %d unknown copies sent", s.Received, r.AcknowledgedCopies, r.UnknownCopies)
 	}
+}
+
+// Signature identifies a request by its keys (sorted, so the order of
+// the rows read back does not matter): Readback.Applied is keyed on it.
+func Signature(keys []history.Key) string {
+	ss := make([]string, len(keys))
+	for i, k := range keys {
+		ss[i] = k.Topic + "\x00" + k.ID
+	}
+	sort.Strings(ss)
+	return strings.Join(ss, "\x01")
+}
+
+// checkRequests checks, when the requests carried keys, that each was
+// applied at most once and each acknowledged one exactly once, from the
+// entries applied (rb.Applied), and sets the received count that checkStats
+// then demands (see Check).
+func (r *Result) checkRequests(reqs []history.Request, rb Readback) {
+	if !r.Keyed {
+		return
+	}
+	if rb.Applied == nil {
+		r.notMeasured("the applied entries were not read back (a subject's store): received is checked by the bound", CheckRequests)
+		return
+	}
+	type class struct {
+		acked, unknown, size int
+		example              history.Key
+	}
+	classes := map[string]*class{}
+	var sigs []string
+	for _, q := range reqs {
+		sig := Signature(q.Keys)
+		c := classes[sig]
+		if c == nil {
+			c = &class{size: len(q.Keys)}
+			if len(q.Keys) > 0 {
+				c.example = q.Keys[0]
+			}
+			classes[sig] = c
+			sigs = append(sigs, sig)
+		}
+		switch q.Outcome() {
+		case history.OK:
+			c.acked++
+		case history.Info:
+			c.unknown++
+		}
+	}
+	sort.Strings(sigs)
+	r.RequestsExact = true
+	var twice, missing, stray int
+	var twiceEx, missingEx history.Key
+	for _, sig := range sigs {
+		c, n := classes[sig], rb.Applied[sig]
+		switch {
+		case n > c.acked+c.unknown:
+			if twice == 0 {
+				twiceEx = c.example
+			}
+			twice += n - c.acked - c.unknown
+		case n < c.acked:
+			if missing == 0 {
+				missingEx = c.example
+			}
+			missing += c.acked - n
+		}
+		r.AppliedUnknown += max(0, min(n-c.acked, c.unknown))
+		r.ExpectedReceived += int64(n * c.size)
+	}
+	for sig, n := range rb.Applied {
+		if classes[sig] == nil && n > 0 {
+			stray += n
+		}
+	}
+	wrong := func(format string, args ...any) {
+		r.RequestsExact = false
+		r.violate("requests: "+format, args...)
+	}
+	if twice > 0 {
+		wrong("%d applications more than requests sent (a request applied twice; e.g. the request with %s/%s)", twice, twiceEx.Topic, twiceEx.ID)
+	}
+	if missing > 0 {
+		wrong("%d acknowledged requests not applied (e.g. the request with %s/%s)", missing, missingEx.Topic, missingEx.ID)
+	}
+	if stray > 0 {
+		wrong("%d applied entries match no request sent", stray)
+	}
+	r.exactReceived = true
 }
 
 // checkAudit checks the /audit/summary delta against the stats (see

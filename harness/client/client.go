@@ -435,3 +435,41 @@ func CommitLatencies(ctx context.Context, databaseURL, prefix string, since, unt
 	}
 	return out, nil
 }
+
+// AppliedEntries reads, from our schema in PostgreSQL, the stream entries
+// applied with events whose event_id starts with prefix: each entry's
+// rows in events (first copies) and dropped (duplicates), grouped by the
+// entry that carried them, counted per request signature
+// (checker.Signature). One request appended as two entries (a retry the
+// service did not recognise) shows as a count of 2.
+func AppliedEntries(ctx context.Context, databaseURL, prefix string) (map[string]int, error) {
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("client: read applied entries: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, `
+		SELECT entry_id, array_agg(topic), array_agg(event_id) FROM (
+			SELECT entry_id, topic, event_id FROM events WHERE starts_with(event_id, $1)
+			UNION ALL
+			SELECT entry_id, topic, event_id FROM dropped WHERE starts_with(event_id, $1)
+		) r GROUP BY entry_id`, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("client: read applied entries: %w", err)
+	}
+	out := map[string]int{}
+	var entry string
+	var topics, ids []string
+	_, err = pgx.ForEachRow(rows, []any{&entry, &topics, &ids}, func() error {
+		keys := make([]history.Key, len(ids))
+		for i := range ids {
+			keys[i] = history.Key{Topic: topics[i], ID: ids[i]}
+		}
+		out[checker.Signature(keys)]++
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: read applied entries: %w", err)
+	}
+	return out, nil
+}

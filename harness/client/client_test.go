@@ -427,3 +427,53 @@ func TestStoredKeysDB(t *testing.T) {
 		t.Fatal("StoredKeysDB on a dead database returned no error")
 	}
 }
+
+// TestAppliedEntries reads hand-made events and dropped tables: the rows of
+// each stream entry (first copies and duplicates alike) make one request
+// signature, counted once per entry; rows of another run are left out.
+func TestAppliedEntries(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, time.Minute)
+	dbURL := env.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, ddl := range []string{
+		`CREATE TABLE events (topic text, event_id text, entry_id text)`,
+		`CREATE TABLE dropped (topic text, event_id text, entry_id text)`,
+	} {
+		if _, err := conn.Exec(ctx, ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Entry 1-0: r-e1, r-e2 (first copies). Entry 2-0 and 3-0: the same
+	// request appended twice, r-e2 a duplicate each time, r-e3 stored once.
+	rows := [][4]string{
+		{"events", "a", "r-e1", "1-0"}, {"events", "a", "r-e2", "1-0"},
+		{"dropped", "a", "r-e2", "2-0"}, {"events", "a", "r-e3", "2-0"},
+		{"dropped", "a", "r-e3", "3-0"}, {"dropped", "a", "r-e2", "3-0"},
+		{"events", "a", "other-e1", "4-0"},
+	}
+	for _, r := range rows {
+		if _, err := conn.Exec(ctx, "INSERT INTO "+r[0]+" VALUES ($1, $2, $3)", r[1], r[2], r[3]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := client.AppliedEntries(ctx, dbURL, "r-e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := func(ids ...string) string {
+		var ks []history.Key
+		for _, id := range ids {
+			ks = append(ks, history.Key{Topic: "a", ID: id})
+		}
+		return checker.Signature(ks)
+	}
+	want := map[string]int{sig("r-e1", "r-e2"): 1, sig("r-e3", "r-e2"): 2}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("AppliedEntries = %v, want %v", got, want)
+	}
+}

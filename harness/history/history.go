@@ -34,6 +34,10 @@ const (
 	FPublish = "publish"
 )
 
+// Replayed is the value of an ok completion whose answer said the request
+// was a replay (its Idempotency-Key already applied by an earlier attempt).
+const Replayed = "replayed"
+
 // NemesisProcess is the process number of fault ops.
 const NemesisProcess = -1
 
@@ -56,6 +60,10 @@ type Op struct {
 	Latency time.Duration `json:"latency_ns,omitempty"` // completion time - invocation time
 	Error   string        `json:"error,omitempty"`
 	Value   string        `json:"value,omitempty"` // fault target and details
+	// IdemKey is the Idempotency-Key a publish invocation carried ("" for
+	// none). The invocations that share one are attempts of one request:
+	// the first and the retries of an unknown outcome (see Requests).
+	IdemKey string `json:"idem_key,omitempty"`
 }
 
 // Recorder appends ops to a file (JSON lines) and keeps them in memory. It
@@ -108,6 +116,12 @@ func (r *Recorder) Invoke(process int, f string, keys []Key, value string) Op {
 // InvokeAt is Invoke with an explicit time (the scheduled send time).
 func (r *Recorder) InvokeAt(t time.Time, process int, f string, keys []Key, value string) Op {
 	return r.add(Op{Process: process, Type: Invoke, F: f, Time: t, Keys: keys, Value: value})
+}
+
+// InvokeKeyed is InvokeAt for a publish carrying an Idempotency-Key:
+// every attempt of one request (its retries) is invoked with the same key.
+func (r *Recorder) InvokeKeyed(t time.Time, process int, f string, keys []Key, value, idemKey string) Op {
+	return r.add(Op{Process: process, Type: Invoke, F: f, Time: t, Keys: keys, Value: value, IdemKey: idemKey})
 }
 
 // Complete records the end of inv at time end.
@@ -204,6 +218,50 @@ func Pairs(ops []Op, f string) []Pair {
 			c := op
 			out[i].Completion = &c
 		}
+	}
+	return out
+}
+
+// Request is one publish request as the client meant it: every attempt
+// sent with one Idempotency-Key (a request sent without a key is its own
+// single attempt).
+type Request struct {
+	IdemKey  string // "" : sent without a key
+	Keys     []Key  // the events' keys (every attempt sends the same body)
+	Attempts []Pair // in invocation order
+}
+
+// Outcome is the request's: OK when an attempt was acknowledged; else
+// Info when an attempt's outcome is unknown (it may have been applied,
+// whatever later attempts answered); else Fail.
+func (q Request) Outcome() Type {
+	out := Fail
+	for _, a := range q.Attempts {
+		switch a.Outcome() {
+		case OK:
+			return OK
+		case Info:
+			out = Info
+		}
+	}
+	return out
+}
+
+// Requests groups the publish attempts of ops by Idempotency-Key, in the
+// order of each request's first attempt.
+func Requests(ops []Op) []Request {
+	var out []Request
+	byKey := map[string]int{}
+	for _, p := range Pairs(ops, FPublish) {
+		k := p.Invoke.IdemKey
+		if i, ok := byKey[k]; ok && k != "" {
+			out[i].Attempts = append(out[i].Attempts, p)
+			continue
+		}
+		if k != "" {
+			byKey[k] = len(out)
+		}
+		out = append(out, Request{IdemKey: k, Keys: p.Invoke.Keys, Attempts: []Pair{p}})
 	}
 	return out
 }

@@ -18,9 +18,13 @@
 package load
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -91,7 +95,28 @@ type Config struct {
 	// a request waits for a connection within its timeout (its latency
 	// says so). 0: as many as the schedule needs (see client.NewTransport).
 	MaxConns int
+	// IdempotencyHeader, when set (e.g. "Idempotency-Key"), is the header
+	// that carries a fresh random key with every request; a request whose
+	// outcome is unknown (timeout, reset, 503 that may have queued) is then
+	// sent again with the same key, as a careful client would, until it is
+	// acknowledged, refused by a 4xx, or Retries attempts more were made.
+	// Each attempt is in the history with the key (history.Requests).
+	// Empty: no key, no retry (a retry without a key would be counted
+	// twice by design).
+	IdempotencyHeader string
+	// Retries bounds the retries of one request (0: DefaultRetries).
+	Retries int
 }
+
+// DefaultRetries is Config.Retries when 0.
+const DefaultRetries = 8
+
+// Retry backoff: the first retry waits retryFirst, each next one twice as
+// long, at most retryMax (a restarting service is back within seconds).
+const (
+	retryFirst = 100 * time.Millisecond
+	retryMax   = time.Second
+)
 
 // Progress is a snapshot of a running load.
 type Progress struct {
@@ -198,6 +223,7 @@ func checkTarget(t string) error {
 type inflight struct {
 	inv  history.Op
 	proc int
+	body []byte // the encoded body: a retry sends it again
 }
 
 // run is the state of one Run. The targeter runs on vegeta's workers, the
@@ -214,6 +240,9 @@ type run struct {
 
 	calls atomic.Int64 // targeter calls that produced a request
 	users atomic.Int64 // closed model: targeter calls so far (first Users skip the think)
+
+	hc      *http.Client   // vegeta's client, also used by retries
+	retries sync.WaitGroup // retry loops still running
 
 	mu       sync.Mutex
 	inflight map[int64]inflight // by history Req
@@ -256,6 +285,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		Transport:     transport,
 		Timeout:       m.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	r.hc = hc
+	if cfg.Retries <= 0 {
+		r.cfg.Retries = DefaultRetries
 	}
 	opts := []func(*vegeta.Attacker){vegeta.Client(hc), vegeta.MaxBody(maxResponseBody)}
 	var pacer vegeta.Pacer
@@ -317,6 +350,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			errs = append(errs, err)
 		}
 	}
+	// Retries of unknown outcomes go on after the attack (a careful
+	// client does not give up when its schedule ends); each is bounded.
+	r.retries.Wait()
 	close(done)
 	wg.Wait()
 
@@ -392,9 +428,18 @@ func (r *run) target(tgt *vegeta.Target) error {
 	}
 	base := r.targets[k%int64(len(r.targets))]
 	proc := r.acquire()
-	inv := r.cfg.History.InvokeAt(at, proc, history.FPublish, req.Keys, base)
+	hdr := r.header
+	var inv history.Op
+	if h := r.cfg.IdempotencyHeader; h != "" {
+		key := newKey()
+		hdr = hdr.Clone()
+		setKey(hdr, h, key)
+		inv = r.cfg.History.InvokeKeyed(at, proc, history.FPublish, req.Keys, base, key)
+	} else {
+		inv = r.cfg.History.InvokeAt(at, proc, history.FPublish, req.Keys, base)
+	}
 	r.mu.Lock()
-	r.inflight[inv.Req] = inflight{inv: inv, proc: proc}
+	r.inflight[inv.Req] = inflight{inv: inv, proc: proc, body: req.Body}
 	r.mu.Unlock()
 	r.sent.Add(1)
 	r.evSent.Add(int64(len(req.Keys)))
@@ -402,8 +447,122 @@ func (r *run) target(tgt *vegeta.Target) error {
 	tgt.Method = http.MethodPost
 	tgt.URL = base + "/publish?op=" + strconv.FormatInt(inv.Req, 10)
 	tgt.Body = req.Body
-	tgt.Header = r.header
+	tgt.Header = hdr
 	return nil
+}
+
+// setKey sets the idempotency key header under its lower-case name, on
+// purpose: net/http's transport silently resends a request that carries
+// "Idempotency-Key" (canonical spelling) when a reused connection breaks,
+// and then reports the second try's error (a refused connection, while
+// the first try may have been applied). Every attempt must be one the
+// history records, so the transport must not know the request is
+// replayable; header names are case-insensitive on the wire.
+func setKey(h http.Header, name, key string) {
+	h.Del(name)
+	h[strings.ToLower(name)] = []string{key}
+}
+
+// newKey returns a fresh Idempotency-Key: 128 random bits.
+func newKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// retry sends the request of fl (an attempt whose outcome was unknown)
+// again with its key, with a growing backoff, recording each attempt,
+// until one is acknowledged or refused by a 4xx, or the retries run out.
+// A refused connection or a 503 that queued nothing is retried too: an
+// earlier attempt may still have been applied, so the request is not
+// settled until it is acknowledged. Retries go to the next target (a
+// client failing over), so a frozen instance does not hold them.
+func (r *run) retry(fl inflight) {
+	defer r.retries.Done()
+	base := fl.inv.Value
+	for i, b := range r.targets {
+		if b == base {
+			base = r.targets[(i+1)%len(r.targets)]
+			break
+		}
+	}
+	wait := retryFirst
+	for attempt := 1; attempt <= r.cfg.Retries; attempt++ {
+		t := time.NewTimer(wait)
+		<-t.C // the backoff of a client, not a synchronisation
+		wait = min(2*wait, retryMax)
+		proc := r.acquire()
+		inv := r.cfg.History.InvokeKeyed(time.Now(), proc, history.FPublish, fl.inv.Keys, base, fl.inv.IdemKey)
+		r.sent.Add(1)
+		r.evSent.Add(int64(len(fl.inv.Keys)))
+		typ, status := r.send(base, fl.inv.IdemKey, fl.body, inv)
+		r.mu.Lock()
+		r.free = append(r.free, proc)
+		r.mu.Unlock()
+		r.count(typ, len(fl.inv.Keys))
+		if typ == history.OK || (status >= 400 && status < 500) {
+			return
+		}
+	}
+}
+
+// send posts one retry attempt and records its completion.
+func (r *run) send(base, key string, body []byte, inv history.Op) (history.Type, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.m.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/publish?op="+strconv.FormatInt(inv.Req, 10), bytes.NewReader(body))
+	if err != nil {
+		r.cfg.History.Complete(inv, history.Fail, time.Now(), 0, "load: retry: "+err.Error(), "")
+		return history.Fail, 0
+	}
+	req.Header = r.header.Clone()
+	setKey(req.Header, r.cfg.IdempotencyHeader, key)
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		typ := client.Classify(0, nil, err)
+		r.cfg.History.Complete(inv, typ, time.Now(), 0, err.Error(), "")
+		return typ, 0
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	typ := client.Classify(resp.StatusCode, resp.Header, nil)
+	if typ == history.OK && r.cfg.Acknowledged != nil && !r.cfg.Acknowledged(resp.StatusCode) {
+		typ = history.Info
+	}
+	text := ""
+	if resp.StatusCode >= 300 {
+		text = strings.TrimSpace(string(msg))
+	}
+	r.cfg.History.Complete(inv, typ, time.Now(), resp.StatusCode, text, replayed(typ, resp.Header))
+	return typ, resp.StatusCode
+}
+
+// ReplayedHeader marks an acknowledgement of a request whose key was
+// already applied (the service's Idempotent-Replayed: true); the history
+// keeps it as the completion's value history.Replayed.
+const ReplayedHeader = "Idempotent-Replayed"
+
+// replayed is the completion value of an answer: history.Replayed for an
+// acknowledgement marked as a replay, else "".
+func replayed(typ history.Type, h http.Header) string {
+	if typ == history.OK && strings.EqualFold(strings.TrimSpace(h.Get(ReplayedHeader)), "true") {
+		return history.Replayed
+	}
+	return ""
+}
+
+// count adds one completion to the counters.
+func (r *run) count(typ history.Type, events int) {
+	switch typ {
+	case history.OK:
+		r.ok.Add(1)
+		r.evAcked.Add(int64(events))
+	case history.Fail:
+		r.fail.Add(1)
+	default:
+		r.info.Add(1)
+	}
 }
 
 // think sleeps the think time, cut short by the deadline; false when ctx
@@ -478,19 +637,15 @@ func (r *run) complete(res *vegeta.Result) error {
 			msg += ": " + b
 		}
 	}
-	r.cfg.History.Complete(fl.inv, typ, res.End(), int(res.Code), msg, "")
+	r.cfg.History.Complete(fl.inv, typ, res.End(), int(res.Code), msg, replayed(typ, res.Headers))
 
 	r.mu.Lock()
 	r.free = append(r.free, fl.proc)
 	r.mu.Unlock()
-	switch typ {
-	case history.OK:
-		r.ok.Add(1)
-		r.evAcked.Add(int64(len(fl.inv.Keys)))
-	case history.Fail:
-		r.fail.Add(1)
-	default:
-		r.info.Add(1)
+	r.count(typ, len(fl.inv.Keys))
+	if typ == history.Info && fl.inv.IdemKey != "" {
+		r.retries.Add(1)
+		go r.retry(fl)
 	}
 	return nil
 }

@@ -611,3 +611,66 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal("an invalid config sent requests")
 	}
 }
+
+// TestRetriesWithKey: with IdempotencyHeader, every request carries a
+// fresh key, and an attempt whose outcome is unknown (here: the first of
+// each request, its connection reset after the target read it) is sent
+// again with the same key and body, each attempt recorded. The target sees
+// exactly the attempts the history holds: the HTTP transport resends
+// nothing on its own.
+func TestRetriesWithKey(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	seen := map[string][][]byte{} // key -> bodies of its attempts
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		key := r.Header.Get("Idempotency-Key")
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen[key] = append(seen[key], body)
+		n := len(seen[key])
+		mu.Unlock()
+		if n == 1 {
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+			return
+		}
+		w.Write([]byte(`{"status":"success"}`))
+	}))
+	t.Cleanup(srv.Close)
+	rec := newRecorder(t)
+	sum, err := load.Run(testContext(t, time.Minute), load.Config{
+		Targets:           []string{srv.URL},
+		Model:             load.Model{Kind: load.Open, Rate: 50, Duration: 400 * time.Millisecond, Timeout: time.Second},
+		Source:            newSource(t, gen.Config{Seed: 9, RunID: "retry", Topics: 1, EventsPerRequest: 2}),
+		History:           rec,
+		IdempotencyHeader: "Idempotency-Key",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := rec.Ops()
+	checkPaired(t, ops)
+	reqs := history.Requests(ops)
+	if len(reqs) < 10 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, q := range reqs {
+		if q.IdemKey == "" || len(q.Attempts) != 2 || q.Outcome() != history.OK {
+			t.Fatalf("request %+v: want a key and 2 attempts, the second acknowledged", q)
+		}
+		if a := q.Attempts[0].Outcome(); a != history.Info {
+			t.Errorf("first attempt of %s: %s, want info (reset)", q.IdemKey, a)
+		}
+		bodies := seen[q.IdemKey]
+		if len(bodies) != 2 || !bytes.Equal(bodies[0], bodies[1]) {
+			t.Errorf("key %s: the target saw %d attempts (want 2, same body)", q.IdemKey, len(bodies))
+		}
+	}
+	if int(hits.Load()) != 2*len(reqs) || sum.Requests != hits.Load() || sum.OK != int64(len(reqs)) || sum.Info != int64(len(reqs)) {
+		t.Fatalf("%d hits for %d requests; summary %+v", hits.Load(), len(reqs), sum)
+	}
+}

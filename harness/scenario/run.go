@@ -300,6 +300,12 @@ func run(ctx context.Context, s *Scenario, o Options, tr *tracker, dir string, r
 	case err != nil:
 		return fmt.Errorf("scenario: read back stored events: %w", err)
 	}
+	if db := e.DatabaseURL(); db != "" && o.readBackTable() == nil && o.idempotencyHeader(s) != "" {
+		// Keyed requests to ours: which were applied, and how often.
+		if rb.Applied, err = client.AppliedEntries(ctx, db, runID); err != nil {
+			return fmt.Errorf("scenario: read back applied entries: %w", err)
+		}
+	}
 	ops := hist.Ops()
 	res.Check = checker.Check(ops, rb)
 	// The verdict: the checker's violations, every fault that did not apply
@@ -426,7 +432,7 @@ func runLoad(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.Env
 	}
 	_, err = load.Run(loadCtx, o.loadConfig(e, load.Config{
 		Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist,
-		Progress: progress(tr, PhaseLoad, shown, faultsEnd),
+		Progress: progress(tr, PhaseLoad, shown, faultsEnd), IdempotencyHeader: o.idempotencyHeader(s),
 	}))
 	select {
 	case res.Faults = <-faults:

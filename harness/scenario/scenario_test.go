@@ -230,3 +230,25 @@ func TestPeersOverride(t *testing.T) {
 		t.Errorf("peers smoke: max steps %d, want the smoke block's 2", smoke.Search.MaxSteps)
 	}
 }
+
+// reply-lost-redis sends no Idempotency-Key: the Redis client's retries it
+// is about would be recognised by the key record and hidden, and it is the
+// fault scenario that keeps the checker's bound (no keys) exercised.
+// Every other scenario sends keys (the default).
+func TestIdempotencyKeysSetting(t *testing.T) {
+	t.Parallel()
+	names, err := scenario.Names()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		s, err := scenario.Load(name, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := s.Events.IdempotencyKeys != nil && !*s.Events.IdempotencyKeys
+		if off != (name == "reply-lost-redis") {
+			t.Errorf("%s: idempotency_keys off = %v", name, off)
+		}
+	}
+}

@@ -48,6 +48,19 @@ func (o Options) loadConfig(e env.Env, cfg load.Config) load.Config {
 	return cfg
 }
 
+// idempotencyHeader is the header the load sends a key in: the subject's
+// (ours: Idempotency-Key), unless the scenario turns keys off
+// (events.idempotency_keys: false); "" for none.
+func (o Options) idempotencyHeader(s *Scenario) string {
+	if k := s.Events.IdempotencyKeys; k != nil && !*k {
+		return ""
+	}
+	if o.Subject == nil {
+		return "Idempotency-Key"
+	}
+	return o.Subject.API.Publish.IdempotencyKey
+}
+
 // gaps are what the subject does not offer, as /stats answered (has) and
 // its file says.
 func (o Options) gaps(has subject.StatsFields, c *client.Client) checker.Gaps {

@@ -134,6 +134,11 @@ type Publish struct {
 	// Success are the statuses that acknowledge a request (default [200]);
 	// another 2xx is an unknown outcome.
 	Success []int `yaml:"success"`
+	// IdempotencyKey is the request header in which the subject accepts
+	// an idempotency key (a repeated key is acknowledged, not applied
+	// again), e.g. Idempotency-Key; empty: it has none, and the harness
+	// sends no key and retries nothing.
+	IdempotencyKey string `yaml:"idempotency_key"`
 }
 
 // Stats maps GET /stats: each field is a dotted path into the answer

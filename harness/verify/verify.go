@@ -34,6 +34,7 @@ var Controls = []Control{
 	{planted.LedgerByEntryID, "reply-lost-redis"},
 	{planted.AckOnDrainCut, "terminate-in-outage"},
 	{planted.DedupEventID, "hot-keys"},
+	{planted.IdempotencyForgotten, "crash-service"},
 }
 
 // Suite is one run of a suite: its scenarios, then its controls, in order.

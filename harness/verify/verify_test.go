@@ -117,7 +117,7 @@ func TestSuites(t *testing.T) {
 	for _, c := range s.Controls {
 		bugs = append(bugs, c.Bug)
 	}
-	wantBugs := []string{planted.AckBeforeCommit, planted.PopAndForget, planted.StatsOutsideTx, planted.SelectThenInsert, planted.DedupEventID}
+	wantBugs := []string{planted.AckBeforeCommit, planted.PopAndForget, planted.StatsOutsideTx, planted.SelectThenInsert, planted.DedupEventID, planted.IdempotencyForgotten}
 	if !slices.Equal(s.Scenarios, []string{"crash-service", "hot-keys"}) || !slices.Equal(bugs, wantBugs) {
 		t.Errorf("Load(verify, hot-keys,crash-service) = %v with controls %v; want the suite's order and their controls %v", s.Scenarios, bugs, wantBugs)
 	}

@@ -47,6 +47,7 @@ type Options struct {
 // path plugs into (service/planted).
 type Queue interface {
 	Append(ctx context.Context, m queue.Message) (string, error)
+	IdemKey(scope, key string) string
 	Depth(ctx context.Context) (queue.Depth, error)
 	Ping(ctx context.Context) error
 }
@@ -234,6 +235,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// badHeader is a 422 naming one request header, shaped like body errors.
+func badHeader(name, msg, typ string) error {
+	return &event.ValidationError{Errors: []event.FieldError{{Loc: []any{"header", name}, Msg: msg, Type: typ}}}
 }
 
 // badQuery is a 422 naming one query parameter, shaped like body errors.

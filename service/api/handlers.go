@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/service/event"
@@ -42,6 +43,10 @@ func (s *Server) publishStatus(w http.ResponseWriter, r *http.Request, start tim
 		return s.writeError(w, &statusError{http.StatusUnsupportedMediaType,
 			fmt.Sprintf("content type %q is not JSON: send application/json", r.Header.Get("Content-Type"))})
 	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return s.writeError(w, err)
+	}
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
 	body, err := readBody(w, r, (*bp)[:0], s.opts.MaxBodyBytes)
@@ -63,8 +68,26 @@ func (s *Server) publishStatus(w http.ResponseWriter, r *http.Request, start tim
 			ctx, cancel = context.WithTimeout(ctx, t)
 			defer cancel()
 		}
-		_, err = s.q.Append(ctx, queue.Message{Token: queue.NewToken(), ReceivedAt: start, Count: len(evs), Body: *ep})
-		if err != nil {
+		m := queue.Message{Token: queue.NewToken(), ReceivedAt: start, Count: len(evs), Body: *ep}
+		if key != "" {
+			m.Idem = queue.Idem{Key: s.q.IdemKey(s.scope(r), key), Sum: queue.Fingerprint(*ep)}
+		}
+		_, err = s.q.Append(ctx, m)
+		var rep *queue.ReplayError
+		switch {
+		case errors.As(err, &rep):
+			// Appended before (queued or applied): acknowledged again as
+			// the first time, and nothing counted twice.
+			w.Header().Set(ReplayedHeader, "true")
+			writeJSON(w, http.StatusOK, publishResponse{
+				Status: "success", Message: fmt.Sprintf("Published %d events", rep.Count), EventsCount: rep.Count,
+			})
+			return http.StatusOK
+		case errors.Is(err, queue.ErrIdemConflict):
+			return s.writeError(w, badHeader(IdempotencyKeyHeader,
+				"Idempotency-Key was already used for a request with different events: use a new key for a new request",
+				"idempotency_conflict"))
+		case err != nil:
 			return s.writeError(w, err)
 		}
 		s.m.EventsAccepted.Add(float64(len(evs)))
@@ -73,6 +96,54 @@ func (s *Server) publishStatus(w http.ResponseWriter, r *http.Request, start tim
 		Status: "success", Message: fmt.Sprintf("Published %d events", len(evs)), EventsCount: len(evs),
 	})
 	return http.StatusOK
+}
+
+// Idempotency keys.
+const (
+	// IdempotencyKeyHeader is the optional request header of /publish:
+	// a request whose key was already appended (queued or applied) within
+	// IDEMPOTENCY_TTL is acknowledged again and not appended twice.
+	IdempotencyKeyHeader = "Idempotency-Key"
+	// ReplayedHeader marks the answer to such a repeated request.
+	ReplayedHeader = "Idempotent-Replayed"
+	// MaxIdempotencyKey is the longest key accepted, in bytes.
+	MaxIdempotencyKey = 255
+)
+
+// idempotencyKey returns the request's Idempotency-Key ("" when it has
+// none), or a 422 naming the header when it is empty, repeated, longer
+// than MaxIdempotencyKey or holds other than visible ASCII (0x21-0x7E).
+func idempotencyKey(r *http.Request) (string, error) {
+	vs, ok := r.Header[IdempotencyKeyHeader]
+	if !ok {
+		return "", nil
+	}
+	bad := func(msg string) (string, error) {
+		return "", badHeader(IdempotencyKeyHeader, msg, "value_error")
+	}
+	if len(vs) != 1 {
+		return bad("Idempotency-Key must be sent once")
+	}
+	k := vs[0]
+	if k == "" || len(k) > MaxIdempotencyKey {
+		return bad(fmt.Sprintf("Idempotency-Key must be 1 to %d bytes, got %d", MaxIdempotencyKey, len(k)))
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return bad(fmt.Sprintf("Idempotency-Key must be visible ASCII (0x21-0x7E); byte %d is 0x%02x", i, k[i]))
+		}
+	}
+	return k, nil
+}
+
+// scope is what idempotency keys are scoped to: the bearer token of an
+// authorized request when API_TOKEN is set, else nothing (one scope).
+func (s *Server) scope(r *http.Request) string {
+	if s.opts.APIToken == "" {
+		return ""
+	}
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return "token:" + strings.TrimSpace(tok)
 }
 
 // readBody reads the whole body into buf, refusing more than limit bytes.

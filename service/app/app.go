@@ -79,7 +79,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	m.queue, err = queue.Open(ctx, c.RedisURL, queue.Options{
-		Prefix: c.StreamPrefix, MaxLen: c.QueueMaxLen, Group: true,
+		Prefix: c.StreamPrefix, MaxLen: c.QueueMaxLen, Group: true, IdempotencyTTL: c.IdempotencyTTL,
 		PoolSize: 4*c.WorkerCount + 64, // workers, grouped appends, reads of the API, with room to spare
 	})
 	if err != nil {

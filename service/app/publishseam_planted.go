@@ -14,8 +14,11 @@ import (
 // service/planted). Config.Validate has checked the selection; workerSeams
 // logs that a bug is active.
 func (m *Main) publishSeam() api.Queue {
-	if m.Config.PlantedBug == planted.PublishOKOnTimeout {
+	switch m.Config.PlantedBug {
+	case planted.PublishOKOnTimeout:
 		return queue.OKOnTimeout{Queue: m.queue}
+	case planted.IdempotencyForgotten:
+		return queue.IdempotencyForgotten{Queue: m.queue}
 	}
 	return m.queue
 }

@@ -46,9 +46,11 @@ func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, err
 		st = store.LedgerByEntryID{Store: m.store}
 	case planted.DedupEventID: // the dedup statement, keyed on event_id alone
 		st = store.DedupEventID{Store: m.store}
+	case planted.QueuedAtMillis: // the apply step cuts the queue time to the millisecond
+		st = store.QueuedAtMillis{Store: m.store}
 	case planted.AckOnDrainCut: // the commit step acknowledges what a cut-short drain abandons
 		st = worker.AckOnDrainCut{Store: m.store, Queue: m.queue}
-	case planted.PublishOKOnTimeout:
+	case planted.PublishOKOnTimeout, planted.IdempotencyForgotten:
 		// The publish path's queue (publishSeam); the workers' are the
 		// production ones.
 	case planted.ArraysUnchecked:

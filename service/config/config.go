@@ -42,6 +42,10 @@ type Config struct {
 	// PublishTimeout bounds how long /publish waits for Redis to take and
 	// confirm a request's entry before it answers 503.
 	PublishTimeout time.Duration // PUBLISH_TIMEOUT
+	// IdempotencyTTL is how long /publish remembers an Idempotency-Key
+	// after the request that carried it was appended: a retry within it
+	// is acknowledged without being applied again.
+	IdempotencyTTL time.Duration // IDEMPOTENCY_TTL
 	// BatchTimeout bounds one batch transaction, as seen by the worker: a
 	// paused or silently unreachable PostgreSQL cannot enforce its own
 	// statement_timeout, so past this the worker drops the connection and
@@ -59,6 +63,10 @@ type Config struct {
 	// only binaries built with the plantedbugs tag accept one.
 	PlantedBug string
 }
+
+// MaxIdempotencyTTL bounds IDEMPOTENCY_TTL: key records are kept in
+// Redis's memory, so their number is the request rate times the TTL.
+const MaxIdempotencyTTL = 30 * 24 * time.Hour
 
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
@@ -83,6 +91,7 @@ func Defaults() Config {
 		StreamPrefix:   "chronicle:",
 		ShutdownTime:   30 * time.Second,
 		PublishTimeout: 5 * time.Second,
+		IdempotencyTTL: 24 * time.Hour,
 		BatchTimeout:   30 * time.Second,
 		DrainGrace:     time.Second,
 		LogLevel:       "info",
@@ -113,6 +122,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.str("STREAM_PREFIX", &c.StreamPrefix)
 	p.duration("SHUTDOWN_TIMEOUT", &c.ShutdownTime, time.Second)
 	p.duration("PUBLISH_TIMEOUT", &c.PublishTimeout, 100*time.Millisecond)
+	p.duration("IDEMPOTENCY_TTL", &c.IdempotencyTTL, time.Second)
 	p.duration("BATCH_TIMEOUT", &c.BatchTimeout, time.Second)
 	p.duration("DRAIN_GRACE", &c.DrainGrace, 0)
 	p.str("API_TOKEN", &c.APIToken)
@@ -138,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if strings.TrimSpace(c.InstanceID) == "" || strings.ContainsAny(c.InstanceID, " \t\n") {
 		return fmt.Errorf("config: INSTANCE_ID %q: must be a non-empty name without spaces", c.InstanceID)
+	}
+	if c.IdempotencyTTL > MaxIdempotencyTTL {
+		return fmt.Errorf("config: IDEMPOTENCY_TTL=%q: must be at most %s", c.IdempotencyTTL, MaxIdempotencyTTL)
 	}
 	if c.StreamPrefix == "" {
 		return errors.New("config: STREAM_PREFIX: must not be empty")

@@ -42,6 +42,7 @@ func TestDefaults(t *testing.T) {
 		{"RETRY_AFTER 1s", c.RetryAfter == time.Second},
 		{"PUBLISH_TIMEOUT 5s", c.PublishTimeout == 5*time.Second},
 		{"BATCH_TIMEOUT 30s", c.BatchTimeout == 30*time.Second},
+		{"IDEMPOTENCY_TTL 24h", c.IdempotencyTTL == 24*time.Hour},
 		{"positive limits", c.BatchSize > 0 && c.QueueMaxLen > 0 && c.MaxAttempts > 0 && c.ClaimIdle > 0},
 		{"a stream prefix", c.StreamPrefix != ""},
 		{"an instance ID", c.InstanceID != ""},
@@ -66,7 +67,7 @@ func TestSettingsAreRead(t *testing.T) {
 		"INSTANCE_ID", "node-7", "WORKER_COUNT", "16", "BATCH_SIZE", "50", "BATCH_EVENTS", "0", "QUEUE_MAX_LEN", "5000", "MAX_ATTEMPTS", "3",
 		"MAX_BATCH", "100", "MAX_BODY_BYTES", "2048", "CLAIM_IDLE", "5s", "STREAM_PREFIX", "x:", "SHUTDOWN_TIMEOUT", "45",
 		"API_TOKEN", "tok", "LOG_LEVEL", "DEBUG", "DB_MAX_CONNS", "7", "RETRY_AFTER", "3s", "UPSERT_METHOD", "Copy",
-		"PUBLISH_TIMEOUT", "2500ms", "BATCH_TIMEOUT", "10",
+		"PUBLISH_TIMEOUT", "2500ms", "BATCH_TIMEOUT", "10", "IDEMPOTENCY_TTL", "90m",
 	))
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +77,7 @@ func TestSettingsAreRead(t *testing.T) {
 	want.InstanceID, want.WorkerCount, want.BatchSize, want.QueueMaxLen, want.MaxAttempts = "node-7", 16, 50, 5000, 3
 	want.MaxBatch, want.MaxBodyBytes, want.ClaimIdle, want.StreamPrefix, want.ShutdownTime = 100, 2048, 5*time.Second, "x:", 45*time.Second
 	want.BatchEvents, want.PublishTimeout, want.BatchTimeout = 0, 2500*time.Millisecond, 10*time.Second
+	want.IdempotencyTTL = 90 * time.Minute
 	want.APIToken, want.LogLevel, want.DBMaxConns, want.RetryAfter, want.UpsertMethod = "tok", "debug", 7, 3*time.Second, "copy"
 	if c != want {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -149,6 +151,9 @@ func TestBadSettings(t *testing.T) {
 		{"SHUTDOWN_TIMEOUT", "0.5"},
 		{"PUBLISH_TIMEOUT", "50ms"},
 		{"BATCH_TIMEOUT", "500ms"},
+		{"IDEMPOTENCY_TTL", "500ms"},
+		{"IDEMPOTENCY_TTL", "721h"},
+		{"IDEMPOTENCY_TTL", "forever"},
 		{"SHUTDOWN_TIMEOUT", "NaN"},
 		{"SHUTDOWN_TIMEOUT", "Inf"},
 		{"SHUTDOWN_TIMEOUT", "1e300"},

@@ -28,12 +28,17 @@
 //	                                             event_id)
 //	arrays-unchecked    event.DecodeArraysUnchecked  the validator skips the
 //	                                             values directly inside arrays
+//	idempotency-forgotten  queue.IdempotencyForgotten  publish path's append:
+//	                                             the key record ignored
+//	queued-at-millis    store.QueuedAtMillis     apply step keeps the queue
+//	                                             time to the millisecond
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
 // publish-ok-on-timeout plugs into the HTTP edge's queue instead
-// (service/app/publishseam_planted.go), arrays-unchecked into its request
-// decoder (service/app/decodeseam_planted.go).
+// (service/app/publishseam_planted.go), and so does idempotency-forgotten;
+// arrays-unchecked plugs into its request decoder
+// (service/app/decodeseam_planted.go).
 package planted
 
 import (
@@ -83,6 +88,13 @@ const (
 	// directly inside arrays: a string or number PostgreSQL cannot store,
 	// placed there, is acknowledged and then fails in the worker.
 	ArraysUnchecked = "arrays-unchecked"
+
+	// IdempotencyForgotten ignores a request's Idempotency-Key: a request
+	// retried after its answer was lost is applied and counted twice.
+	IdempotencyForgotten = "idempotency-forgotten"
+	// QueuedAtMillis stores the queue time to the millisecond and the
+	// receive time to the microsecond: /audit lists QUEUED below RECEIVED.
+	QueuedAtMillis = "queued-at-millis"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -98,6 +110,9 @@ var Descriptions = map[string]string{
 	AckOnDrainCut:      "a drain cut short acknowledges the batch it could not apply",
 	DedupEventID:       "dedup on event_id alone, not (topic, event_id)",
 	ArraysUnchecked:    "payload validation skips the values directly inside arrays",
+
+	IdempotencyForgotten: "the Idempotency-Key of a publish is ignored (a retried request is applied twice)",
+	QueuedAtMillis:       "the queue time stored to the millisecond, the receive time to the microsecond",
 }
 
 // Names lists the bugs, sorted.

@@ -7,8 +7,15 @@
 // redelivered entry, or a second copy of an entry written by a retried
 // command, is applied at most once.
 //
-// Lifecycle of an entry: Append (XADD and backlog += n, atomically, refused
-// over the limit) -> Read/ReadPending/Claim (pending in the group) ->
+// A request may carry an idempotency key (Message.Idem): Append then
+// stores a key record (the request's fingerprint and event count, expiring
+// after Options.IdempotencyTTL) in the same script call as the XADD, and a
+// later Append with a key that has a record appends nothing and answers
+// *ReplayError (same fingerprint) or ErrIdemConflict (another one): one
+// request, one entry, however often the client retries it within the TTL.
+//
+// Lifecycle of an entry: Append (XADD, key record and backlog += n,
+// atomically, refused over the limit) -> Read/ReadPending/Claim (pending in the group) ->
 // Ack (XACK, XDEL and backlog -= n, atomically, once) or DeadLetter.
 // Nothing is ever trimmed before it is acknowledged.
 package queue
@@ -17,6 +24,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,6 +45,21 @@ var ErrBackpressure = errors.New("queue: backlog over QUEUE_MAX_LEN")
 // cannot duplicate it.
 var ErrNotAppended = errors.New("queue: entry not sent to Redis in time: nothing appended")
 
+// ErrIdemConflict is returned by Append when the message's idempotency key
+// has a record of a request with another fingerprint (a different body):
+// nothing is appended.
+var ErrIdemConflict = errors.New("queue: idempotency key already used for a different request")
+
+// ReplayError is returned by Append when the message's idempotency key has
+// a record of the same request (same fingerprint): the request was appended
+// before (it is queued or applied) and nothing is appended now. It is an
+// acknowledgement, not a failure: Count is the first request's events.
+type ReplayError struct{ Count int }
+
+func (e *ReplayError) Error() string {
+	return fmt.Sprintf("queue: request with this idempotency key already appended (%d events)", e.Count)
+}
+
 // Group is the name of the consumer group every worker belongs to.
 const Group = "workers"
 
@@ -45,6 +69,7 @@ const (
 	fieldReceived = "r"
 	fieldCount    = "n"
 	fieldBody     = "e"
+	fieldQueued   = "q" // Redis's clock (TIME) at the append, in microseconds
 )
 
 // Entry is one stream entry as read by a worker.
@@ -56,16 +81,30 @@ type Entry struct {
 	Body       []byte    // the encoded events
 	Err        error     // set when the entry's fields are unreadable (a poison entry)
 	Deleted    bool      // pending but deleted from the stream: nothing to apply, only to acknowledge
+	// Queued is when Redis appended the entry, in microseconds by Redis's
+	// clock (the entry's q field; an entry written without it: the
+	// millisecond part of its ID). Zero when unknown.
+	Queued time.Time
 }
 
-// QueuedAt is when Redis appended the entry, from the millisecond part of its ID.
+// QueuedAt is when the entry was queued, with the microsecond precision of
+// ReceivedAt (both become PostgreSQL timestamps, which keep microseconds),
+// and never before ReceivedAt: a Redis clock behind the service's must not
+// list an event's QUEUED before its RECEIVED.
 func (e Entry) QueuedAt() time.Time {
-	ms, _, _ := strings.Cut(e.ID, "-")
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil {
-		return time.Time{}
+	q := e.Queued
+	if q.IsZero() {
+		ms, _, _ := strings.Cut(e.ID, "-")
+		n, err := strconv.ParseInt(ms, 10, 64)
+		if err != nil {
+			return time.Time{}
+		}
+		q = time.UnixMilli(n).UTC()
 	}
-	return time.UnixMilli(n).UTC()
+	if r := e.ReceivedAt.Truncate(time.Microsecond); q.Before(r) {
+		q = r
+	}
+	return q
 }
 
 // Options configures a Queue.
@@ -79,7 +118,13 @@ type Options struct {
 	// PoolSize is the least number of connections Open's client keeps
 	// (REDIS_URL's pool_size wins when larger); 0: go-redis's default.
 	PoolSize int
+	// IdempotencyTTL (IDEMPOTENCY_TTL) is how long a key record outlives
+	// its append; 0: DefaultIdempotencyTTL.
+	IdempotencyTTL time.Duration
 }
+
+// DefaultIdempotencyTTL is Options.IdempotencyTTL when unset.
+const DefaultIdempotencyTTL = 24 * time.Hour
 
 // Queue is a Redis Stream with one consumer group.
 type Queue struct {
@@ -127,6 +172,10 @@ func New(rdb redis.UniversalClient, opts Options) *Queue {
 		back:   opts.Prefix + "backlog",
 		dead:   opts.Prefix + "dead",
 	}
+	if opts.IdempotencyTTL <= 0 {
+		opts.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	q.opts = opts
 	if opts.Group {
 		q.appends = make(chan *pendingAppend)
 		q.stop = make(chan struct{})
@@ -199,15 +248,54 @@ func NewToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// appendScript refuses when the backlog is at or over the limit, else appends
-// the entry and grows the backlog, atomically.
-// KEYS: stream, backlog. ARGV: maxlen, n, field/value pairs...
+// IdemKey is the Redis key of an idempotency key record: the key is
+// scoped (scope: the bearer token the request carried, "" without one)
+// and hashed, so a record's size does not depend on the key's length and
+// no scope can read or collide with another's.
+func (q *Queue) IdemKey(scope, key string) string {
+	h := sha256.New()
+	h.Write([]byte(scope))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return q.opts.Prefix + "idem:" + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+}
+
+// Fingerprint is the fingerprint a key record keeps of a request: of its
+// encoded events (after validation, so two bodies that differ only in
+// spacing or key order are the same request).
+func Fingerprint(body []byte) string {
+	h := sha256.Sum256(body)
+	return base64.RawURLEncoding.EncodeToString(h[:16])
+}
+
+// Idem is a request's idempotency key record, as Append stores it.
+type Idem struct {
+	Key string // the record's Redis key (Queue.IdemKey); "" : the request has none
+	Sum string // the request's Fingerprint
+}
+
+// appendScript answers a replay or conflict when the request's key has a
+// record; else refuses when the backlog is at or over the limit; else
+// appends the entry (stamped with Redis's clock in microseconds), stores
+// the key record and grows the backlog, atomically.
+// KEYS: stream, backlog[, key record]. ARGV: maxlen, n, ttl ms, fingerprint, field/value pairs...
+// A replay answers the error "REPLAY <record>", a record being "<fingerprint> <n>".
 var appendScript = redis.NewScript(`
+if KEYS[3] then
+  local v = redis.call('GET', KEYS[3])
+  if v then
+    return redis.error_reply('REPLAY ' .. v)
+  end
+end
 local b = tonumber(redis.call('GET', KEYS[2]) or '0')
 if b >= tonumber(ARGV[1]) then
   return redis.error_reply('BACKPRESSURE ' .. b)
 end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+local t = redis.call('TIME')
+local id = redis.call('XADD', KEYS[1], '*', 'q', t[1] .. string.format('%06d', tonumber(t[2])), unpack(ARGV, 5))
+if KEYS[3] then
+  redis.call('SET', KEYS[3], ARGV[4] .. ' ' .. ARGV[2], 'PX', ARGV[3])
+end
 redis.call('INCRBY', KEYS[2], ARGV[2])
 return id
 `)
@@ -218,17 +306,24 @@ type Message struct {
 	ReceivedAt time.Time
 	Count      int
 	Body       []byte
+	Idem       Idem // the request's idempotency key record; zero: none
 }
 
 // Append adds one entry and returns its ID once Redis has confirmed it.
-// It returns ErrBackpressure when the backlog is at or over MaxLen. Any
-// other error leaves the outcome unknown: the entry may have been added.
+// It returns ErrBackpressure when the backlog is at or over MaxLen, and
+// for a message with an idempotency key that has a record, *ReplayError
+// or ErrIdemConflict, having appended nothing. Any other error leaves the
+// outcome unknown: the entry may have been added.
 func (q *Queue) Append(ctx context.Context, m Message) (string, error) {
 	if q.appends != nil {
 		return q.groupedAppend(ctx, m)
 	}
-	res, err := appendScript.Run(ctx, q.rdb, []string{q.stream, q.back},
-		q.opts.MaxLen, m.Count,
+	keys := []string{q.stream, q.back}
+	if m.Idem.Key != "" {
+		keys = append(keys, m.Idem.Key)
+	}
+	res, err := appendScript.Run(ctx, q.rdb, keys,
+		q.opts.MaxLen, m.Count, q.opts.IdempotencyTTL.Milliseconds(), m.Idem.Sum,
 		fieldToken, m.Token,
 		fieldReceived, m.ReceivedAt.UnixNano(),
 		fieldCount, m.Count,
@@ -238,25 +333,52 @@ func (q *Queue) Append(ctx context.Context, m Message) (string, error) {
 		if strings.HasPrefix(err.Error(), "BACKPRESSURE") {
 			return "", ErrBackpressure
 		}
+		if rec, ok := strings.CutPrefix(err.Error(), "REPLAY "); ok {
+			return "", replay(m, rec)
+		}
 		return "", fmt.Errorf("queue: append to %s: %w", q.stream, err)
 	}
 	return res, nil
 }
 
+// replay is Append's answer for a message whose key has the record rec.
+func replay(m Message, rec string) error {
+	sum, n, _ := strings.Cut(rec, " ")
+	count, err := strconv.Atoi(n)
+	if sum != m.Idem.Sum || err != nil {
+		return ErrIdemConflict
+	}
+	return &ReplayError{Count: count}
+}
+
 // appendManyScript is appendScript for several entries in one call: each
-// is refused or appended in order, the backlog growing as it goes.
-// KEYS: stream, backlog. ARGV: maxlen, then per entry: n, token, received, body.
-// Returns one element per entry: its ID, or "BACKPRESSURE".
+// is replayed, refused or appended in order, the backlog growing as it
+// goes (a key recorded by an earlier entry of the call replays a later one).
+// KEYS: stream, backlog, key records... ARGV: maxlen, ttl ms, then per
+// entry: n, token, received, body, key record index in KEYS (0: none), fingerprint.
+// Returns one element per entry: its ID, "BACKPRESSURE" or "REPLAY <record>".
 var appendManyScript = redis.NewScript(`
 local max = tonumber(ARGV[1])
 local b = tonumber(redis.call('GET', KEYS[2]) or '0')
+local t = redis.call('TIME')
+local q = t[1] .. string.format('%06d', tonumber(t[2]))
 local added = 0
 local out = {}
-for i = 2, #ARGV, 4 do
-  if b + added >= max then
+for i = 3, #ARGV, 6 do
+  local k = tonumber(ARGV[i + 4])
+  local v = false
+  if k > 0 then
+    v = redis.call('GET', KEYS[k])
+  end
+  if v then
+    out[#out + 1] = 'REPLAY ' .. v
+  elseif b + added >= max then
     out[#out + 1] = 'BACKPRESSURE'
   else
-    out[#out + 1] = redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1], 'r', ARGV[i + 2], 'n', ARGV[i], 'e', ARGV[i + 3])
+    out[#out + 1] = redis.call('XADD', KEYS[1], '*', 'q', q, 't', ARGV[i + 1], 'r', ARGV[i + 2], 'n', ARGV[i], 'e', ARGV[i + 3])
+    if k > 0 then
+      redis.call('SET', KEYS[k], ARGV[i + 5] .. ' ' .. ARGV[i], 'PX', ARGV[2])
+    end
     added = added + tonumber(ARGV[i])
   end
 end
@@ -332,12 +454,18 @@ func (q *Queue) group() {
 func (q *Queue) appendMany(batch []*pendingAppend) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	args := make([]any, 0, 1+4*len(batch))
-	args = append(args, q.opts.MaxLen)
+	args := make([]any, 0, 2+6*len(batch))
+	args = append(args, q.opts.MaxLen, q.opts.IdempotencyTTL.Milliseconds())
+	keys := []string{q.stream, q.back}
 	for _, p := range batch {
-		args = append(args, p.m.Count, p.m.Token, p.m.ReceivedAt.UnixNano(), p.m.Body)
+		k := 0
+		if p.m.Idem.Key != "" {
+			keys = append(keys, p.m.Idem.Key)
+			k = len(keys)
+		}
+		args = append(args, p.m.Count, p.m.Token, p.m.ReceivedAt.UnixNano(), p.m.Body, k, p.m.Idem.Sum)
 	}
-	res, err := appendManyScript.Run(ctx, q.rdb, []string{q.stream, q.back}, args...).StringSlice()
+	res, err := appendManyScript.Run(ctx, q.rdb, keys, args...).StringSlice()
 	if err == nil && len(res) != len(batch) {
 		err = fmt.Errorf("script answered %d results for %d entries", len(res), len(batch))
 	}
@@ -347,6 +475,8 @@ func (q *Queue) appendMany(batch []*pendingAppend) {
 			p.err = fmt.Errorf("queue: append to %s: %w", q.stream, err)
 		case res[i] == "BACKPRESSURE":
 			p.err = ErrBackpressure
+		case strings.HasPrefix(res[i], "REPLAY "):
+			p.err = replay(p.m, strings.TrimPrefix(res[i], "REPLAY "))
 		default:
 			p.id = res[i]
 		}
@@ -449,6 +579,14 @@ func parse(m redis.XMessage) Entry {
 	}
 	e.Count = n
 	e.Body = []byte(body)
+	if v, ok := str(fieldQueued); ok {
+		us, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			e.Err = fmt.Errorf("queue: entry %s: bad queue time %q", m.ID, v)
+			return e
+		}
+		e.Queued = time.UnixMicro(us).UTC()
+	}
 	return e
 }
 
@@ -506,6 +644,7 @@ func (q *Queue) DeadLetter(ctx context.Context, e Entry, reason string) (bool, e
 		fieldReceived, e.ReceivedAt.UnixNano(),
 		fieldCount, e.Count,
 		fieldBody, e.Body,
+		fieldQueued, e.QueuedAt().UnixMicro(),
 	).Int()
 	if err != nil {
 		return false, fmt.Errorf("queue: dead-letter %s: %w", e.ID, err)
