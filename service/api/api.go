@@ -3,6 +3,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -219,19 +220,27 @@ func (s *Server) retryAfter(w http.ResponseWriter) {
 
 func detail(msg string) map[string]string { return map[string]string{"detail": msg} }
 
+// writeJSON writes v as JSON without HTML escaping: escaping '<', '>' and
+// '&' as \u003c etc. would make a response up to six times the size of
+// what it repeats (a 422's locations, a stored payload).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"detail":"cannot encode response"}`)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		b.Reset()
+		b.WriteString(`{"detail":"cannot encode response"}` + "\n")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b.Bytes())
 }
 
-// badQuery is a 422 naming one query parameter, shaped like body errors.
+// badQuery is a 422 naming one query parameter, shaped like body errors
+// (the name cut as body locations are).
 func badQuery(param, msg, typ string) error {
-	return &event.ValidationError{Errors: []event.FieldError{{Loc: []any{"query", param}, Msg: msg, Type: typ}}}
+	return &event.ValidationError{Errors: []event.FieldError{{Loc: []any{"query", event.CutLoc(param)}, Msg: msg, Type: typ}}}
 }
 
 func (s *Server) authorized(r *http.Request) bool {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -565,15 +566,57 @@ func noNUL(v any) bool {
 }
 
 func TestDecodeRequestErrorCap(t *testing.T) {
-	// 10000 empty events -> 50000 problems, capped at MaxErrors.
+	// 10000 empty events -> 50000 problems: validation stops at MaxErrors,
+	// and the list holds what fits MaxErrorBytes plus one entry counting
+	// the rest.
 	body := reqBody(strings.Split(strings.Repeat("{},", 10000), ",")[:10000]...)
 	_, err := DecodeRequest(body, DefaultLimits())
 	ve := asValidation(t, err)
-	if len(ve.Errors) != MaxErrors {
-		t.Fatalf("got %d errors, want %d", len(ve.Errors), MaxErrors)
+	n := len(ve.Errors)
+	last := ve.Errors[n-1]
+	want := fmt.Sprintf("...and %d more errors", MaxErrors-(n-1))
+	if last.Type != TypeTooManyErrors || !strings.HasPrefix(last.Msg, want) || !strings.Contains(last.Msg, "may be more") {
+		t.Fatalf("last entry %+v, want type %s and msg %q...", last, TypeTooManyErrors, want)
 	}
-	if got := locString(ve.Errors[MaxErrors-1].Loc); got != "[body events 199 payload]" {
-		t.Fatalf("last loc %s", got)
+	if got := locString(ve.Errors[0].Loc); got != "[body events 0 event_id]" {
+		t.Fatalf("first loc %s", got)
+	}
+	enc, err := json.Marshal(ve.Errors[:n-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(enc) > MaxErrorBytes || len(enc) < MaxErrorBytes-400 {
+		t.Fatalf("listed errors encode to %d bytes, want just under MaxErrorBytes (%d)", len(enc), MaxErrorBytes)
+	}
+}
+
+// A payload key of any length appears in an error location cut to
+// MaxLocBytes, whatever it holds (escapes, multi-byte characters).
+func TestDecodeRequestLongKeyLoc(t *testing.T) {
+	for _, key := range []string{
+		strings.Repeat("<", 55_000),
+		strings.Repeat(`\u00e9`, 10_000),
+		strings.Repeat("é", 33) + strings.Repeat(`\n`, 100),
+		strings.Repeat("a", MaxLocBytes),
+	} {
+		p := `{"message":"m","timestamp":"2024-01-02T03:04:05Z","` + key + `":["\u0000","\u0000"]}`
+		_, err := DecodeRequest(reqBody(withPayload(p)), DefaultLimits())
+		ve := asValidation(t, err)
+		if len(ve.Errors) != 2 {
+			t.Fatalf("key %.20s: %d errors, want 2", key, len(ve.Errors))
+		}
+		for _, fe := range ve.Errors {
+			k, _ := fe.Loc[4].(string)
+			if len(k) > MaxLocBytes+3 || !utf8.ValidString(k) {
+				t.Fatalf("key %.20s: loc element %q (%d bytes), want <= %d valid UTF-8", key, k, len(k), MaxLocBytes+3)
+			}
+			if len(key) > MaxLocBytes && !strings.HasSuffix(k, "…") {
+				t.Fatalf("key %.20s: cut loc element %q does not end with the ellipsis", key, k)
+			}
+			if len(key) == MaxLocBytes && k != key {
+				t.Fatalf("key of exactly MaxLocBytes cut: %q", k)
+			}
+		}
 	}
 }
 

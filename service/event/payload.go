@@ -53,7 +53,7 @@ func (dc *decoder) validatePayload(idx int, sp span, out *span) {
 	}
 	dc.timestampField(dc.ts, true, idx)
 
-	if len(dc.errs) > 0 {
+	if dc.errs.Len() > 0 {
 		return // the request is rejected anyway
 	}
 	start := len(dc.pay)
@@ -74,7 +74,18 @@ func (dc *decoder) ws(i int) int {
 	return j
 }
 
-// payloadLoc builds the error location of the current payload path.
+// addPayloadErr records an error at the current payload path; the location
+// is built only when the error will be listed.
+func (dc *decoder) addPayloadErr(msg, typ string, suffix ...any) {
+	var loc []any
+	if dc.errs.Listing() {
+		loc = dc.payloadLoc(suffix...)
+	}
+	dc.addErr(loc, msg, typ)
+}
+
+// payloadLoc builds the error location of the current payload path (each
+// key cut to MaxLocBytes).
 func (dc *decoder) payloadLoc(suffix ...any) []any {
 	loc := make([]any, 0, 4+len(dc.path)+len(suffix))
 	loc = append(loc, "body", "events", dc.evIdx, "payload")
@@ -110,7 +121,7 @@ func (dc *decoder) walk(i, depth int) int {
 			dc.path = append(dc.path, pathSeg{ks: ks, ke: ke})
 			if !dc.plain {
 				if p := checkString(key); p != probNone {
-					dc.addErr(dc.payloadLoc("[key]"), p.msg(), TypeStringUnicode)
+					dc.addPayloadErr(p.msg(), TypeStringUnicode, "[key]")
 				}
 			}
 			i = dc.ws(dc.ws(ke) + 1) // past ':'
@@ -154,7 +165,7 @@ func (dc *decoder) walk(i, depth int) int {
 		e := skipStringValid(d, i)
 		if !dc.plain {
 			if p := checkString(d[i+1 : e-1]); p != probNone {
-				dc.addErr(dc.payloadLoc(), p.msg(), TypeStringUnicode)
+				dc.addPayloadErr(p.msg(), TypeStringUnicode)
 			}
 		}
 		return e
@@ -165,7 +176,7 @@ func (dc *decoder) walk(i, depth int) int {
 	default:
 		e, fits := scanNumberValid(d, i)
 		if !fits {
-			dc.addErr(dc.payloadLoc(), msgNumberRange, TypeNumberRange)
+			dc.addPayloadErr(msgNumberRange, TypeNumberRange)
 		}
 		return e
 	}

@@ -1,0 +1,121 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Replays of the measured cases of issue 16 (hostile input): each request
+// must cost at most a bounded multiple of its size, and errors must say
+// nothing internal.
+
+// hostileRatioBound is the largest response bytes / request bytes allowed
+// for the replayed cases.
+const hostileRatioBound = 4.0
+
+// roundTrip sends one request and returns the status, headers, and the
+// number of response body bytes (read and counted, not kept).
+func (tb *testbed) roundTrip(method, path, ctype string, body []byte) (int, http.Header, int64, []byte) {
+	tb.t.Helper()
+	req, err := http.NewRequest(method, tb.url+path, bytes.NewReader(body))
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var head bytes.Buffer
+	n, err := io.Copy(io.MultiWriter(&limitedWriter{w: &head, n: 64 << 10}, io.Discard), resp.Body)
+	if err != nil {
+		tb.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return resp.StatusCode, resp.Header, n, head.Bytes()
+}
+
+// limitedWriter keeps the first n bytes written and accepts the rest.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(l.n, len(p))
+		_, _ = l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}
+
+// requestBytes approximates a request's size on the wire: request line,
+// the headers Go sends, and the body.
+func requestBytes(method, path string, body []byte) int {
+	return len(method) + len(path) + 120 + len(body)
+}
+
+// hostileCase1 is case 1 of the issue: a 64 KB request whose payload has a
+// 55,000-character key holding 1,000 NUL strings (each an error whose loc
+// repeats the key).
+func hostileCase1() []byte {
+	var b strings.Builder
+	b.WriteString(`{"events":[{"event_id":"a","topic":"t","source":"s","timestamp":"2026-01-02T03:04:05Z",` +
+		`"payload":{"message":"m","timestamp":"2026-01-02T03:04:05Z","`)
+	b.WriteString(strings.Repeat("<", 55_000))
+	b.WriteString(`":[`)
+	for i := range 1000 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"\u0000"`)
+	}
+	b.WriteString(`]}}]}`)
+	return []byte(b.String())
+}
+
+func TestHostileCase1BoundedValidationErrors(t *testing.T) {
+	t.Parallel()
+	tb := newTestbed(t, nil)
+	body := hostileCase1()
+	start := time.Now()
+	code, _, n, head := tb.roundTrip(http.MethodPost, "/publish", "application/json", body)
+	ratio := float64(n) / float64(requestBytes("POST", "/publish", body))
+	t.Logf("case 1: request %d bytes, %d answered %d bytes in %s: ratio %.3f", len(body), code, n, time.Since(start), ratio)
+	if code != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d, want 422: %.300s", code, head)
+	}
+	if ratio > hostileRatioBound {
+		t.Fatalf("response/request = %.1f, want <= %.1f", ratio, hostileRatioBound)
+	}
+	var v validationBody
+	if err := json.Unmarshal(head, &v); err != nil {
+		t.Fatalf("422 body is not JSON (or over 64 KiB): %v: %.300s", err, head)
+	}
+	last := v.Detail[len(v.Detail)-1]
+	if last.Type != "too_many_errors" || !strings.Contains(last.Msg, "more") {
+		t.Fatalf("last error %+v, want the too_many_errors entry saying how many more", last)
+	}
+	if bytes.Contains(head, []byte(`\u003c`)) {
+		t.Fatalf("422 body escapes '<' as \\u003c: %.300s", head)
+	}
+	for _, d := range v.Detail {
+		for _, l := range d.Loc {
+			if s, ok := l.(string); ok && len(s) > 80 {
+				t.Fatalf("loc element of %d bytes, want a bounded cut: %.100s...", len(s), s)
+			}
+		}
+	}
+	if got := tb.count("SELECT count(*) FROM events"); got != 0 {
+		t.Fatalf("%d events stored for a rejected request", got)
+	}
+}
+
