@@ -118,4 +118,3 @@ func TestHostileCase1BoundedValidationErrors(t *testing.T) {
 		t.Fatalf("%d events stored for a rejected request", got)
 	}
 }
-
