@@ -118,3 +118,61 @@ func TestHostileCase1BoundedValidationErrors(t *testing.T) {
 		t.Fatalf("%d events stored for a rejected request", got)
 	}
 }
+
+// hostileCase2 is case 2 of the issue: n numbers that PostgreSQL stores
+// compactly but prints with 131,072 digits each.
+func hostileCase2(n int) []byte {
+	nums := strings.TrimSuffix(strings.Repeat("1e131071,", n), ",")
+	return []byte(`{"events":[{"event_id":"big","topic":"t","source":"s","timestamp":"9999-12-31T23:59:59Z",` +
+		`"payload":{"message":"m","timestamp":"2026-01-02T03:04:05Z","n":[` + nums + `]}}]}`)
+}
+
+func TestHostileCase2HugePrintingNumbers(t *testing.T) {
+	t.Parallel()
+	tb := newTestbed(t, nil)
+	body := hostileCase2(4000)
+	code, _, _, head := tb.roundTrip(http.MethodPost, "/publish", "application/json", body)
+	tb.drained()
+	gcode, _, n, _ := tb.roundTrip(http.MethodGet, "/events", "", nil)
+	t.Logf("case 2: publish of %d bytes -> %d; then GET /events -> %d with %d bytes: ratio %.3f",
+		len(body), code, gcode, n, float64(n)/float64(requestBytes("GET", "/events", nil)))
+	var v validationBody
+	_ = json.Unmarshal(head, &v)
+	if code != http.StatusUnprocessableEntity || !v.names("body", "events", 0, "payload", "n", 0) {
+		t.Fatalf("publish of 4,000 numbers 1e131071: %d %.300s, want 422 naming body.events.0.payload.n.0", code, head)
+	}
+	if v.Detail[0].Type != "number_range" {
+		t.Fatalf("type %q, want number_range", v.Detail[0].Type)
+	}
+	if gcode != http.StatusOK || n > 200 {
+		t.Fatalf("GET /events: %d with %d bytes, want an empty page", gcode, n)
+	}
+}
+
+// Numbers at the limits are stored, and PostgreSQL prints each back in at
+// most 82 characters (40 digits, the point, 40 decimals, the sign).
+func TestHostileNumbersAtTheLimitPrintSmall(t *testing.T) {
+	t.Parallel()
+	tb := newTestbed(t, nil)
+	body := []byte(`{"events":[{"event_id":"n","topic":"t","source":"s","timestamp":"2026-01-02T03:04:05Z",` +
+		`"payload":{"message":"m","timestamp":"2026-01-02T03:04:05Z","n":[9.99e39,-1e-40,0.5e-39,-1.5E+39,1.` +
+		strings.Repeat("5", 40) + `]}}]}`)
+	code, _, _, head := tb.roundTrip(http.MethodPost, "/publish", "application/json", body)
+	mustf(t, code == http.StatusOK, "publish numbers at the limits: %d %s", code, head)
+	tb.drained()
+	var page struct {
+		Events []struct {
+			Payload struct {
+				N []json.RawMessage `json:"n"`
+			} `json:"payload"`
+		} `json:"events"`
+	}
+	mustf(t, tb.getJSON("/events", &page) == http.StatusOK, "GET /events")
+	mustf(t, len(page.Events) == 1 && len(page.Events[0].Payload.N) == 5, "stored payload: %+v", page)
+	for _, n := range page.Events[0].Payload.N {
+		if len(n) > 82 {
+			t.Errorf("number printed in %d characters: %s", len(n), n)
+		}
+		t.Logf("printed: %s", n)
+	}
+}

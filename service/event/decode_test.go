@@ -70,6 +70,14 @@ func badCase(name string, body []byte, errs ...string) decodeCase {
 	return decodeCase{name: name, body: body, want: wantInvalid, errs: errs}
 }
 
+// pgNumbers runs c with the number limits at PostgreSQL's own (the most
+// Limits allow), to test the numeric boundary itself.
+func pgNumbers(c decodeCase) decodeCase {
+	c.lim = DefaultLimits()
+	c.lim.MaxNumberIntDigits, c.lim.MaxNumberFracDigits = pgMaxDWeight+1, pgMaxDScale
+	return c
+}
+
 func refusedCase(name string, body []byte, want outcome) decodeCase {
 	return decodeCase{name: name, body: body, want: want}
 }
@@ -250,24 +258,40 @@ func decodeCases() []decodeCase {
 			L("0", "payload a")+" string_unicode", L("0", "payload b 0")+" string_unicode", L("0", "payload b 1 c")+" string_unicode"),
 
 		// ---- payload: numbers ----
-		okCase("number 1e131071", e(withPayload(payloadWith(`"n":1e131071`))), 1),
-		badCase("number 1e131072", e(withPayload(payloadWith(`"n":1e131072`))), L("0", "payload n")+" number_range"),
-		okCase("number 12.5e131070", e(withPayload(payloadWith(`"n":12.5e131070`))), 1),
-		badCase("number 12.5e131071", e(withPayload(payloadWith(`"n":12.5e131071`))), L("0", "payload n")+" number_range"),
-		okCase("number 0.00001e131076", e(withPayload(payloadWith(`"n":0.00001e131076`))), 1),
-		okCase("number 1e-16383", e(withPayload(payloadWith(`"n":1e-16383`))), 1),
-		badCase("number 1e-16384", e(withPayload(payloadWith(`"n":1E-16384`))), L("0", "payload n")+" number_range"),
-		okCase("number -0.5e-16382", e(withPayload(payloadWith(`"n":-0.5e-16382`))), 1),
-		badCase("number -0.5e-16383", e(withPayload(payloadWith(`"n":-0.5e-16383`))), L("0", "payload n")+" number_range"),
-		okCase("number 16383 fraction digits", e(withPayload(payloadWith(`"n":0.`+strings.Repeat("0", 16382)+`1`))), 1),
-		badCase("number 16384 fraction digits (zero)", e(withPayload(payloadWith(`"n":0.`+strings.Repeat("0", 16384)))), L("0", "payload n")+" number_range"),
-		okCase("number 0e1073741822", e(withPayload(payloadWith(`"n":0e1073741822`))), 1),
-		badCase("number 0e1073741823", e(withPayload(payloadWith(`"n":0e1073741823`))), L("0", "payload n")+" number_range"),
-		badCase("number 1e+999999999999999999999", e(withPayload(payloadWith(`"n":1e+999999999999999999999`))), L("0", "payload n")+" number_range"),
-		badCase("number 1e-999999999999999999999", e(withPayload(payloadWith(`"n":[1e-999999999999999999999]`))), L("0", "payload n 0")+" number_range"),
-		okCase("number 0e-16383", e(withPayload(payloadWith(`"n":0e-16383`))), 1),
-		badCase("number 0e-16384", e(withPayload(payloadWith(`"n":0e-16384`))), L("0", "payload n")+" number_range"),
-		okCase("number ordinary", e(withPayload(payloadWith(`"n":[0,-1,3.14,1e308,1e400,-2.5E-10,123456789012345678901234567890]`))), 1),
+		pgNumbers(okCase("number 1e131071", e(withPayload(payloadWith(`"n":1e131071`))), 1)),
+		pgNumbers(badCase("number 1e131072", e(withPayload(payloadWith(`"n":1e131072`))), L("0", "payload n")+" number_range")),
+		pgNumbers(okCase("number 12.5e131070", e(withPayload(payloadWith(`"n":12.5e131070`))), 1)),
+		pgNumbers(badCase("number 12.5e131071", e(withPayload(payloadWith(`"n":12.5e131071`))), L("0", "payload n")+" number_range")),
+		pgNumbers(okCase("number 0.00001e131076", e(withPayload(payloadWith(`"n":0.00001e131076`))), 1)),
+		pgNumbers(okCase("number 1e-16383", e(withPayload(payloadWith(`"n":1e-16383`))), 1)),
+		pgNumbers(badCase("number 1e-16384", e(withPayload(payloadWith(`"n":1E-16384`))), L("0", "payload n")+" number_range")),
+		pgNumbers(okCase("number -0.5e-16382", e(withPayload(payloadWith(`"n":-0.5e-16382`))), 1)),
+		pgNumbers(badCase("number -0.5e-16383", e(withPayload(payloadWith(`"n":-0.5e-16383`))), L("0", "payload n")+" number_range")),
+		pgNumbers(okCase("number 16383 fraction digits", e(withPayload(payloadWith(`"n":0.`+strings.Repeat("0", 16382)+`1`))), 1)),
+		pgNumbers(badCase("number 16384 fraction digits (zero)", e(withPayload(payloadWith(`"n":0.`+strings.Repeat("0", 16384)))), L("0", "payload n")+" number_range")),
+		pgNumbers(okCase("number 0e1073741822", e(withPayload(payloadWith(`"n":0e1073741822`))), 1)),
+		pgNumbers(badCase("number 0e1073741823", e(withPayload(payloadWith(`"n":0e1073741823`))), L("0", "payload n")+" number_range")),
+		pgNumbers(badCase("number 1e+999999999999999999999", e(withPayload(payloadWith(`"n":1e+999999999999999999999`))), L("0", "payload n")+" number_range")),
+		pgNumbers(badCase("number 1e-999999999999999999999", e(withPayload(payloadWith(`"n":[1e-999999999999999999999]`))), L("0", "payload n 0")+" number_range")),
+		pgNumbers(okCase("number 0e-16383", e(withPayload(payloadWith(`"n":0e-16383`))), 1)),
+		pgNumbers(badCase("number 0e-16384", e(withPayload(payloadWith(`"n":0e-16384`))), L("0", "payload n")+" number_range")),
+		okCase("number ordinary", e(withPayload(payloadWith(`"n":[0,-1,3.14,1e39,-2.5E-10,123456789012345678901234567890]`))), 1),
+		// Default limits: at most 40 digits before and 40 after the point
+		// as PostgreSQL prints the number.
+		okCase("number 9.99e39", e(withPayload(payloadWith(`"n":9.99e39`))), 1),
+		okCase("number 40 digits", e(withPayload(payloadWith(`"n":-`+strings.Repeat("9", 40)+`.5`))), 1),
+		badCase("number 1e40", e(withPayload(payloadWith(`"n":1e40`))), L("0", "payload n")+" number_range"),
+		badCase("number 41 digits", e(withPayload(payloadWith(`"n":1`+strings.Repeat("0", 40)))), L("0", "payload n")+" number_range"),
+		badCase("number 1e308", e(withPayload(payloadWith(`"n":[1,1e308]`))), L("0", "payload n 1")+" number_range"),
+		badCase("number 1e131071", e(withPayload(payloadWith(`"n":1e131071`))), L("0", "payload n")+" number_range"),
+		okCase("number 1e-40", e(withPayload(payloadWith(`"n":1e-40`))), 1),
+		okCase("number 0.5e-39", e(withPayload(payloadWith(`"n":0.5e-39`))), 1),
+		badCase("number 1e-41", e(withPayload(payloadWith(`"n":1e-41`))), L("0", "payload n")+" number_range"),
+		badCase("number 5e-324", e(withPayload(payloadWith(`"n":5e-324`))), L("0", "payload n")+" number_range"),
+		okCase("number 40 decimals", e(withPayload(payloadWith(`"n":0.`+strings.Repeat("0", 39)+`1`))), 1),
+		badCase("number 41 decimals (zero)", e(withPayload(payloadWith(`"n":0.`+strings.Repeat("0", 41)))), L("0", "payload n")+" number_range"),
+		okCase("number 1.5e-39 (40 decimals)", e(withPayload(payloadWith(`"n":1.5e-39`))), 1),
+		badCase("number 1.25e-40 (42 decimals)", e(withPayload(payloadWith(`"n":1.25e-40`))), L("0", "payload n")+" number_range"),
 
 		// ---- events element types ----
 		badCase("event is a number", e("5"), "[body events 0] dict_type"),
@@ -691,7 +715,7 @@ func TestLimitsDefaults(t *testing.T) {
 	if got := (Limits{MaxBatch: -1, MaxPayloadBytes: -1, MaxDepth: -1}).normalized(); got != DefaultLimits() {
 		t.Fatalf("%+v", got)
 	}
-	if DefaultLimits() != (Limits{MaxBatch: 10000, MaxPayloadBytes: 65536, MaxDepth: 64}) {
+	if DefaultLimits() != (Limits{MaxBatch: 10000, MaxPayloadBytes: 65536, MaxDepth: 64, MaxNumberIntDigits: 40, MaxNumberFracDigits: 40}) {
 		t.Fatalf("%+v", DefaultLimits())
 	}
 }

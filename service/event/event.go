@@ -74,11 +74,25 @@ type Limits struct {
 	MaxBatch        int // maximum number of events per request (default 10000); more -> TooLarge
 	MaxPayloadBytes int // maximum raw (as sent) size of one payload in bytes (default 65536); more -> ValidationError
 	MaxDepth        int // maximum payload nesting depth; the payload object itself is level 1 (default 64); more -> ValidationError
+	// Payload numbers must print (as PostgreSQL prints them back) with at
+	// most MaxNumberIntDigits digits before the decimal point (default 40,
+	// at most 131072) and MaxNumberFracDigits after it (default 40, at most
+	// 16383); see number.go. More -> ValidationError number_range.
+	MaxNumberIntDigits  int
+	MaxNumberFracDigits int
 }
 
 // DefaultLimits returns the default limits.
 func DefaultLimits() Limits {
-	return Limits{MaxBatch: DefaultMaxBatch, MaxPayloadBytes: DefaultMaxPayloadBytes, MaxDepth: DefaultMaxDepth}
+	return Limits{MaxBatch: DefaultMaxBatch, MaxPayloadBytes: DefaultMaxPayloadBytes, MaxDepth: DefaultMaxDepth,
+		MaxNumberIntDigits: DefaultMaxNumberIntDigits, MaxNumberFracDigits: DefaultMaxNumberFracDigits}
+}
+
+// numberMsg is the message of a number_range error.
+func (l Limits) numberMsg() string {
+	return "Number should print in at most " + strconv.Itoa(l.MaxNumberIntDigits) + " digits before and " +
+		strconv.Itoa(l.MaxNumberFracDigits) + " after the decimal point (|x| < 1e" + strconv.Itoa(l.MaxNumberIntDigits) +
+		", at most " + strconv.Itoa(l.MaxNumberFracDigits) + " decimals; send larger values as strings)"
 }
 
 func (l Limits) normalized() Limits {
@@ -91,6 +105,14 @@ func (l Limits) normalized() Limits {
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = DefaultMaxDepth
 	}
+	if l.MaxNumberIntDigits <= 0 {
+		l.MaxNumberIntDigits = DefaultMaxNumberIntDigits
+	}
+	l.MaxNumberIntDigits = min(l.MaxNumberIntDigits, pgMaxDWeight+1)
+	if l.MaxNumberFracDigits <= 0 {
+		l.MaxNumberFracDigits = DefaultMaxNumberFracDigits
+	}
+	l.MaxNumberFracDigits = min(l.MaxNumberFracDigits, pgMaxDScale)
 	return l
 }
 
@@ -281,5 +303,4 @@ const (
 	msgBadUTF8      = "String should be valid UTF-8 (invalid byte sequence)"
 	msgNUL          = "String should not contain the NUL character (\\u0000)"
 	msgSurrogate    = "String should not contain a lone UTF-16 surrogate escape"
-	msgNumberRange  = "Number is out of the range PostgreSQL numeric can store (at most 131072 digits before and 16383 after the decimal point)"
 )

@@ -15,8 +15,9 @@ import "strconv"
 //     free of \u0000 and of lone surrogate escapes (string_unicode; loc is the
 //     path to the value, e.g. [...,"payload","a",0], or for a key the path to
 //     it followed by "[key]" as pydantic does);
-//   - every number must fit PostgreSQL numeric (number_range at its path; see
-//     number.go for the exact rule);
+//   - every number must print small: at most Limits.MaxNumberIntDigits
+//     digits before the decimal point and MaxNumberFracDigits after it, as
+//     PostgreSQL prints it (number_range at its path; see number.go);
 //   - top-level "message" is required and must be a string (missing /
 //     string_type at [...,"payload","message"]); top-level "timestamp" is
 //     required and must satisfy ParseTimestamp (missing / datetime_type /
@@ -174,9 +175,9 @@ func (dc *decoder) walk(i, depth int) int {
 	case 'f':
 		return i + 5
 	default:
-		e, fits := scanNumberValid(d, i)
+		e, fits := scanNumberValid(d, i, dc.lim.MaxNumberIntDigits, dc.lim.MaxNumberFracDigits)
 		if !fits {
-			dc.addPayloadErr(msgNumberRange, TypeNumberRange)
+			dc.addPayloadErr(dc.lim.numberMsg(), TypeNumberRange)
 		}
 		return e
 	}
