@@ -130,7 +130,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if c := vals.Get("cursor"); c != "" {
 		cur, err := store.ParseCursor(c)
 		if err != nil {
-			s.writeError(w, badQuery("cursor", err.Error(), "value_error"))
+			s.writeError(w, badQuery("cursor", "Cursor should be one a previous page returned as next_cursor", "value_error"))
 			return
 		}
 		q.After = &cur
@@ -268,12 +268,16 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	// The reasons name the dependency only; its address, user and error
+	// go to the log.
 	if err := s.q.Ping(ctx); err != nil {
-		notReady("redis: " + err.Error())
+		s.log.Warn("not ready: redis", "err", err)
+		notReady("redis unavailable")
 		return
 	}
 	if err := s.st.Ping(ctx); err != nil {
-		notReady("postgres: " + err.Error())
+		s.log.Warn("not ready: postgres", "err", err)
+		notReady("postgres unavailable")
 		return
 	}
 	if !s.migrated.Load() {

@@ -2,12 +2,18 @@ package app_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chronicleweaver/chronicleweaver/service/config"
+	"github.com/chronicleweaver/chronicleweaver/service/devenv"
 )
 
 // Replays of the measured cases of issue 16 (hostile input): each request
@@ -175,4 +181,108 @@ func TestHostileNumbersAtTheLimitPrintSmall(t *testing.T) {
 		}
 		t.Logf("printed: %s", n)
 	}
+}
+
+// TestHostileCase3BadQueryInput: NUL, invalid UTF-8 and oversized values in
+// query parameters and cursors are 422 naming the parameter, never a 503,
+// and no answer carries internals.
+func TestHostileCase3BadQueryInput(t *testing.T) {
+	t.Parallel()
+	tb := newTestbed(t, nil)
+	mustf(t, tb.publish(ev("t", "1")) == 200, "publish")
+	tb.drained()
+	cursor := func(topic string) string {
+		b, _ := json.Marshal([]any{time.Now().UnixMicro(), topic, "x"})
+		return url.QueryEscape(base64.RawURLEncoding.EncodeToString(b))
+	}
+	long := strings.Repeat("a", 5000)
+	cases := []struct{ path, param string }{
+		{"/events?topic=%00", "topic"},
+		{"/events?topic=%ff%fe", "topic"},
+		{"/events?topic=" + long, "topic"},
+		{"/events?cursor=" + cursor("\x00"), "cursor"},
+		{"/events?cursor=" + cursor(strings.Repeat("t", 300)), "cursor"},
+		{"/events?limit=%00", "limit"},
+		{"/audit?topic=%00", "topic"},
+		{"/audit?event_id=%c3%28", "event_id"},
+		{"/audit?event_id=" + long, "event_id"},
+		{"/audit?action=%00", "action"},
+		{"/audit?from=%00", "from"},
+		{"/audit?to=" + long, "to"},
+		{"/stats?x=%00", "x"},
+		{"/audit/summary?x=%ff", "x"},
+	}
+	for _, tc := range cases {
+		code, hdr, n, head := tb.roundTrip(http.MethodGet, tc.path, "", nil)
+		var v validationBody
+		_ = json.Unmarshal(head, &v)
+		if code != http.StatusUnprocessableEntity || !v.names("query", tc.param) {
+			t.Errorf("GET %.80s: %d %.300s, want 422 naming query.%s", tc.path, code, head, tc.param)
+		}
+		if hdr.Get("Retry-After") != "" {
+			t.Errorf("GET %.80s: Retry-After on a client error", tc.path)
+		}
+		if ratio := float64(n) / float64(requestBytes("GET", tc.path, nil)); ratio > hostileRatioBound {
+			t.Errorf("GET %.80s: response/request = %.1f", tc.path, ratio)
+		}
+		for _, leak := range leaks(tb) {
+			if bytes.Contains(head, []byte(leak)) {
+				t.Errorf("GET %.80s: body names %q: %.300s", tc.path, leak, head)
+			}
+		}
+	}
+}
+
+// leaks are strings no answer may carry: the database's user, name and
+// address, Redis's address and the stream key prefix, and internal error
+// prefixes.
+func leaks(tb *testbed) []string {
+	out := []string{"SQLSTATE", "store:", "queue:", tb.cfg.StreamPrefix}
+	for _, raw := range []string{tb.cfg.DatabaseURL, tb.cfg.RedisURL} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			tb.t.Fatal(err)
+		}
+		out = append(out, u.Host)
+		if n := u.User.Username(); n != "" {
+			out = append(out, n)
+		}
+		if p := strings.TrimPrefix(u.Path, "/"); len(p) > 2 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Only a real dependency failure is 503, and its body (as /ready's) says
+// nothing internal: a Redis of its own, killed.
+func TestHostileDependencyFailureSaysNothingInternal(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rds, err := devenv.StartRedis(ctx, devenv.RedisOptions{})
+	mustf(t, err == nil, "start redis: %v", err)
+	t.Cleanup(func() { _ = rds.Close() })
+	tb := newTestbed(t, func(c *config.Config) { c.RedisURL = rds.URL() })
+	mustf(t, rds.Kill() == nil, "kill redis")
+	body, _ := json.Marshal(map[string]any{"events": []any{ev("t", "1")}})
+	for _, rq := range []struct{ method, path string }{
+		{http.MethodGet, "/ready"}, {http.MethodGet, "/stats"}, {http.MethodPost, "/publish"},
+	} {
+		var b []byte
+		if rq.method == http.MethodPost {
+			b = body
+		}
+		code, _, _, head := tb.roundTrip(rq.method, rq.path, "application/json", b)
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("%s %s with Redis down: %d %s, want 503", rq.method, rq.path, code, head)
+		}
+		for _, leak := range append(leaks(tb), "dial", "connection refused", "127.0.0.1") {
+			if bytes.Contains(head, []byte(leak)) {
+				t.Errorf("%s %s: body names %q: %s", rq.method, rq.path, leak, head)
+			}
+		}
+		t.Logf("%s %s: %d %s", rq.method, rq.path, code, bytes.TrimSpace(head))
+	}
+	mustf(t, rds.Start(ctx) == nil, "restart redis") // for the drain at the end
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Counts are the exact stats, read from the counters written with each batch.
@@ -64,6 +65,17 @@ func ParseCursor(s string) (Cursor, error) {
 	var c Cursor
 	if json.Unmarshal(parts[0], &us) != nil || json.Unmarshal(parts[1], &c.Topic) != nil || json.Unmarshal(parts[2], &c.EventID) != nil {
 		return Cursor{}, ErrBadCursor
+	}
+	// The topic and event_id of a page's last event are valid UTF-8
+	// without NUL and within the field limits; anything else would reach
+	// PostgreSQL as a bad parameter.
+	for _, f := range []struct {
+		s   string
+		max int
+	}{{c.Topic, 255}, {c.EventID, 1024}} {
+		if len(f.s) > f.max || !utf8.ValidString(f.s) || strings.IndexByte(f.s, 0) >= 0 {
+			return Cursor{}, ErrBadCursor
+		}
 	}
 	c.TS = time.UnixMicro(us).UTC()
 	// Event timestamps lie in years 0001..9999 (the request rule), so no
