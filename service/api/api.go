@@ -96,7 +96,7 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // Handler returns the router.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer)
+	r.Use(s.recoverer, nosniff)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, detail("Not Found"))
 	})
@@ -136,6 +136,14 @@ func (s *Server) Routes() ([][2]string, error) {
 		return nil
 	})
 	return out, err
+}
+
+// nosniff tells browsers to take every answer's Content-Type as sent.
+func nosniff(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) recoverer(next http.Handler) http.Handler {
@@ -263,16 +271,16 @@ func (s *Server) authorized(r *http.Request) bool {
 	if s.opts.APIToken == "" {
 		return true
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opts.APIToken)) == 1
+	// The scheme is case-insensitive (RFC 9110 11.1), the token is not.
+	scheme, got, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") &&
+		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opts.APIToken)) == 1
 }
 
-// jsonContentType accepts application/json, application/*+json, and no
-// content type at all.
+// jsonContentType accepts application/json and application/*+json. A
+// request without a content type is refused: a browser can send one
+// cross-site without a preflight.
 func jsonContentType(ct string) bool {
-	if ct == "" {
-		return true
-	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return false

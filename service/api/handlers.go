@@ -40,7 +40,7 @@ func (s *Server) publishStatus(w http.ResponseWriter, r *http.Request, start tim
 		return s.writeError(w, errUnauthorized)
 	case !jsonContentType(r.Header.Get("Content-Type")):
 		return s.writeError(w, &statusError{http.StatusUnsupportedMediaType,
-			fmt.Sprintf("content type %q is not JSON: send application/json", r.Header.Get("Content-Type"))})
+			fmt.Sprintf("content type %q is not JSON: send application/json", event.CutLoc(r.Header.Get("Content-Type")))})
 	}
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)

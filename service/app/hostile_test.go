@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chronicleweaver/chronicleweaver/service/app"
 	"github.com/chronicleweaver/chronicleweaver/service/config"
 	"github.com/chronicleweaver/chronicleweaver/service/devenv"
 )
@@ -285,4 +287,67 @@ func TestHostileDependencyFailureSaysNothingInternal(t *testing.T) {
 		t.Logf("%s %s: %d %s", rq.method, rq.path, code, bytes.TrimSpace(head))
 	}
 	mustf(t, rds.Start(ctx) == nil, "restart redis") // for the drain at the end
+}
+
+// lockedBuffer is a bytes.Buffer safe for the logger's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Safe defaults: with no APP_HOST the service listens on 127.0.0.1 only;
+// the start says whether auth is on and for which endpoints; every answer
+// carries X-Content-Type-Options: nosniff.
+func TestHostileSafeDefaults(t *testing.T) {
+	t.Parallel()
+	for _, token := range []string{"", "tok"} {
+		cfg := config.Defaults()
+		cfg.DatabaseURL, cfg.RedisURL, cfg.StreamPrefix = env.NewDatabase(t), env.Redis.URL(), env.NewPrefix(t)
+		cfg.InstanceID, cfg.DrainGrace, cfg.APIToken = "defaults", 0, token
+		cfg.Port = 0 // any free port, on the default APP_HOST
+		var logs lockedBuffer
+		m := &app.Main{Config: cfg, Log: app.NewLogger(&logs, "info")}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := m.Run(ctx)
+		cancel()
+		mustf(t, err == nil, "start: %v", err)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := m.Close(ctx); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		})
+		if !strings.HasPrefix(m.Addr(), "127.0.0.1:") {
+			t.Errorf("default listen address %s, want 127.0.0.1 only", m.Addr())
+		}
+		want := `"auth":false`
+		if token != "" {
+			want = `"auth":true`
+		}
+		if l := logs.String(); !strings.Contains(l, want) || !strings.Contains(l, "POST /publish") {
+			t.Errorf("API_TOKEN=%q: no start line saying %s for POST /publish:\n%s", token, want, l)
+		}
+		for _, path := range []string{"/", "/health", "/events", "/stats", "/docs", "/openapi.json", "/metrics", "/nope", "/events?topic=%00"} {
+			resp, err := http.Get(m.URL() + path)
+			mustf(t, err == nil, "GET %s: %v", path, err)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+				t.Errorf("GET %s: X-Content-Type-Options %q, want nosniff", path, got)
+			}
+		}
+	}
 }

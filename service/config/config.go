@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -19,7 +20,11 @@ import (
 
 // Config is the complete configuration of one service instance.
 type Config struct {
-	Port        int    // APP_PORT
+	Port int // APP_PORT
+	// Host is the address to listen on: 127.0.0.1 (this machine only) by
+	// default; 0.0.0.0 (every interface) must be asked for, as the
+	// container image does.
+	Host        string // APP_HOST
 	DatabaseURL string // DATABASE_URL
 	RedisURL    string // REDIS_URL
 
@@ -49,7 +54,7 @@ type Config struct {
 	// recognises it).
 	BatchTimeout time.Duration // BATCH_TIMEOUT
 	DrainGrace   time.Duration // DRAIN_GRACE: on SIGTERM, how long /ready answers 503 before the listener closes
-	APIToken     string        // API_TOKEN: when set, /publish needs "Authorization: Bearer <token>"
+	APIToken     string        // API_TOKEN: when set, /publish needs "Authorization: Bearer <token>"; blank (whitespace) is refused
 	LogLevel     string        // LOG_LEVEL: debug, info, warn, error
 	DBMaxConns   int           // DB_MAX_CONNS
 	RetryAfter   time.Duration // RETRY_AFTER: the Retry-After hint sent with 503
@@ -68,6 +73,7 @@ func Defaults() Config {
 	}
 	return Config{
 		Port:           8080,
+		Host:           "127.0.0.1",
 		DatabaseURL:    "postgres://postgres@127.0.0.1:5432/chronicleweaver?sslmode=disable",
 		RedisURL:       "redis://127.0.0.1:6379/0",
 		InstanceID:     host,
@@ -98,6 +104,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c := Defaults()
 	p := parser{getenv: getenv}
 	p.int("APP_PORT", &c.Port, 1, 65535)
+	p.str("APP_HOST", &c.Host)
 	p.str("DATABASE_URL", &c.DatabaseURL)
 	p.str("REDIS_URL", &c.RedisURL)
 	p.str("INSTANCE_ID", &c.InstanceID)
@@ -115,7 +122,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.duration("PUBLISH_TIMEOUT", &c.PublishTimeout, 100*time.Millisecond)
 	p.duration("BATCH_TIMEOUT", &c.BatchTimeout, time.Second)
 	p.duration("DRAIN_GRACE", &c.DrainGrace, 0)
-	p.str("API_TOKEN", &c.APIToken)
+	p.token("API_TOKEN", &c.APIToken)
 	p.enum("LOG_LEVEL", &c.LogLevel, "debug", "info", "warn", "error")
 	p.int("DB_MAX_CONNS", &c.DBMaxConns, 0, 10_000)
 	p.duration("RETRY_AFTER", &c.RetryAfter, time.Second)
@@ -135,6 +142,9 @@ func (c Config) Validate() error {
 	}
 	if err := checkURL("REDIS_URL", c.RedisURL, "redis", "rediss", "unix"); err != nil {
 		return err
+	}
+	if c.Host != "localhost" && net.ParseIP(c.Host) == nil {
+		return fmt.Errorf("config: APP_HOST %q: must be an IP address (127.0.0.1: this machine only, 0.0.0.0: every interface) or localhost", c.Host)
 	}
 	if strings.TrimSpace(c.InstanceID) == "" || strings.ContainsAny(c.InstanceID, " \t\n") {
 		return fmt.Errorf("config: INSTANCE_ID %q: must be a non-empty name without spaces", c.InstanceID)
@@ -200,6 +210,20 @@ func (p *parser) str(name string, dst *string) {
 	if v, ok := p.lookup(name); ok {
 		*dst = v
 	}
+}
+
+// token reads a secret: unset means none, but a value of only whitespace
+// is refused (it would silently turn auth off). The value is not echoed.
+func (p *parser) token(name string, dst *string) {
+	if p.err != nil {
+		return
+	}
+	raw := p.getenv(name)
+	if raw != "" && strings.TrimSpace(raw) == "" {
+		p.err = fmt.Errorf("config: %s is set but blank (only whitespace): set a token, or unset it to turn auth off", name)
+		return
+	}
+	*dst = strings.TrimSpace(raw)
 }
 
 func (p *parser) int(name string, dst *int, lo, hi int) {
