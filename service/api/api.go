@@ -45,6 +45,22 @@ type Options struct {
 	// CheckQuery. (A seam: a planted bug may hand in a check that lets
 	// everything through.)
 	CheckQuery func(rawQuery string) error
+	// ContentTypeOK says whether /publish takes a request with this
+	// Content-Type; nil means application/json or application/*+json only.
+	// (A seam, as CheckQuery.)
+	ContentTypeOK func(ct string) bool
+	// PageBytes bounds one /events page, about (EVENTS_PAGE_BYTES); 0:
+	// rows alone bound it.
+	PageBytes int
+	// ReadConcurrency bounds the reads of data (/events, /stats, /audit,
+	// /audit/summary) served at once (READ_CONCURRENCY), so that reads
+	// cannot take PostgreSQL's connections from the workers; a read that
+	// waits ReadWait for its turn is refused with 503. 0: no bound.
+	ReadConcurrency int
+	ReadWait        time.Duration
+	// QueueMaxBytes refuses publishes (503) while Redis holds this many
+	// bytes (QUEUE_MAX_BYTES; see SetRedisMemory); 0: no bound.
+	QueueMaxBytes int64
 }
 
 // Queue is what the HTTP edge needs of the queue: *queue.Queue. Append is
@@ -69,6 +85,12 @@ type Server struct {
 	started time.Time
 
 	checkQuery func(rawQuery string) error
+	reads      chan struct{} // one token per read in progress; nil: no bound
+
+	// redisBytes is Redis's memory as last polled; appended counts the
+	// bytes this instance appended since (both reset by SetRedisMemory).
+	redisBytes atomic.Int64
+	appended   atomic.Int64
 
 	draining atomic.Bool
 	migrated atomic.Bool // set once the schema is seen at the latest version
@@ -86,8 +108,32 @@ func New(opts Options, q Queue, st *store.Store, m *metrics.Metrics, log *slog.L
 	if check == nil {
 		check = CheckQuery
 	}
-	return &Server{opts: opts, q: q, st: st, m: m, log: log, limits: lim, started: time.Now(), checkQuery: check,
+	if opts.ContentTypeOK == nil {
+		opts.ContentTypeOK = jsonContentType
+	}
+	s := &Server{opts: opts, q: q, st: st, m: m, log: log, limits: lim, started: time.Now(), checkQuery: check,
 		bufs: sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}}
+	if opts.ReadConcurrency > 0 {
+		s.reads = make(chan struct{}, opts.ReadConcurrency)
+		if s.opts.ReadWait <= 0 {
+			s.opts.ReadWait = 2 * time.Second
+		}
+	}
+	return s
+}
+
+// SetRedisMemory records Redis's memory use (the caller polls it); until
+// the next call, what this instance appends is added to it.
+func (s *Server) SetRedisMemory(n int64) {
+	s.redisBytes.Store(n)
+	s.appended.Store(0)
+}
+
+// overQueueBytes reports whether appending n more bytes would pass
+// QUEUE_MAX_BYTES.
+func (s *Server) overQueueBytes(n int) bool {
+	lim := s.opts.QueueMaxBytes
+	return lim > 0 && s.redisBytes.Load()+s.appended.Load()+int64(n) > lim
 }
 
 // Drain makes /ready answer 503 and /publish refuse new requests.
@@ -107,10 +153,10 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"message": "ChronicleWeaver aggregator is running"})
 	})
 	r.Post("/publish", s.publish)
-	r.Get("/events", s.checkedQuery(s.events))
-	r.Get("/stats", s.checkedQuery(s.stats))
-	r.Get("/audit", s.checkedQuery(s.audit))
-	r.Get("/audit/summary", s.checkedQuery(s.auditSummary))
+	r.Get("/events", s.checkedQuery(s.limitedRead(s.events)))
+	r.Get("/stats", s.checkedQuery(s.limitedRead(s.stats)))
+	r.Get("/audit", s.checkedQuery(s.limitedRead(s.audit)))
+	r.Get("/audit/summary", s.checkedQuery(s.limitedRead(s.auditSummary)))
 	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
 	})
@@ -172,7 +218,32 @@ func (e *statusError) Error() string { return e.msg }
 var (
 	errUnauthorized = &statusError{http.StatusUnauthorized, "missing or wrong bearer token"}
 	errDraining     = &statusError{http.StatusServiceUnavailable, "shutting down: publish to another instance or retry"}
+	errBusyReads    = &statusError{http.StatusServiceUnavailable, "too many reads in progress (READ_CONCURRENCY): retry later"}
+	errQueueBytes   = &statusError{http.StatusServiceUnavailable, "Redis holds QUEUE_MAX_BYTES: retry later"}
 )
+
+// limitedRead serves next within ReadConcurrency: a read waits at most
+// ReadWait for its turn, then is refused with 503 and Retry-After.
+func (s *Server) limitedRead(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.reads != nil {
+			t := time.NewTimer(s.opts.ReadWait)
+			select {
+			case s.reads <- struct{}{}:
+				t.Stop()
+				defer func() { <-s.reads }()
+			case <-t.C:
+				s.writeError(w, errBusyReads)
+				return
+			case <-r.Context().Done():
+				t.Stop()
+				s.writeError(w, r.Context().Err())
+				return
+			}
+		}
+		next(w, r)
+	}
+}
 
 // OutcomeHeader tells a client whether a 503 left anything queued:
 // "rejected" (surely nothing: refused before the append) or "unknown" (the

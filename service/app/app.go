@@ -64,7 +64,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.metrics = metrics.New()
 
 	var err error
-	m.store, err = store.Open(ctx, c.DatabaseURL, store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod})
+	m.store, err = store.Open(ctx, c.DatabaseURL, store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod, MaxTopics: c.StatsMaxTopics})
 	if err != nil {
 		return err
 	}
@@ -101,10 +101,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}, wq, wst, m.metrics, m.Log)
 	m.pool.Start()
 
-	m.api = api.New(api.Options{
+	m.api = api.New(m.apiSeam(api.Options{
 		MaxBatch: c.MaxBatch, MaxBodyBytes: c.MaxBodyBytes, APIToken: c.APIToken,
 		RetryAfter: c.RetryAfter, Workers: c.WorkerCount, PublishTimeout: c.PublishTimeout,
-	}, m.publishSeam(), m.store, m.metrics, m.Log)
+		PageBytes: c.EventsPageBytes, ReadConcurrency: c.ReadConcurrency, QueueMaxBytes: c.QueueMaxBytes,
+	}), m.publishSeam(), m.store, m.metrics, m.Log)
 	addr := m.Listen
 	if addr == "" {
 		addr = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
@@ -242,7 +243,8 @@ func (m *Main) checkPersistence(ctx context.Context) {
 	}
 }
 
-// poll refreshes the queue gauges every second.
+// poll refreshes the queue gauges, and Redis's memory for QUEUE_MAX_BYTES,
+// every second.
 func (m *Main) poll(ctx context.Context) {
 	defer close(m.polled)
 	t := time.NewTicker(time.Second)
@@ -253,6 +255,11 @@ func (m *Main) poll(ctx context.Context) {
 			m.metrics.QueueDepth.Set(float64(d.Backlog))
 			m.metrics.Pending.Set(float64(d.Pending))
 			m.metrics.DeadLettered.Set(float64(d.DeadLettered))
+		}
+		if m.Config.QueueMaxBytes > 0 {
+			if n, err := m.queue.MemoryUsed(qctx); err == nil {
+				m.api.SetRedisMemory(n)
+			}
 		}
 		cancel()
 		select {

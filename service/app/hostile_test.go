@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +45,7 @@ func (tb *testbed) roundTrip(method, path, ctype string, body []byte) (int, http
 	}
 	defer resp.Body.Close()
 	var head bytes.Buffer
-	n, err := io.Copy(io.MultiWriter(&limitedWriter{w: &head, n: 64 << 10}, io.Discard), resp.Body)
+	n, err := io.Copy(io.MultiWriter(&limitedWriter{w: &head, n: 1 << 20}, io.Discard), resp.Body)
 	if err != nil {
 		tb.t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
@@ -106,7 +108,7 @@ func TestHostileCase1BoundedValidationErrors(t *testing.T) {
 	}
 	var v validationBody
 	if err := json.Unmarshal(head, &v); err != nil {
-		t.Fatalf("422 body is not JSON (or over 64 KiB): %v: %.300s", err, head)
+		t.Fatalf("422 body is not JSON (or over 1 MiB): %v: %.300s", err, head)
 	}
 	last := v.Detail[len(v.Detail)-1]
 	if last.Type != "too_many_errors" || !strings.Contains(last.Msg, "more") {
@@ -350,4 +352,152 @@ func TestHostileSafeDefaults(t *testing.T) {
 			}
 		}
 	}
+}
+
+// bigEvent is a valid event whose payload holds about size bytes of '<'
+// (a character encoding/json would escape 6-fold).
+func bigEvent(topic, id string, size int) map[string]any {
+	e := ev(topic, id)
+	e["payload"].(map[string]any)["blob"] = strings.Repeat("<", size)
+	return e
+}
+
+// /events pages are bounded in bytes as well as rows; the cursor goes on
+// where the byte budget stopped, so every event is still read exactly once.
+func TestHostileEventsPageBytes(t *testing.T) {
+	t.Parallel()
+	const pageBytes = 256 << 10
+	tb := newTestbed(t, func(c *config.Config) { c.EventsPageBytes = pageBytes })
+	const n = 24
+	for i := range n {
+		var body bytes.Buffer
+		enc := json.NewEncoder(&body)
+		enc.SetEscapeHTML(false) // '<' as is: the payload stays under 64 KiB
+		mustf(t, enc.Encode(map[string]any{"events": []any{bigEvent("big", fmt.Sprintf("e%02d", i), 50_000)}}) == nil, "encode")
+		code, _ := tb.post("/publish", "application/json", body.Bytes(), nil)
+		mustf(t, code == 200, "publish %d: %d", i, code)
+	}
+	tb.drained()
+	seen := map[string]int{}
+	path := "/events?topic=big&limit=10000"
+	pages := 0
+	for {
+		code, _, nbytes, head := tb.roundTrip(http.MethodGet, path, "", nil)
+		mustf(t, code == http.StatusOK, "GET %s: %d", path, code)
+		if nbytes > pageBytes+64<<10 {
+			t.Fatalf("page of %d bytes, want <= EVENTS_PAGE_BYTES (%d) + one event", nbytes, pageBytes)
+		}
+		var page eventsPage
+		mustf(t, json.Unmarshal(head, &page) == nil, "page is not JSON")
+		mustf(t, len(page.Events) > 0, "empty page before the end")
+		for _, e := range page.Events {
+			seen[e.EventID]++
+		}
+		pages++
+		if page.NextCursor == nil {
+			break
+		}
+		path = "/events?topic=big&limit=10000&cursor=" + url.QueryEscape(*page.NextCursor)
+	}
+	mustf(t, len(seen) == n, "read %d distinct events of %d", len(seen), n)
+	for id, c := range seen {
+		mustf(t, c == 1, "event %s read %d times", id, c)
+	}
+	mustf(t, pages >= 4, "%d pages for %d events of 50 KB with a 256 KiB budget", pages, n)
+	t.Logf("%d events of 50 KB in %d pages", n, pages)
+}
+
+// /stats and /audit/summary list at most STATS_MAX_TOPICS topics and
+// count them all.
+func TestHostileStatsManyTopics(t *testing.T) {
+	t.Parallel()
+	tb := newTestbed(t, func(c *config.Config) { c.StatsMaxTopics = 5 })
+	var evs []map[string]any
+	for i := range 12 {
+		for j := range i + 1 { // topic i has i+1 events: the busiest are the last
+			evs = append(evs, ev(fmt.Sprintf("topic-%02d", i), strconv.Itoa(j)))
+		}
+	}
+	mustf(t, tb.publish(evs...) == 200, "publish")
+	tb.drained()
+	var st struct {
+		Topics      []string `json:"topics"`
+		TopicsCount int      `json:"topics_count"`
+		Received    int      `json:"received"`
+	}
+	mustf(t, tb.getJSON("/stats", &st) == 200, "GET /stats")
+	if len(st.Topics) != 5 || st.TopicsCount != 12 || st.Topics[0] != "topic-00" || st.Received != len(evs) {
+		t.Fatalf("/stats: %+v, want the first 5 topics by name, topics_count 12, received %d", st, len(evs))
+	}
+	var sum struct {
+		TotalReceived int                       `json:"total_received"`
+		ByTopic       map[string]map[string]int `json:"by_topic"`
+		TopicsCount   int                       `json:"topics_count"`
+		WorkersCount  int                       `json:"workers_count"`
+	}
+	mustf(t, tb.getJSON("/audit/summary", &sum) == 200, "GET /audit/summary")
+	if len(sum.ByTopic) != 5 || sum.TopicsCount != 12 || sum.TotalReceived != len(evs) || sum.ByTopic["topic-11"]["received"] != 12 {
+		t.Fatalf("/audit/summary: %+v, want the 5 busiest topics, topics_count 12, total_received %d", sum, len(evs))
+	}
+	if _, ok := sum.ByTopic["topic-06"]; ok {
+		t.Fatalf("/audit/summary lists topic-06, not among the 5 busiest: %v", sum.ByTopic)
+	}
+}
+
+// Reads beyond READ_CONCURRENCY wait, then are refused with 503; publishes
+// go on meanwhile. A read is held by a lock on the events table.
+func TestHostileReadConcurrency(t *testing.T) {
+	t.Parallel()
+	tb := newTestbed(t, func(c *config.Config) { c.ReadConcurrency = 1 })
+	mustf(t, tb.publish(ev("t", "0")) == 200, "publish")
+	tb.drained()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lock, err := tb.db.Begin(ctx)
+	mustf(t, err == nil, "begin: %v", err)
+	defer func() { _ = lock.Rollback(ctx) }()
+	_, err = lock.Exec(ctx, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+	mustf(t, err == nil, "lock: %v", err)
+
+	held := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(tb.url + "/events")
+		if err != nil {
+			held <- 0
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		held <- resp.StatusCode
+	}()
+	waitFor(t, 20*time.Second, "the first read waiting on the lock", func() bool {
+		return tb.count("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'events'::regclass") > 0
+	})
+	code, hdr, _, head := tb.roundTrip(http.MethodGet, "/stats", "", nil)
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || !bytes.Contains(head, []byte("READ_CONCURRENCY")) {
+		t.Fatalf("second read while one is held: %d %s, want 503 naming READ_CONCURRENCY with Retry-After", code, head)
+	}
+	// Ingestion is not starved: a publish is acknowledged (the queue is
+	// Redis; the workers wait on the lock like the read).
+	mustf(t, tb.publish(ev("t", "1")) == 200, "publish while reads are busy")
+	mustf(t, lock.Rollback(ctx) == nil, "unlock")
+	mustf(t, <-held == http.StatusOK, "the held read did not finish with 200")
+	mustf(t, tb.getJSON("/stats", nil) == 200, "read after the held one finished")
+}
+
+// Publishes are refused with 503 (nothing queued) while Redis holds more
+// than QUEUE_MAX_BYTES.
+func TestHostileQueueMaxBytes(t *testing.T) {
+	t.Parallel()
+	tb := newTestbed(t, func(c *config.Config) { c.QueueMaxBytes = 1 << 20 }) // below any Redis's own use
+	body, _ := json.Marshal(map[string]any{"events": []any{ev("t", "1")}})
+	var code int
+	var head []byte
+	var hdr http.Header
+	waitFor(t, 10*time.Second, "publish refused over QUEUE_MAX_BYTES", func() bool {
+		code, hdr, _, head = tb.roundTrip(http.MethodPost, "/publish", "application/json", body)
+		return code == http.StatusServiceUnavailable
+	})
+	mustf(t, bytes.Contains(head, []byte("QUEUE_MAX_BYTES")) && hdr.Get("Retry-After") != "" && hdr.Get("Chronicle-Outcome") == "rejected",
+		"refusal: %d %v %s", code, hdr, head)
 }

@@ -60,6 +60,12 @@ type Config struct {
 	RetryAfter   time.Duration // RETRY_AFTER: the Retry-After hint sent with 503
 	UpsertMethod string        // UPSERT_METHOD: unnest (default) or copy
 	DebugAddr    string        // DEBUG_ADDR: when set, net/http/pprof listens there (e.g. 127.0.0.1:6060)
+	// Bounds that hold memory and answers in check under hostile input
+	// (issue 16).
+	EventsPageBytes int   // EVENTS_PAGE_BYTES: one /events page, about (the cursor continues)
+	ReadConcurrency int   // READ_CONCURRENCY: reads of data served at once (0: no bound)
+	QueueMaxBytes   int64 // QUEUE_MAX_BYTES: Redis memory at which /publish answers 503 (0: no bound)
+	StatsMaxTopics  int   // STATS_MAX_TOPICS: topics (and workers) listed by /stats and /audit/summary
 	// PlantedBug switches on a negative control (CHRONICLE_PLANTED_BUG);
 	// only binaries built with the plantedbugs tag accept one.
 	PlantedBug string
@@ -95,6 +101,11 @@ func Defaults() Config {
 		DBMaxConns:     0, // 0: WorkerCount + 8
 		RetryAfter:     time.Second,
 		UpsertMethod:   "unnest",
+
+		EventsPageBytes: 4 << 20,
+		ReadConcurrency: 4,
+		QueueMaxBytes:   1 << 30,
+		StatsMaxTopics:  1000,
 	}
 }
 
@@ -128,6 +139,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.duration("RETRY_AFTER", &c.RetryAfter, time.Second)
 	p.enum("UPSERT_METHOD", &c.UpsertMethod, "unnest", "copy")
 	p.str("DEBUG_ADDR", &c.DebugAddr)
+	p.int("EVENTS_PAGE_BYTES", &c.EventsPageBytes, 64<<10, 1<<30)
+	p.int("READ_CONCURRENCY", &c.ReadConcurrency, 0, 1024)
+	p.int64("QUEUE_MAX_BYTES", &c.QueueMaxBytes, 0, 1<<50)
+	p.int("STATS_MAX_TOPICS", &c.StatsMaxTopics, 1, 10_000_000)
 	p.str(planted.EnvVar, &c.PlantedBug)
 	if p.err != nil {
 		return Config{}, p.err

@@ -56,6 +56,7 @@ func DecodeRequest(body []byte, lim Limits) ([]Event, error) {
 	dc := decoderPool.Get().(*decoder)
 	defer dc.release()
 	dc.d, dc.lim, dc.plain = body, lim, !shape.special
+	dc.errs.MaxBytes = lim.MaxErrorBytes
 	if cap(dc.offs) < shape.count {
 		dc.offs = make([]evOffsets, shape.count)
 	}

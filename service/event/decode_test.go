@@ -715,7 +715,7 @@ func TestLimitsDefaults(t *testing.T) {
 	if got := (Limits{MaxBatch: -1, MaxPayloadBytes: -1, MaxDepth: -1}).normalized(); got != DefaultLimits() {
 		t.Fatalf("%+v", got)
 	}
-	if DefaultLimits() != (Limits{MaxBatch: 10000, MaxPayloadBytes: 65536, MaxDepth: 64, MaxNumberIntDigits: 40, MaxNumberFracDigits: 40}) {
+	if DefaultLimits() != (Limits{MaxBatch: 10000, MaxPayloadBytes: 65536, MaxDepth: 64, MaxNumberIntDigits: 40, MaxNumberFracDigits: 40, MaxErrorBytes: 16384}) {
 		t.Fatalf("%+v", DefaultLimits())
 	}
 }

@@ -80,12 +80,16 @@ type Limits struct {
 	// 16383); see number.go. More -> ValidationError number_range.
 	MaxNumberIntDigits  int
 	MaxNumberFracDigits int
+	// MaxErrorBytes bounds the listed errors of a ValidationError
+	// (default MaxErrorBytes; see ErrorList).
+	MaxErrorBytes int
 }
 
 // DefaultLimits returns the default limits.
 func DefaultLimits() Limits {
 	return Limits{MaxBatch: DefaultMaxBatch, MaxPayloadBytes: DefaultMaxPayloadBytes, MaxDepth: DefaultMaxDepth,
-		MaxNumberIntDigits: DefaultMaxNumberIntDigits, MaxNumberFracDigits: DefaultMaxNumberFracDigits}
+		MaxNumberIntDigits: DefaultMaxNumberIntDigits, MaxNumberFracDigits: DefaultMaxNumberFracDigits,
+		MaxErrorBytes: MaxErrorBytes}
 }
 
 // numberMsg is the message of a number_range error.
@@ -113,6 +117,9 @@ func (l Limits) normalized() Limits {
 		l.MaxNumberFracDigits = DefaultMaxNumberFracDigits
 	}
 	l.MaxNumberFracDigits = min(l.MaxNumberFracDigits, pgMaxDScale)
+	if l.MaxErrorBytes <= 0 {
+		l.MaxErrorBytes = MaxErrorBytes
+	}
 	return l
 }
 
@@ -128,9 +135,11 @@ type FieldError struct {
 // MaxErrorBytes followed by one too_many_errors entry counting the rest.
 type ValidationError struct{ Errors []FieldError }
 
-// ErrorList accumulates FieldErrors within the MaxErrors and MaxErrorBytes
-// bounds. The zero value is ready to use.
+// ErrorList accumulates FieldErrors within the MaxErrors and MaxBytes
+// bounds. The zero value is ready to use (MaxBytes 0: MaxErrorBytes).
 type ErrorList struct {
+	MaxBytes int
+
 	errs   []FieldError
 	bytes  int  // encoded size of errs, about
 	found  int  // problems found, listed or not
@@ -144,7 +153,11 @@ func (l *ErrorList) Add(loc []any, msg, typ string) bool {
 	l.found++
 	if !l.capped {
 		n := fieldErrorSize(loc, msg, typ)
-		if l.bytes+n <= MaxErrorBytes {
+		lim := l.MaxBytes
+		if lim <= 0 {
+			lim = MaxErrorBytes
+		}
+		if l.bytes+n <= lim {
 			l.errs = append(l.errs, FieldError{Loc: loc, Msg: msg, Type: typ})
 			l.bytes += n
 		} else {
@@ -166,14 +179,18 @@ func (l *ErrorList) Len() int { return l.found }
 func (l *ErrorList) Errors() []FieldError {
 	errs := l.errs
 	if hidden := l.found - len(l.errs); hidden > 0 {
+		lim := l.MaxBytes
+		if lim <= 0 {
+			lim = MaxErrorBytes
+		}
 		msg := "...and " + strconv.Itoa(hidden) + " more errors, not listed (at most " +
-			strconv.Itoa(MaxErrorBytes) + " bytes of errors are listed"
+			strconv.Itoa(lim) + " bytes of errors are listed"
 		if l.found >= MaxErrors {
 			msg += "; validation stops after " + strconv.Itoa(MaxErrors) + " errors, so there may be more"
 		}
 		errs = append(errs, FieldError{Loc: []any{"body", "events"}, Msg: msg + ")", Type: TypeTooManyErrors})
 	}
-	l.errs, l.bytes, l.found, l.capped = nil, 0, 0, false
+	l.errs, l.bytes, l.found, l.capped = nil, 0, 0, false // MaxBytes stays
 	return errs
 }
 

@@ -23,6 +23,17 @@
 //	                                             stream entry ID, not the token
 //	ack-on-drain-cut    worker.AckOnDrainCut     commit step acknowledges what
 //	                                             a cut-short drain abandons
+//	unbounded-422       event.UnboundedErrors    422 error list not capped in bytes
+//	numbers-print-large event.NumbersPrintLarge  payload numbers up to PostgreSQL's
+//	                                             limits (1e131071 accepted)
+//	query-unchecked     api.UncheckedQuery       query parameters reach
+//	                                             PostgreSQL unchecked (NUL -> 503)
+//	publish-any-content-type  api.AnyContentType /publish takes any Content-Type
+//	events-page-unbounded     api.UnboundedPages /events pages bounded by rows only
+//
+// The last five loosen a guard of the HTTP edge against hostile input
+// (issue 16): service/app/apiseam_planted.go hands the edge the bug's
+// options.
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
@@ -70,6 +81,20 @@ const (
 	// AckOnDrainCut acknowledges the batch a worker could not apply when
 	// SHUTDOWN_TIMEOUT cuts the drain short: the batch is lost.
 	AckOnDrainCut = "ack-on-drain-cut"
+	// Unbounded422 lists every validation error however many bytes they
+	// take: a small request gets an answer many times its size.
+	Unbounded422 = "unbounded-422"
+	// NumbersPrintLarge accepts payload numbers up to PostgreSQL's numeric
+	// limits: 1e131071 is stored and printed with 131,072 digits per read.
+	NumbersPrintLarge = "numbers-print-large"
+	// QueryUnchecked sends query parameters to PostgreSQL unchecked: a NUL
+	// or invalid UTF-8 answers 503 (an outage) instead of 422.
+	QueryUnchecked = "query-unchecked"
+	// PublishAnyContentType accepts /publish with any Content-Type (or
+	// none), which a browser can send cross-site without a preflight.
+	PublishAnyContentType = "publish-any-content-type"
+	// EventsPageUnbounded bounds /events pages by rows only, not bytes.
+	EventsPageUnbounded = "events-page-unbounded"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -83,6 +108,12 @@ var Descriptions = map[string]string{
 	PublishOKOnTimeout: "publish answers 200 when its append timed out",
 	LedgerByEntryID:    "ledger keyed on the stream entry ID, not the entry's token",
 	AckOnDrainCut:      "a drain cut short acknowledges the batch it could not apply",
+
+	Unbounded422:          "422 error list not capped in bytes",
+	NumbersPrintLarge:     "payload numbers accepted up to PostgreSQL's limits (printed with up to 131,072 digits)",
+	QueryUnchecked:        "query parameters reach PostgreSQL unchecked (NUL, invalid UTF-8 -> 503)",
+	PublishAnyContentType: "/publish accepts any Content-Type, or none",
+	EventsPageUnbounded:   "/events pages bounded by rows only, not bytes",
 }
 
 // Names lists the bugs, sorted.
