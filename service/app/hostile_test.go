@@ -141,11 +141,15 @@ func TestHostileCase2HugePrintingNumbers(t *testing.T) {
 	t.Parallel()
 	tb := newTestbed(t, nil)
 	body := hostileCase2(4000)
-	code, _, _, head := tb.roundTrip(http.MethodPost, "/publish", "application/json", body)
+	code, _, pn, head := tb.roundTrip(http.MethodPost, "/publish", "application/json", body)
 	tb.drained()
 	gcode, _, n, _ := tb.roundTrip(http.MethodGet, "/events", "", nil)
-	t.Logf("case 2: publish of %d bytes -> %d; then GET /events -> %d with %d bytes: ratio %.3f",
-		len(body), code, gcode, n, float64(n)/float64(requestBytes("GET", "/events", nil)))
+	t.Logf("case 2: publish of %d bytes -> %d with %d bytes (ratio %.3f); then GET /events -> %d with %d bytes: ratio %.3f",
+		len(body), code, pn, float64(pn)/float64(requestBytes("POST", "/publish", body)),
+		gcode, n, float64(n)/float64(requestBytes("GET", "/events", nil)))
+	if ratio := float64(pn) / float64(requestBytes("POST", "/publish", body)); ratio > hostileRatioBound {
+		t.Fatalf("422 response/request = %.1f, want <= %.1f", ratio, hostileRatioBound)
+	}
 	var v validationBody
 	_ = json.Unmarshal(head, &v)
 	if code != http.StatusUnprocessableEntity || !v.names("body", "events", 0, "payload", "n", 0) {
