@@ -23,7 +23,7 @@ import (
 // Each check sends some of: a payload key of any length holding many NUL
 // strings (many errors, long locations), numbers that PostgreSQL would
 // print with up to 131,072 digits, deep nesting, escape-heavy text, pages
-// of large events, NUL / invalid UTF-8 / oversized values in every query
+// of large events, many topics, NUL / invalid UTF-8 / oversized values in every query
 // parameter of the GET endpoints, a missing or strange Content-Type, junk
 // headers. For every request:
 //
@@ -32,7 +32,8 @@ import (
 //     hostileBudget bytes (a 422 lists at most 16 KiB of errors); a read of
 //     what an accepted request stored is bounded the same way by that
 //     request's size, and an /events page by EVENTS_PAGE_BYTES plus one
-//     event;
+//     event; /stats and /audit/summary list at most STATS_MAX_TOPICS
+//     topics and count them all;
 //   - a rejected request stores nothing: after a drain (up to a valid
 //     sentinel sent last) the namespace holds exactly the accepted keys.
 func TestHostileInput(t *testing.T) {
@@ -69,7 +70,12 @@ const (
 var hostileSettings = map[string]string{
 	"WORKER_COUNT":      "2",
 	"EVENTS_PAGE_BYTES": strconv.Itoa(hostilePageBytes),
+	"STATS_MAX_TOPICS":  strconv.Itoa(hostileMaxTopics),
 }
+
+// hostileMaxTopics is STATS_MAX_TOPICS in the property's environment: the
+// most topics /stats and /audit/summary may list.
+const hostileMaxTopics = 20
 
 // attack is one adversarial request and what it must get.
 type attack struct {
@@ -84,6 +90,9 @@ type attack struct {
 	// by readBound bytes.
 	read      string
 	readBound int
+	// topics: after this request, /stats and /audit/summary must list at
+	// most hostileMaxTopics topics.
+	topics bool
 }
 
 // size is about the request's size on the wire.
@@ -177,6 +186,19 @@ var hostileKinds = []struct {
 			header: jsonHeader(), body: eventsBody(evs...), want: http.StatusOK, keys: keys,
 			read: "/events?limit=10000&topic=" + url.QueryEscape(keys[0].Topic), readBound: hostilePageBytes + hostilePageSlack}
 	}},
+	{"many topics", func(t *rapid.T, sp space, k int, next *int) attack {
+		n := rapid.IntRange(hostileMaxTopics+1, 200).Draw(t, "topics")
+		var evs []string
+		var keys []history.Key
+		for i := range n {
+			key := history.Key{Topic: sp.topic(1000 + i), ID: sp.eventID(*next)}
+			*next++
+			keys = append(keys, key)
+			evs = append(evs, hostileEvent(key, ""))
+		}
+		return attack{desc: fmt.Sprintf("%d events on as many topics", n), method: http.MethodPost, path: "/publish",
+			header: jsonHeader(), body: eventsBody(evs...), want: http.StatusOK, keys: keys, topics: true}
+	}},
 	{"bad query parameter", func(t *rapid.T, _ space, _ int, _ *int) attack {
 		path := rapid.SampledFrom([]string{"/events", "/audit", "/stats", "/audit/summary"}).Draw(t, "endpoint")
 		param := rapid.SampledFrom([]string{"topic", "event_id", "cursor", "action", "from", "to", "limit", "x"}).Draw(t, "parameter")
@@ -219,6 +241,33 @@ var hostileKinds = []struct {
 		return attack{desc: fmt.Sprintf("valid event with junk headers %q", junk[:min(len(junk), 8)]), method: http.MethodPost,
 			path: "/publish", header: h, body: eventsBody(hostileEvent(key, "")), want: http.StatusOK, keys: []history.Key{key}}
 	}},
+}
+
+// checkTopicsListed checks, once the queue is drained, that /stats and
+// /audit/summary list at most hostileMaxTopics topics (and count them all).
+func checkTopicsListed(t *rapid.T, cl *client.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	_, _, err := cl.WaitDrained(ctx)
+	must(t, err, "drain before /stats")
+	var st struct {
+		Topics      []string `json:"topics"`
+		TopicsCount int      `json:"topics_count"`
+	}
+	must(t, getJSON(cl, "/stats", nil, &st), "GET /stats")
+	var sum struct {
+		ByTopic     map[string]any `json:"by_topic"`
+		TopicsCount int            `json:"topics_count"`
+	}
+	must(t, getJSON(cl, "/audit/summary", nil, &sum), "GET /audit/summary")
+	logf(t, "  /stats lists %d of %d topics, /audit/summary %d of %d", len(st.Topics), st.TopicsCount, len(sum.ByTopic), sum.TopicsCount)
+	if len(st.Topics) > hostileMaxTopics || len(sum.ByTopic) > hostileMaxTopics {
+		violated(t, "too many topics listed", "/stats lists %d, /audit/summary %d, STATS_MAX_TOPICS %d",
+			len(st.Topics), len(sum.ByTopic), hostileMaxTopics)
+	}
+	if st.TopicsCount <= hostileMaxTopics || sum.TopicsCount < st.TopicsCount {
+		violated(t, "topics not counted", "/stats topics_count %d, /audit/summary topics_count %d", st.TopicsCount, sum.TopicsCount)
+	}
 }
 
 // send sends a request and returns the status and the answer's size (read
@@ -278,6 +327,9 @@ func hostileInput(e env.Env) func(*rapid.T) {
 				for _, key := range a.keys {
 					want[key] = true
 				}
+			}
+			if a.topics && status == http.StatusOK {
+				checkTopicsListed(t, p.cl)
 			}
 			if a.read == "" || status != http.StatusOK {
 				continue

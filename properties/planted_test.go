@@ -44,6 +44,7 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 		{bug: planted.QueryUnchecked, property: propHostile, settings: hostileSettings, prop: hostileControl, checks: hostileChecks.twice()},
 		{bug: planted.PublishAnyContentType, property: propHostile, settings: hostileSettings, prop: hostileControl, checks: hostileChecks.twice()},
 		{bug: planted.EventsPageUnbounded, property: propHostile, settings: hostileSettings, prop: hostileControl, checks: hostileChecks.twice()},
+		{bug: planted.StatsTopicsUnbounded, property: propHostile, settings: hostileSettings, prop: hostileControl, checks: hostileChecks.twice()},
 		{bug: planted.AckBeforeCommit, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
 		{bug: planted.PopAndForget, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
 		{bug: planted.StatsOutsideTx, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},

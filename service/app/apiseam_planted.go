@@ -6,7 +6,17 @@ import (
 	"github.com/chronicleweaver/chronicleweaver/service/api"
 	"github.com/chronicleweaver/chronicleweaver/service/event"
 	"github.com/chronicleweaver/chronicleweaver/service/planted"
+	"github.com/chronicleweaver/chronicleweaver/service/store"
 )
+
+// storeSeam returns the store's options as configured, unless the planted
+// bug stats-topics-unbounded lists every topic.
+func (m *Main) storeSeam(o store.Options) store.Options {
+	if m.Config.PlantedBug == planted.StatsTopicsUnbounded {
+		return store.UnboundedTopics(o)
+	}
+	return o
+}
 
 // apiSeam returns the HTTP edge's options as configured, unless the planted
 // bug selected by CHRONICLE_PLANTED_BUG loosens one of the edge's guards

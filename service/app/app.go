@@ -64,7 +64,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.metrics = metrics.New()
 
 	var err error
-	m.store, err = store.Open(ctx, c.DatabaseURL, store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod, MaxTopics: c.StatsMaxTopics})
+	m.store, err = store.Open(ctx, c.DatabaseURL, m.storeSeam(store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod, MaxTopics: c.StatsMaxTopics}))
 	if err != nil {
 		return err
 	}

@@ -30,10 +30,11 @@
 //	                                             PostgreSQL unchecked (NUL -> 503)
 //	publish-any-content-type  api.AnyContentType /publish takes any Content-Type
 //	events-page-unbounded     api.UnboundedPages /events pages bounded by rows only
+//	stats-topics-unbounded    store.UnboundedTopics  /stats lists every topic
 //
-// The last five loosen a guard of the HTTP edge against hostile input
-// (issue 16): service/app/apiseam_planted.go hands the edge the bug's
-// options.
+// The last six loosen a guard against hostile input (issue 16):
+// service/app/apiseam_planted.go hands the HTTP edge (or the store) the
+// bug's options.
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
@@ -95,6 +96,9 @@ const (
 	PublishAnyContentType = "publish-any-content-type"
 	// EventsPageUnbounded bounds /events pages by rows only, not bytes.
 	EventsPageUnbounded = "events-page-unbounded"
+	// StatsTopicsUnbounded lists every topic in /stats and /audit/summary
+	// (STATS_MAX_TOPICS ignored): their size grows with the topics.
+	StatsTopicsUnbounded = "stats-topics-unbounded"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -114,6 +118,7 @@ var Descriptions = map[string]string{
 	QueryUnchecked:        "query parameters reach PostgreSQL unchecked (NUL, invalid UTF-8 -> 503)",
 	PublishAnyContentType: "/publish accepts any Content-Type, or none",
 	EventsPageUnbounded:   "/events pages bounded by rows only, not bytes",
+	StatsTopicsUnbounded:  "/stats and /audit/summary list every topic (STATS_MAX_TOPICS ignored)",
 }
 
 // Names lists the bugs, sorted.
