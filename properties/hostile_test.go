@@ -172,8 +172,10 @@ var hostileKinds = []struct {
 		return a
 	}},
 	{"page of large events", func(t *rapid.T, sp space, k int, next *int) attack {
-		m := rapid.IntRange(2, 8).Draw(t, "large events")
-		sz := rapid.IntRange(20_000, 60_000).Draw(t, "payload bytes")
+		// At least 160 KB in all: a page bounded by rows alone would pass
+		// EVENTS_PAGE_BYTES + hostilePageSlack.
+		m := rapid.IntRange(4, 8).Draw(t, "large events")
+		sz := rapid.IntRange(40_000, 60_000).Draw(t, "payload bytes")
 		var evs []string
 		var keys []history.Key
 		for range m {
