@@ -57,6 +57,14 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 			prop:  func(e *env.Local) func(*rapid.T) { return badInput(e, true) },
 			blind: func(e *env.Local) func(*rapid.T) { return badInput(e, false) }, dimension: "nested payloads",
 			checks: badChecks.twice()},
+		// The guards against hostile input (issue 16), each removed by
+		// its own bug, caught by the hostile-input property.
+		{bug: planted.Unbounded422, property: propHostile, settings: hostileSettings, prop: hostileControl, checks: hostileChecks.twice()},
+		{bug: planted.NumbersPrintLarge, property: propHostile, settings: hostileSettings, prop: hostileControl, checks: hostileChecks.twice()},
+		{bug: planted.QueryUnchecked, property: propHostile, settings: hostileSettings, prop: hostileControl, checks: hostileChecks.twice()},
+		{bug: planted.PublishAnyContentType, property: propHostile, settings: hostileSettings, prop: hostileControl, checks: hostileChecks.twice()},
+		{bug: planted.EventsPageUnbounded, property: propHostile, settings: hostileSettings, prop: hostileControl, checks: hostileChecks.twice()},
+		{bug: planted.StatsTopicsUnbounded, property: propHostile, settings: hostileSettings, prop: hostileControl, checks: hostileChecks.twice()},
 		{bug: planted.AckBeforeCommit, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
 		{bug: planted.PopAndForget, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},
 		{bug: planted.StatsOutsideTx, property: propMachine, settings: machineSettings, fsync: machineFsync, prop: stateMachine, checks: machineChecks.twice()},

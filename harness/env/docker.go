@@ -313,12 +313,14 @@ func (d *Docker) serviceEnv(i int) map[string]string {
 		"REDIS_URL":    "redis://" + Redis + ":6379/0",
 		"INSTANCE_ID":  ServiceNode(i),
 		"LOG_LEVEL":    "info",
+		// The service listens on 127.0.0.1 by default; in its container
+		// it must listen on every interface (the image says so too).
+		"APP_HOST": "0.0.0.0",
 	}
 	for k, v := range d.opts.Settings {
 		env[k] = v
 	}
 	if d.opts.foreign() {
-		env["APP_HOST"] = "0.0.0.0"
 		env["PYTHONUNBUFFERED"] = "1"
 		env["PYTHONDONTWRITEBYTECODE"] = "1"
 		if env["WORKER_COUNT"] == "" {

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -40,6 +41,30 @@ type Options struct {
 	// It is the seam a planted bug of the validator plugs into
 	// (service/planted).
 	Decode event.Decoder
+	// Limits are the request limits of /publish; zero fields take the
+	// defaults (MaxBatch comes from the field above).
+	Limits event.Limits
+	// CheckQuery checks the query string of every GET of data (/events,
+	// /stats, /audit, /audit/summary) before it runs; nil means
+	// CheckQuery. (A seam: a planted bug may hand in a check that lets
+	// everything through.)
+	CheckQuery func(rawQuery string) error
+	// ContentTypeOK says whether /publish takes a request with this
+	// Content-Type; nil means application/json or application/*+json only.
+	// (A seam, as CheckQuery.)
+	ContentTypeOK func(ct string) bool
+	// PageBytes bounds one /events page, about (EVENTS_PAGE_BYTES); 0:
+	// rows alone bound it.
+	PageBytes int
+	// ReadConcurrency bounds the reads of data (/events, /stats, /audit,
+	// /audit/summary) served at once (READ_CONCURRENCY), so that reads
+	// cannot take PostgreSQL's connections from the workers; a read that
+	// waits ReadWait for its turn is refused with 503. 0: no bound.
+	ReadConcurrency int
+	ReadWait        time.Duration
+	// QueueMaxBytes refuses publishes (503) while Redis holds this many
+	// bytes (QUEUE_MAX_BYTES; see SetRedisMemory); 0: no bound.
+	QueueMaxBytes int64
 }
 
 // Queue is what the HTTP edge needs of the queue: *queue.Queue. Append is
@@ -64,6 +89,14 @@ type Server struct {
 	limits  event.Limits
 	started time.Time
 
+	checkQuery func(rawQuery string) error
+	reads      chan struct{} // one token per read in progress; nil: no bound
+
+	// redisBytes is Redis's memory as last polled; appended counts the
+	// bytes this instance appended since (both reset by SetRedisMemory).
+	redisBytes atomic.Int64
+	appended   atomic.Int64
+
 	draining atomic.Bool
 	migrated atomic.Bool // set once the schema is seen at the latest version
 	bufs     sync.Pool   // *[]byte scratch buffers for request bodies and entries
@@ -71,7 +104,7 @@ type Server struct {
 
 // New returns a Server.
 func New(opts Options, q Queue, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Server {
-	lim := event.DefaultLimits()
+	lim := opts.Limits
 	lim.MaxBatch = opts.MaxBatch
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = time.Second
@@ -79,8 +112,36 @@ func New(opts Options, q Queue, st *store.Store, m *metrics.Metrics, log *slog.L
 	if opts.Decode == nil {
 		opts.Decode = event.DecodeRequest
 	}
-	return &Server{opts: opts, q: q, st: st, m: m, log: log, limits: lim, started: time.Now(),
+	check := opts.CheckQuery
+	if check == nil {
+		check = CheckQuery
+	}
+	if opts.ContentTypeOK == nil {
+		opts.ContentTypeOK = jsonContentType
+	}
+	s := &Server{opts: opts, q: q, st: st, m: m, log: log, limits: lim, started: time.Now(), checkQuery: check,
 		bufs: sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}}
+	if opts.ReadConcurrency > 0 {
+		s.reads = make(chan struct{}, opts.ReadConcurrency)
+		if s.opts.ReadWait <= 0 {
+			s.opts.ReadWait = 2 * time.Second
+		}
+	}
+	return s
+}
+
+// SetRedisMemory records Redis's memory use (the caller polls it); until
+// the next call, what this instance appends is added to it.
+func (s *Server) SetRedisMemory(n int64) {
+	s.redisBytes.Store(n)
+	s.appended.Store(0)
+}
+
+// overQueueBytes reports whether appending n more bytes would pass
+// QUEUE_MAX_BYTES.
+func (s *Server) overQueueBytes(n int) bool {
+	lim := s.opts.QueueMaxBytes
+	return lim > 0 && s.redisBytes.Load()+s.appended.Load()+int64(n) > lim
 }
 
 // Drain makes /ready answer 503 and /publish refuse new requests.
@@ -89,7 +150,7 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // Handler returns the router.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer)
+	r.Use(s.recoverer, nosniff)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, detail("Not Found"))
 	})
@@ -100,10 +161,10 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"message": "ChronicleWeaver aggregator is running"})
 	})
 	r.Post("/publish", s.publish)
-	r.Get("/events", s.events)
-	r.Get("/stats", s.stats)
-	r.Get("/audit", s.audit)
-	r.Get("/audit/summary", s.auditSummary)
+	r.Get("/events", s.checkedQuery(s.limitedRead(s.events)))
+	r.Get("/stats", s.checkedQuery(s.limitedRead(s.stats)))
+	r.Get("/audit", s.checkedQuery(s.limitedRead(s.audit)))
+	r.Get("/audit/summary", s.checkedQuery(s.limitedRead(s.auditSummary)))
 	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
 	})
@@ -129,6 +190,14 @@ func (s *Server) Routes() ([][2]string, error) {
 		return nil
 	})
 	return out, err
+}
+
+// nosniff tells browsers to take every answer's Content-Type as sent.
+func nosniff(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) recoverer(next http.Handler) http.Handler {
@@ -157,7 +226,32 @@ func (e *statusError) Error() string { return e.msg }
 var (
 	errUnauthorized = &statusError{http.StatusUnauthorized, "missing or wrong bearer token"}
 	errDraining     = &statusError{http.StatusServiceUnavailable, "shutting down: publish to another instance or retry"}
+	errBusyReads    = &statusError{http.StatusServiceUnavailable, "too many reads in progress (READ_CONCURRENCY): retry later"}
+	errQueueBytes   = &statusError{http.StatusServiceUnavailable, "Redis holds QUEUE_MAX_BYTES: retry later"}
 )
+
+// limitedRead serves next within ReadConcurrency: a read waits at most
+// ReadWait for its turn, then is refused with 503 and Retry-After.
+func (s *Server) limitedRead(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.reads != nil {
+			t := time.NewTimer(s.opts.ReadWait)
+			select {
+			case s.reads <- struct{}{}:
+				t.Stop()
+				defer func() { <-s.reads }()
+			case <-t.C:
+				s.writeError(w, errBusyReads)
+				return
+			case <-r.Context().Done():
+				t.Stop()
+				s.writeError(w, r.Context().Err())
+				return
+			}
+		}
+		next(w, r)
+	}
+}
 
 // OutcomeHeader tells a client whether a 503 left anything queued:
 // "rejected" (surely nothing: refused before the append) or "unknown" (the
@@ -204,10 +298,12 @@ func (s *Server) writeError(w http.ResponseWriter, err error) int {
 		writeJSON(w, http.StatusServiceUnavailable, detail("Redis did not take the request in time: retry later"))
 		return http.StatusServiceUnavailable
 	default:
-		s.log.Warn("request failed", "err", err)
+		// A dependency failed. The details (addresses, users, SQL states)
+		// go to the log only: the body says nothing internal.
+		s.log.Warn("request failed: dependency unavailable", "err", err)
 		s.retryAfter(w)
 		w.Header().Set(OutcomeHeader, "unknown")
-		writeJSON(w, http.StatusServiceUnavailable, detail("dependency unavailable: "+err.Error()))
+		writeJSON(w, http.StatusServiceUnavailable, detail("dependency unavailable: retry later"))
 		return http.StatusServiceUnavailable
 	}
 }
@@ -227,14 +323,21 @@ func (s *Server) retryAfter(w http.ResponseWriter) {
 
 func detail(msg string) map[string]string { return map[string]string{"detail": msg} }
 
+// writeJSON writes v as JSON without HTML escaping: escaping '<', '>' and
+// '&' as \u003c etc. would make a response up to six times the size of
+// what it repeats (a 422's locations, a stored payload).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"detail":"cannot encode response"}`)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		b.Reset()
+		b.WriteString(`{"detail":"cannot encode response"}` + "\n")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b.Bytes())
 }
 
 // badHeader is a 422 naming one request header, shaped like body errors.
@@ -242,25 +345,26 @@ func badHeader(name, msg, typ string) error {
 	return &event.ValidationError{Errors: []event.FieldError{{Loc: []any{"header", name}, Msg: msg, Type: typ}}}
 }
 
-// badQuery is a 422 naming one query parameter, shaped like body errors.
+// badQuery is a 422 naming one query parameter, shaped like body errors
+// (the name cut as body locations are).
 func badQuery(param, msg, typ string) error {
-	return &event.ValidationError{Errors: []event.FieldError{{Loc: []any{"query", param}, Msg: msg, Type: typ}}}
+	return &event.ValidationError{Errors: []event.FieldError{{Loc: []any{"query", event.CutLoc(param)}, Msg: msg, Type: typ}}}
 }
 
 func (s *Server) authorized(r *http.Request) bool {
 	if s.opts.APIToken == "" {
 		return true
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opts.APIToken)) == 1
+	// The scheme is case-insensitive (RFC 9110 11.1), the token is not.
+	scheme, got, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") &&
+		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opts.APIToken)) == 1
 }
 
-// jsonContentType accepts application/json, application/*+json, and no
-// content type at all.
+// jsonContentType accepts application/json and application/*+json. A
+// request without a content type is refused: a browser can send one
+// cross-site without a preflight.
 func jsonContentType(ct string) bool {
-	if ct == "" {
-		return true
-	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return false

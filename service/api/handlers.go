@@ -39,9 +39,9 @@ func (s *Server) publishStatus(w http.ResponseWriter, r *http.Request, start tim
 		return s.writeError(w, errDraining)
 	case !s.authorized(r):
 		return s.writeError(w, errUnauthorized)
-	case !jsonContentType(r.Header.Get("Content-Type")):
+	case !s.opts.ContentTypeOK(r.Header.Get("Content-Type")):
 		return s.writeError(w, &statusError{http.StatusUnsupportedMediaType,
-			fmt.Sprintf("content type %q is not JSON: send application/json", r.Header.Get("Content-Type"))})
+			fmt.Sprintf("content type %q is not JSON: send application/json", event.CutLoc(r.Header.Get("Content-Type")))})
 	}
 	key, err := idempotencyKey(r)
 	if err != nil {
@@ -62,6 +62,9 @@ func (s *Server) publishStatus(w http.ResponseWriter, r *http.Request, start tim
 		ep := s.bufs.Get().(*[]byte)
 		defer s.bufs.Put(ep)
 		*ep = event.AppendBatch((*ep)[:0], evs)
+		if s.overQueueBytes(len(*ep)) {
+			return s.writeError(w, errQueueBytes)
+		}
 		ctx := r.Context()
 		if t := s.opts.PublishTimeout; t > 0 {
 			var cancel context.CancelFunc
@@ -90,6 +93,7 @@ func (s *Server) publishStatus(w http.ResponseWriter, r *http.Request, start tim
 		case err != nil:
 			return s.writeError(w, err)
 		}
+		s.appended.Add(int64(len(*ep)))
 		s.m.EventsAccepted.Add(float64(len(evs)))
 	}
 	writeJSON(w, http.StatusOK, publishResponse{
@@ -188,7 +192,7 @@ type eventsResponse struct {
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	q := store.EventsQuery{}
+	q := store.EventsQuery{MaxBytes: s.opts.PageBytes}
 	var err error
 	if q.Limit, err = intParam(r, "limit", 1000, 1, 10_000); err != nil {
 		s.writeError(w, err)
@@ -201,7 +205,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if c := vals.Get("cursor"); c != "" {
 		cur, err := store.ParseCursor(c)
 		if err != nil {
-			s.writeError(w, badQuery("cursor", err.Error(), "value_error"))
+			s.writeError(w, badQuery("cursor", "Cursor should be one a previous page returned as next_cursor", "value_error"))
 			return
 		}
 		q.After = &cur
@@ -226,7 +230,8 @@ type statsResponse struct {
 	Received          int64    `json:"received"`
 	UniqueProcessed   int64    `json:"unique_processed"`
 	DuplicatedDropped int64    `json:"duplicated_dropped"`
-	Topics            []string `json:"topics"`
+	Topics            []string `json:"topics"`       // the first STATS_MAX_TOPICS by name
+	TopicsCount       int64    `json:"topics_count"` // all of them
 	Uptime            int64    `json:"uptime"`
 	QueueDepth        int64    `json:"queue_depth"`
 	Pending           int64    `json:"pending"`
@@ -255,7 +260,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, statsResponse{
 		Received: c.Received(), UniqueProcessed: c.UniqueProcessed, DuplicatedDropped: c.DuplicatedDropped,
-		Topics: c.Topics, Uptime: int64(time.Since(s.started) / time.Second),
+		Topics: c.Topics, TopicsCount: c.TopicsCount, Uptime: int64(time.Since(s.started) / time.Second),
 		QueueDepth: d.Backlog, Pending: d.Pending, DeadLettered: d.DeadLettered, Workers: s.opts.Workers,
 	})
 }
@@ -310,8 +315,10 @@ type summaryResponse struct {
 	TotalProcessed int64                         `json:"total_processed"`
 	TotalDropped   int64                         `json:"total_dropped"`
 	TotalFailed    int64                         `json:"total_failed"`
-	ByTopic        map[string]*store.AuditCounts `json:"by_topic"`
-	ByWorker       map[string]*store.AuditCounts `json:"by_worker"`
+	ByTopic        map[string]*store.AuditCounts `json:"by_topic"`  // the STATS_MAX_TOPICS busiest
+	ByWorker       map[string]*store.AuditCounts `json:"by_worker"` // the STATS_MAX_TOPICS busiest
+	TopicsCount    int64                         `json:"topics_count"`
+	WorkersCount   int64                         `json:"workers_count"`
 }
 
 func (s *Server) auditSummary(w http.ResponseWriter, r *http.Request) {
@@ -324,6 +331,7 @@ func (s *Server) auditSummary(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, summaryResponse{
 		TotalReceived: t.Received, TotalQueued: t.Queued, TotalProcessed: t.Processed,
 		TotalDropped: t.Dropped, TotalFailed: t.Failed, ByTopic: sum.ByTopic, ByWorker: sum.ByWorker,
+		TopicsCount: sum.Topics, WorkersCount: sum.Workers,
 	})
 }
 
@@ -339,12 +347,16 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	// The reasons name the dependency only; its address, user and error
+	// go to the log.
 	if err := s.q.Ping(ctx); err != nil {
-		notReady("redis: " + err.Error())
+		s.log.Warn("not ready: redis", "err", err)
+		notReady("redis unavailable")
 		return
 	}
 	if err := s.st.Ping(ctx); err != nil {
-		notReady("postgres: " + err.Error())
+		s.log.Warn("not ready: postgres", "err", err)
+		notReady("postgres unavailable")
 		return
 	}
 	if !s.migrated.Load() {

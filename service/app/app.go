@@ -27,7 +27,7 @@ import (
 type Main struct {
 	Config config.Config
 	Log    *slog.Logger
-	// Listen is the address to listen on; empty means ":APP_PORT".
+	// Listen is the address to listen on; empty means APP_HOST:APP_PORT.
 	// Tests use "127.0.0.1:0".
 	Listen string
 
@@ -64,7 +64,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.metrics = metrics.New()
 
 	var err error
-	m.store, err = store.Open(ctx, c.DatabaseURL, store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod})
+	m.store, err = store.Open(ctx, c.DatabaseURL, m.storeSeam(store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod, MaxTopics: c.StatsMaxTopics}))
 	if err != nil {
 		return err
 	}
@@ -101,19 +101,20 @@ func (m *Main) Run(ctx context.Context) error {
 	}, wq, wst, m.metrics, m.Log)
 	m.pool.Start()
 
-	m.api = api.New(api.Options{
+	m.api = api.New(m.apiSeam(api.Options{
 		MaxBatch: c.MaxBatch, MaxBodyBytes: c.MaxBodyBytes, APIToken: c.APIToken,
 		RetryAfter: c.RetryAfter, Workers: c.WorkerCount, PublishTimeout: c.PublishTimeout,
-		Decode: m.decodeSeam(),
-	}, m.publishSeam(), m.store, m.metrics, m.Log)
+		Decode:    m.decodeSeam(),
+		PageBytes: c.EventsPageBytes, ReadConcurrency: c.ReadConcurrency, QueueMaxBytes: c.QueueMaxBytes,
+	}), m.publishSeam(), m.store, m.metrics, m.Log)
 	addr := m.Listen
 	if addr == "" {
-		addr = ":" + strconv.Itoa(c.Port)
+		addr = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
 	}
 	m.ln, err = net.Listen("tcp", addr)
 	if err != nil {
 		_ = m.pool.Stop(ctx)
-		return fmt.Errorf("app: listen on %s (APP_PORT): %w", addr, err)
+		return fmt.Errorf("app: listen on %s (APP_HOST, APP_PORT): %w", addr, err)
 	}
 	m.http = &http.Server{
 		Handler:           m.api.Handler(),
@@ -139,7 +140,20 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.Log.Info("serving", "addr", m.ln.Addr().String(), "instance", c.InstanceID,
 		"workers", c.WorkerCount, "batch_size", c.BatchSize, "batch_events", c.BatchEvents, "stream", m.queue.Stream())
+	m.logAuth()
 	return nil
+}
+
+// logAuth says at start whether auth is on and what it covers.
+func (m *Main) logAuth() {
+	const reads = "GET /events, /stats, /audit, /audit/summary, /metrics, /ready, /health, /docs, /openapi.json"
+	if m.Config.APIToken == "" {
+		m.Log.Warn("auth off: API_TOKEN is not set, so POST /publish needs no token; reads are open too",
+			"auth", false, "open", "POST /publish, "+reads)
+		return
+	}
+	m.Log.Info("auth on: POST /publish needs Authorization: Bearer <API_TOKEN>; reads need no token",
+		"auth", true, "protected", "POST /publish", "open", reads)
 }
 
 // Addr is the address the HTTP server listens on.
@@ -148,8 +162,10 @@ func (m *Main) Addr() string { return m.ln.Addr().String() }
 // URL is the base URL of the HTTP API.
 func (m *Main) URL() string {
 	addr := m.Addr()
-	if strings.HasPrefix(addr, "[::]:") {
-		addr = "127.0.0.1:" + strings.TrimPrefix(addr, "[::]:")
+	for _, pfx := range []string{"[::]:", "0.0.0.0:"} {
+		if strings.HasPrefix(addr, pfx) {
+			addr = "127.0.0.1:" + strings.TrimPrefix(addr, pfx)
+		}
 	}
 	return "http://" + addr
 }
@@ -228,7 +244,8 @@ func (m *Main) checkPersistence(ctx context.Context) {
 	}
 }
 
-// poll refreshes the queue gauges every second.
+// poll refreshes the queue gauges, and Redis's memory for QUEUE_MAX_BYTES,
+// every second.
 func (m *Main) poll(ctx context.Context) {
 	defer close(m.polled)
 	t := time.NewTicker(time.Second)
@@ -239,6 +256,11 @@ func (m *Main) poll(ctx context.Context) {
 			m.metrics.QueueDepth.Set(float64(d.Backlog))
 			m.metrics.Pending.Set(float64(d.Pending))
 			m.metrics.DeadLettered.Set(float64(d.DeadLettered))
+		}
+		if m.Config.QueueMaxBytes > 0 {
+			if n, err := m.queue.MemoryUsed(qctx); err == nil {
+				m.api.SetRedisMemory(n)
+			}
 		}
 		cancel()
 		select {

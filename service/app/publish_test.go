@@ -72,7 +72,8 @@ func TestPublishStatusCodes(t *testing.T) {
 		{name: "batch at MAX_BATCH", body: events(5, nil), code: 200, events: 5},
 		{name: "json with charset", ctype: "application/json; charset=utf-8", body: events(1, nil), code: 200, events: 1},
 		{name: "+json media type", ctype: "application/vnd.chronicle+json", body: events(1, nil), code: 200, events: 1},
-		{name: "no content type", ctype: "-", body: events(1, nil), code: 200, events: 1},
+		{name: "lower-case bearer scheme", auth: "bearer " + token, body: events(1, nil), code: 200, events: 1},
+		{name: "upper-case bearer scheme", auth: "BEARER " + token, body: events(1, nil), code: 200, events: 1},
 		{name: "chunked body", chunked: true, body: events(3, nil), code: 200, events: 3},
 
 		{name: "malformed json", body: `{"events": [`, code: 400},
@@ -93,6 +94,7 @@ func TestPublishStatusCodes(t *testing.T) {
 		{name: "chunked body over MAX_BODY_BYTES", chunked: true, body: big, code: 413},
 		{name: "more than MAX_BATCH events", body: events(6, nil), code: 413},
 
+		{name: "no content type", ctype: "-", body: events(1, nil), code: 415},
 		{name: "text/plain", ctype: "text/plain", body: events(1, nil), code: 415},
 		{name: "xml", ctype: "application/xml", body: events(1, nil), code: 415},
 		{name: "unparsable content type", ctype: "application/json; ;", body: events(1, nil), code: 415},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -19,7 +20,11 @@ import (
 
 // Config is the complete configuration of one service instance.
 type Config struct {
-	Port        int    // APP_PORT
+	Port int // APP_PORT
+	// Host is the address to listen on: 127.0.0.1 (this machine only) by
+	// default; 0.0.0.0 (every interface) must be asked for, as the
+	// container image does.
+	Host        string // APP_HOST
 	DatabaseURL string // DATABASE_URL
 	RedisURL    string // REDIS_URL
 
@@ -53,12 +58,18 @@ type Config struct {
 	// recognises it).
 	BatchTimeout time.Duration // BATCH_TIMEOUT
 	DrainGrace   time.Duration // DRAIN_GRACE: on SIGTERM, how long /ready answers 503 before the listener closes
-	APIToken     string        // API_TOKEN: when set, /publish needs "Authorization: Bearer <token>"
+	APIToken     string        // API_TOKEN: when set, /publish needs "Authorization: Bearer <token>"; blank (whitespace) is refused
 	LogLevel     string        // LOG_LEVEL: debug, info, warn, error
 	DBMaxConns   int           // DB_MAX_CONNS
 	RetryAfter   time.Duration // RETRY_AFTER: the Retry-After hint sent with 503
 	UpsertMethod string        // UPSERT_METHOD: unnest (default) or copy
 	DebugAddr    string        // DEBUG_ADDR: when set, net/http/pprof listens there (e.g. 127.0.0.1:6060)
+	// Bounds that hold memory and answers in check under hostile input
+	// (issue 16).
+	EventsPageBytes int   // EVENTS_PAGE_BYTES: one /events page, about (the cursor continues)
+	ReadConcurrency int   // READ_CONCURRENCY: reads of data served at once (0: no bound)
+	QueueMaxBytes   int64 // QUEUE_MAX_BYTES: Redis memory at which /publish answers 503 (0: no bound)
+	StatsMaxTopics  int   // STATS_MAX_TOPICS: topics (and workers) listed by /stats and /audit/summary
 	// PlantedBug switches on a negative control (CHRONICLE_PLANTED_BUG);
 	// only binaries built with the plantedbugs tag accept one.
 	PlantedBug string
@@ -76,6 +87,7 @@ func Defaults() Config {
 	}
 	return Config{
 		Port:           8080,
+		Host:           "127.0.0.1",
 		DatabaseURL:    "postgres://postgres@127.0.0.1:5432/chronicleweaver?sslmode=disable",
 		RedisURL:       "redis://127.0.0.1:6379/0",
 		InstanceID:     host,
@@ -98,6 +110,11 @@ func Defaults() Config {
 		DBMaxConns:     0, // 0: WorkerCount + 8
 		RetryAfter:     time.Second,
 		UpsertMethod:   "unnest",
+
+		EventsPageBytes: 4 << 20,
+		ReadConcurrency: 4,
+		QueueMaxBytes:   1 << 30,
+		StatsMaxTopics:  1000,
 	}
 }
 
@@ -107,6 +124,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c := Defaults()
 	p := parser{getenv: getenv}
 	p.int("APP_PORT", &c.Port, 1, 65535)
+	p.str("APP_HOST", &c.Host)
 	p.str("DATABASE_URL", &c.DatabaseURL)
 	p.str("REDIS_URL", &c.RedisURL)
 	p.str("INSTANCE_ID", &c.InstanceID)
@@ -125,12 +143,16 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.duration("IDEMPOTENCY_TTL", &c.IdempotencyTTL, time.Second)
 	p.duration("BATCH_TIMEOUT", &c.BatchTimeout, time.Second)
 	p.duration("DRAIN_GRACE", &c.DrainGrace, 0)
-	p.str("API_TOKEN", &c.APIToken)
+	p.token("API_TOKEN", &c.APIToken)
 	p.enum("LOG_LEVEL", &c.LogLevel, "debug", "info", "warn", "error")
 	p.int("DB_MAX_CONNS", &c.DBMaxConns, 0, 10_000)
 	p.duration("RETRY_AFTER", &c.RetryAfter, time.Second)
 	p.enum("UPSERT_METHOD", &c.UpsertMethod, "unnest", "copy")
 	p.str("DEBUG_ADDR", &c.DebugAddr)
+	p.int("EVENTS_PAGE_BYTES", &c.EventsPageBytes, 64<<10, 1<<30)
+	p.int("READ_CONCURRENCY", &c.ReadConcurrency, 0, 1024)
+	p.int64("QUEUE_MAX_BYTES", &c.QueueMaxBytes, 0, 1<<50)
+	p.int("STATS_MAX_TOPICS", &c.StatsMaxTopics, 1, 10_000_000)
 	p.str(planted.EnvVar, &c.PlantedBug)
 	if p.err != nil {
 		return Config{}, p.err
@@ -145,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if err := checkURL("REDIS_URL", c.RedisURL, "redis", "rediss", "unix"); err != nil {
 		return err
+	}
+	if c.Host != "localhost" && net.ParseIP(c.Host) == nil {
+		return fmt.Errorf("config: APP_HOST %q: must be an IP address (127.0.0.1: this machine only, 0.0.0.0: every interface) or localhost", c.Host)
 	}
 	if strings.TrimSpace(c.InstanceID) == "" || strings.ContainsAny(c.InstanceID, " \t\n") {
 		return fmt.Errorf("config: INSTANCE_ID %q: must be a non-empty name without spaces", c.InstanceID)
@@ -213,6 +238,20 @@ func (p *parser) str(name string, dst *string) {
 	if v, ok := p.lookup(name); ok {
 		*dst = v
 	}
+}
+
+// token reads a secret: unset means none, but a value of only whitespace
+// is refused (it would silently turn auth off). The value is not echoed.
+func (p *parser) token(name string, dst *string) {
+	if p.err != nil {
+		return
+	}
+	raw := p.getenv(name)
+	if raw != "" && strings.TrimSpace(raw) == "" {
+		p.err = fmt.Errorf("config: %s is set but blank (only whitespace): set a token, or unset it to turn auth off", name)
+		return
+	}
+	*dst = strings.TrimSpace(raw)
 }
 
 func (p *parser) int(name string, dst *int, lo, hi int) {

@@ -36,6 +36,7 @@ func TestDefaults(t *testing.T) {
 		{"MAX_BATCH 10000", c.MaxBatch == 10_000},
 		{"MAX_BODY_BYTES 10 MiB", c.MaxBodyBytes == 10<<20},
 		{"API_TOKEN unset", c.APIToken == ""},
+		{"APP_HOST 127.0.0.1 (this machine only)", c.Host == "127.0.0.1"},
 		{"LOG_LEVEL info", c.LogLevel == "info"},
 		{"UPSERT_METHOD unnest", c.UpsertMethod == "unnest"},
 		{"SHUTDOWN_TIMEOUT 30s", c.ShutdownTime == 30*time.Second},
@@ -67,7 +68,7 @@ func TestSettingsAreRead(t *testing.T) {
 		"INSTANCE_ID", "node-7", "WORKER_COUNT", "16", "BATCH_SIZE", "50", "BATCH_EVENTS", "0", "QUEUE_MAX_LEN", "5000", "MAX_ATTEMPTS", "3",
 		"MAX_BATCH", "100", "MAX_BODY_BYTES", "2048", "CLAIM_IDLE", "5s", "STREAM_PREFIX", "x:", "SHUTDOWN_TIMEOUT", "45",
 		"API_TOKEN", "tok", "LOG_LEVEL", "DEBUG", "DB_MAX_CONNS", "7", "RETRY_AFTER", "3s", "UPSERT_METHOD", "Copy",
-		"PUBLISH_TIMEOUT", "2500ms", "BATCH_TIMEOUT", "10", "IDEMPOTENCY_TTL", "90m",
+		"PUBLISH_TIMEOUT", "2500ms", "BATCH_TIMEOUT", "10", "IDEMPOTENCY_TTL", "90m", "APP_HOST", "0.0.0.0",
 	))
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +79,7 @@ func TestSettingsAreRead(t *testing.T) {
 	want.MaxBatch, want.MaxBodyBytes, want.ClaimIdle, want.StreamPrefix, want.ShutdownTime = 100, 2048, 5*time.Second, "x:", 45*time.Second
 	want.BatchEvents, want.PublishTimeout, want.BatchTimeout = 0, 2500*time.Millisecond, 10*time.Second
 	want.IdempotencyTTL = 90 * time.Minute
+	want.Host = "0.0.0.0"
 	want.APIToken, want.LogLevel, want.DBMaxConns, want.RetryAfter, want.UpsertMethod = "tok", "debug", 7, 3*time.Second, "copy"
 	if c != want {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -164,6 +166,10 @@ func TestBadSettings(t *testing.T) {
 		{"RETRY_AFTER", "x"},
 		{"UPSERT_METHOD", "merge"},
 		{"CHRONICLE_PLANTED_BUG", "not-a-bug"},
+		{"API_TOKEN", "   "},
+		{"API_TOKEN", "\t"},
+		{"APP_HOST", "example.com"},
+		{"APP_HOST", "127.0.0.1:8080"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {

@@ -26,8 +26,10 @@ import (
 //   - more than lim.MaxBatch elements -> *RequestError TooLarge (counted
 //     during the syntax pass, without validating any event).
 //
-// Then every event is validated and every problem is reported (up to
-// MaxErrors entries) in a *ValidationError. See validateEvent for the
+// Then every event is validated and the problems are reported in a
+// *ValidationError: validation stops at MaxErrors problems, and the list
+// holds as many as fit MaxErrorBytes plus a too_many_errors entry counting
+// the others; each string of a location is cut to MaxLocBytes. See validateEvent for the
 // per-event rules.
 func DecodeRequest(body []byte, lim Limits) ([]Event, error) {
 	return decodeRequest(body, lim, (*decoder).walk)
@@ -73,6 +75,7 @@ func decodeRequest(body []byte, lim Limits, elem walkStep) ([]Event, error) {
 	dc := decoderPool.Get().(*decoder)
 	defer dc.release()
 	dc.d, dc.lim, dc.plain, dc.elem = body, lim, !shape.special, elem
+	dc.errs.MaxBytes = lim.MaxErrorBytes
 	if cap(dc.offs) < shape.count {
 		dc.offs = make([]evOffsets, shape.count)
 	}
@@ -91,10 +94,9 @@ func decodeRequest(body []byte, lim Limits, elem walkStep) ([]Event, error) {
 			i++
 		}
 	}
-	if len(dc.errs) > 0 {
-		errs := dc.errs
-		dc.errs = nil // ownership moves to the ValidationError
-		return nil, &ValidationError{Errors: errs}
+	if dc.errs.Len() > 0 {
+		// Errors hands the list over to the ValidationError.
+		return nil, &ValidationError{Errors: dc.errs.Errors()}
 	}
 
 	// One allocation for all strings and one for all payloads.
@@ -335,7 +337,7 @@ type pathSeg struct{ ks, ke, idx int }
 type decoder struct {
 	d    []byte
 	lim  Limits
-	errs []FieldError
+	errs ErrorList
 	full bool // MaxErrors reached
 	// plain: no string in the body has an escape or a non-ASCII byte, so
 	// string checks and unescaping are no-ops.
@@ -361,7 +363,7 @@ const maxPooledBuf = 1 << 20
 
 func (dc *decoder) release() {
 	dc.d = nil
-	dc.errs = nil
+	dc.errs = ErrorList{}
 	dc.full = false
 	dc.strs = dc.strs[:0]
 	dc.pay = dc.pay[:0]
@@ -379,11 +381,9 @@ func (dc *decoder) release() {
 }
 
 func (dc *decoder) addErr(loc []any, msg, typ string) {
-	if len(dc.errs) >= MaxErrors {
+	if !dc.errs.Add(loc, msg, typ) {
 		dc.full = true
-		return
 	}
-	dc.errs = append(dc.errs, FieldError{Loc: loc, Msg: msg, Type: typ})
 }
 
 func evLoc(idx int, rest ...any) []any {

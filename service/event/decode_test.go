@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -67,6 +68,14 @@ func okCase(name string, body []byte, n int) decodeCase {
 
 func badCase(name string, body []byte, errs ...string) decodeCase {
 	return decodeCase{name: name, body: body, want: wantInvalid, errs: errs}
+}
+
+// pgNumbers runs c with the number limits at PostgreSQL's own (the most
+// Limits allow), to test the numeric boundary itself.
+func pgNumbers(c decodeCase) decodeCase {
+	c.lim = DefaultLimits()
+	c.lim.MaxNumberIntDigits, c.lim.MaxNumberFracDigits = pgMaxDWeight+1, pgMaxDScale
+	return c
 }
 
 func refusedCase(name string, body []byte, want outcome) decodeCase {
@@ -249,24 +258,40 @@ func decodeCases() []decodeCase {
 			L("0", "payload a")+" string_unicode", L("0", "payload b 0")+" string_unicode", L("0", "payload b 1 c")+" string_unicode"),
 
 		// ---- payload: numbers ----
-		okCase("number 1e131071", e(withPayload(payloadWith(`"n":1e131071`))), 1),
-		badCase("number 1e131072", e(withPayload(payloadWith(`"n":1e131072`))), L("0", "payload n")+" number_range"),
-		okCase("number 12.5e131070", e(withPayload(payloadWith(`"n":12.5e131070`))), 1),
-		badCase("number 12.5e131071", e(withPayload(payloadWith(`"n":12.5e131071`))), L("0", "payload n")+" number_range"),
-		okCase("number 0.00001e131076", e(withPayload(payloadWith(`"n":0.00001e131076`))), 1),
-		okCase("number 1e-16383", e(withPayload(payloadWith(`"n":1e-16383`))), 1),
-		badCase("number 1e-16384", e(withPayload(payloadWith(`"n":1E-16384`))), L("0", "payload n")+" number_range"),
-		okCase("number -0.5e-16382", e(withPayload(payloadWith(`"n":-0.5e-16382`))), 1),
-		badCase("number -0.5e-16383", e(withPayload(payloadWith(`"n":-0.5e-16383`))), L("0", "payload n")+" number_range"),
-		okCase("number 16383 fraction digits", e(withPayload(payloadWith(`"n":0.`+strings.Repeat("0", 16382)+`1`))), 1),
-		badCase("number 16384 fraction digits (zero)", e(withPayload(payloadWith(`"n":0.`+strings.Repeat("0", 16384)))), L("0", "payload n")+" number_range"),
-		okCase("number 0e1073741822", e(withPayload(payloadWith(`"n":0e1073741822`))), 1),
-		badCase("number 0e1073741823", e(withPayload(payloadWith(`"n":0e1073741823`))), L("0", "payload n")+" number_range"),
-		badCase("number 1e+999999999999999999999", e(withPayload(payloadWith(`"n":1e+999999999999999999999`))), L("0", "payload n")+" number_range"),
-		badCase("number 1e-999999999999999999999", e(withPayload(payloadWith(`"n":[1e-999999999999999999999]`))), L("0", "payload n 0")+" number_range"),
-		okCase("number 0e-16383", e(withPayload(payloadWith(`"n":0e-16383`))), 1),
-		badCase("number 0e-16384", e(withPayload(payloadWith(`"n":0e-16384`))), L("0", "payload n")+" number_range"),
-		okCase("number ordinary", e(withPayload(payloadWith(`"n":[0,-1,3.14,1e308,1e400,-2.5E-10,123456789012345678901234567890]`))), 1),
+		pgNumbers(okCase("number 1e131071", e(withPayload(payloadWith(`"n":1e131071`))), 1)),
+		pgNumbers(badCase("number 1e131072", e(withPayload(payloadWith(`"n":1e131072`))), L("0", "payload n")+" number_range")),
+		pgNumbers(okCase("number 12.5e131070", e(withPayload(payloadWith(`"n":12.5e131070`))), 1)),
+		pgNumbers(badCase("number 12.5e131071", e(withPayload(payloadWith(`"n":12.5e131071`))), L("0", "payload n")+" number_range")),
+		pgNumbers(okCase("number 0.00001e131076", e(withPayload(payloadWith(`"n":0.00001e131076`))), 1)),
+		pgNumbers(okCase("number 1e-16383", e(withPayload(payloadWith(`"n":1e-16383`))), 1)),
+		pgNumbers(badCase("number 1e-16384", e(withPayload(payloadWith(`"n":1E-16384`))), L("0", "payload n")+" number_range")),
+		pgNumbers(okCase("number -0.5e-16382", e(withPayload(payloadWith(`"n":-0.5e-16382`))), 1)),
+		pgNumbers(badCase("number -0.5e-16383", e(withPayload(payloadWith(`"n":-0.5e-16383`))), L("0", "payload n")+" number_range")),
+		pgNumbers(okCase("number 16383 fraction digits", e(withPayload(payloadWith(`"n":0.`+strings.Repeat("0", 16382)+`1`))), 1)),
+		pgNumbers(badCase("number 16384 fraction digits (zero)", e(withPayload(payloadWith(`"n":0.`+strings.Repeat("0", 16384)))), L("0", "payload n")+" number_range")),
+		pgNumbers(okCase("number 0e1073741822", e(withPayload(payloadWith(`"n":0e1073741822`))), 1)),
+		pgNumbers(badCase("number 0e1073741823", e(withPayload(payloadWith(`"n":0e1073741823`))), L("0", "payload n")+" number_range")),
+		pgNumbers(badCase("number 1e+999999999999999999999", e(withPayload(payloadWith(`"n":1e+999999999999999999999`))), L("0", "payload n")+" number_range")),
+		pgNumbers(badCase("number 1e-999999999999999999999", e(withPayload(payloadWith(`"n":[1e-999999999999999999999]`))), L("0", "payload n 0")+" number_range")),
+		pgNumbers(okCase("number 0e-16383", e(withPayload(payloadWith(`"n":0e-16383`))), 1)),
+		pgNumbers(badCase("number 0e-16384", e(withPayload(payloadWith(`"n":0e-16384`))), L("0", "payload n")+" number_range")),
+		okCase("number ordinary", e(withPayload(payloadWith(`"n":[0,-1,3.14,1e39,-2.5E-10,123456789012345678901234567890]`))), 1),
+		// Default limits: at most 40 digits before and 40 after the point
+		// as PostgreSQL prints the number.
+		okCase("number 9.99e39", e(withPayload(payloadWith(`"n":9.99e39`))), 1),
+		okCase("number 40 digits", e(withPayload(payloadWith(`"n":-`+strings.Repeat("9", 40)+`.5`))), 1),
+		badCase("number 1e40", e(withPayload(payloadWith(`"n":1e40`))), L("0", "payload n")+" number_range"),
+		badCase("number 41 digits", e(withPayload(payloadWith(`"n":1`+strings.Repeat("0", 40)))), L("0", "payload n")+" number_range"),
+		badCase("number 1e308", e(withPayload(payloadWith(`"n":[1,1e308]`))), L("0", "payload n 1")+" number_range"),
+		badCase("number 1e131071", e(withPayload(payloadWith(`"n":1e131071`))), L("0", "payload n")+" number_range"),
+		okCase("number 1e-40", e(withPayload(payloadWith(`"n":1e-40`))), 1),
+		okCase("number 0.5e-39", e(withPayload(payloadWith(`"n":0.5e-39`))), 1),
+		badCase("number 1e-41", e(withPayload(payloadWith(`"n":1e-41`))), L("0", "payload n")+" number_range"),
+		badCase("number 5e-324", e(withPayload(payloadWith(`"n":5e-324`))), L("0", "payload n")+" number_range"),
+		okCase("number 40 decimals", e(withPayload(payloadWith(`"n":0.`+strings.Repeat("0", 39)+`1`))), 1),
+		badCase("number 41 decimals (zero)", e(withPayload(payloadWith(`"n":0.`+strings.Repeat("0", 41)))), L("0", "payload n")+" number_range"),
+		okCase("number 1.5e-39 (40 decimals)", e(withPayload(payloadWith(`"n":1.5e-39`))), 1),
+		badCase("number 1.25e-40 (42 decimals)", e(withPayload(payloadWith(`"n":1.25e-40`))), L("0", "payload n")+" number_range"),
 
 		// ---- events element types ----
 		badCase("event is a number", e("5"), "[body events 0] dict_type"),
@@ -565,15 +590,57 @@ func noNUL(v any) bool {
 }
 
 func TestDecodeRequestErrorCap(t *testing.T) {
-	// 10000 empty events -> 50000 problems, capped at MaxErrors.
+	// 10000 empty events -> 50000 problems: validation stops at MaxErrors,
+	// and the list holds what fits MaxErrorBytes plus one entry counting
+	// the rest.
 	body := reqBody(strings.Split(strings.Repeat("{},", 10000), ",")[:10000]...)
 	_, err := DecodeRequest(body, DefaultLimits())
 	ve := asValidation(t, err)
-	if len(ve.Errors) != MaxErrors {
-		t.Fatalf("got %d errors, want %d", len(ve.Errors), MaxErrors)
+	n := len(ve.Errors)
+	last := ve.Errors[n-1]
+	want := fmt.Sprintf("...and %d more errors", MaxErrors-(n-1))
+	if last.Type != TypeTooManyErrors || !strings.HasPrefix(last.Msg, want) || !strings.Contains(last.Msg, "may be more") {
+		t.Fatalf("last entry %+v, want type %s and msg %q...", last, TypeTooManyErrors, want)
 	}
-	if got := locString(ve.Errors[MaxErrors-1].Loc); got != "[body events 199 payload]" {
-		t.Fatalf("last loc %s", got)
+	if got := locString(ve.Errors[0].Loc); got != "[body events 0 event_id]" {
+		t.Fatalf("first loc %s", got)
+	}
+	enc, err := json.Marshal(ve.Errors[:n-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(enc) > MaxErrorBytes || len(enc) < MaxErrorBytes-400 {
+		t.Fatalf("listed errors encode to %d bytes, want just under MaxErrorBytes (%d)", len(enc), MaxErrorBytes)
+	}
+}
+
+// A payload key of any length appears in an error location cut to
+// MaxLocBytes, whatever it holds (escapes, multi-byte characters).
+func TestDecodeRequestLongKeyLoc(t *testing.T) {
+	for _, key := range []string{
+		strings.Repeat("<", 55_000),
+		strings.Repeat(`\u00e9`, 10_000),
+		strings.Repeat("é", 33) + strings.Repeat(`\n`, 100),
+		strings.Repeat("a", MaxLocBytes),
+	} {
+		p := `{"message":"m","timestamp":"2024-01-02T03:04:05Z","` + key + `":["\u0000","\u0000"]}`
+		_, err := DecodeRequest(reqBody(withPayload(p)), DefaultLimits())
+		ve := asValidation(t, err)
+		if len(ve.Errors) != 2 {
+			t.Fatalf("key %.20s: %d errors, want 2", key, len(ve.Errors))
+		}
+		for _, fe := range ve.Errors {
+			k, _ := fe.Loc[4].(string)
+			if len(k) > MaxLocBytes+3 || !utf8.ValidString(k) {
+				t.Fatalf("key %.20s: loc element %q (%d bytes), want <= %d valid UTF-8", key, k, len(k), MaxLocBytes+3)
+			}
+			if len(key) > MaxLocBytes && !strings.HasSuffix(k, "…") {
+				t.Fatalf("key %.20s: cut loc element %q does not end with the ellipsis", key, k)
+			}
+			if len(key) == MaxLocBytes && k != key {
+				t.Fatalf("key of exactly MaxLocBytes cut: %q", k)
+			}
+		}
 	}
 }
 
@@ -648,7 +715,7 @@ func TestLimitsDefaults(t *testing.T) {
 	if got := (Limits{MaxBatch: -1, MaxPayloadBytes: -1, MaxDepth: -1}).normalized(); got != DefaultLimits() {
 		t.Fatalf("%+v", got)
 	}
-	if DefaultLimits() != (Limits{MaxBatch: 10000, MaxPayloadBytes: 65536, MaxDepth: 64}) {
+	if DefaultLimits() != (Limits{MaxBatch: 10000, MaxPayloadBytes: 65536, MaxDepth: 64, MaxNumberIntDigits: 40, MaxNumberFracDigits: 40, MaxErrorBytes: 16384}) {
 		t.Fatalf("%+v", DefaultLimits())
 	}
 }

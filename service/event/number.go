@@ -1,5 +1,18 @@
 package event
 
+// Numbers must print small. PostgreSQL stores a JSON number compactly but
+// prints it in full on every read: 1e131071 is 8 bytes in a request and
+// 131,072 characters in each /events answer. So a payload number is
+// accepted only when PostgreSQL prints it with at most
+// Limits.MaxNumberIntDigits digits before the decimal point (default 40:
+// |x| < 1e40, which holds every 128-bit integer) and at most
+// Limits.MaxNumberFracDigits after it (default 40; PostgreSQL keeps the
+// decimals as sent, so 1.50 prints as 1.50, and 1e-5 as 0.00001). A number
+// then prints in at most 82 characters. Doubles near the float64 extremes
+// (1e300, 5e-324) are refused: send them as strings.
+//
+// The limits cannot exceed what PostgreSQL numeric stores at all:
+//
 // PostgreSQL numeric limits (jsonb stores every JSON number as numeric, and
 // numeric_in applies exactly these checks; see set_var_from_str and
 // make_result in src/backend/utils/adt/numeric.c, PostgreSQL 12+):
@@ -21,9 +34,17 @@ const (
 	pgMaxDWeight     = 131071
 )
 
+// Default printed-number limits (see above).
+const (
+	DefaultMaxNumberIntDigits  = 40
+	DefaultMaxNumberFracDigits = 40
+)
+
 // scanNumberValid scans the (syntactically valid) JSON number at d[i] and
-// returns its end and whether PostgreSQL numeric can store it.
-func scanNumberValid(d []byte, i int) (end int, fits bool) {
+// returns its end and whether it prints within maxInt digits before and
+// maxFrac after the decimal point (maxInt <= pgMaxDWeight+1, maxFrac <=
+// pgMaxDScale, so PostgreSQL can store it).
+func scanNumberValid(d []byte, i, maxInt, maxFrac int) (end int, fits bool) {
 	if d[i] == '-' {
 		i++
 	}
@@ -44,10 +65,10 @@ func scanNumberValid(d []byte, i int) (end int, fits bool) {
 	if i >= len(d) || (d[i] != 'e' && d[i] != 'E') {
 		// No exponent: dscale = number of fraction digits; JSON forbids
 		// leading zeros, so the integer digit count is exact.
-		if fracEnd-fracStart <= pgMaxDScale && intEnd-intStart <= pgMaxDWeight+1 {
+		if fracEnd-fracStart <= maxFrac && intEnd-intStart <= maxInt {
 			return i, true
 		}
-		return i, numericFits(d[intStart:intEnd], d[fracStart:fracEnd], 0)
+		return i, numericFits(d[intStart:intEnd], d[fracStart:fracEnd], 0, maxInt, maxFrac)
 	}
 	i++
 	neg := false
@@ -70,15 +91,16 @@ func scanNumberValid(d []byte, i int) (end int, fits bool) {
 	if neg {
 		exp = -exp
 	}
-	return i, numericFits(d[intStart:intEnd], d[fracStart:fracEnd], exp)
+	return i, numericFits(d[intStart:intEnd], d[fracStart:fracEnd], exp, maxInt, maxFrac)
 }
 
-// numericFits applies the PostgreSQL numeric rule (see above) to a number
-// with integer digits intDigits, fraction digits fracDigits and decimal
-// exponent exp (|exp| <= pgMaxExponentAbs).
-func numericFits(intDigits, fracDigits []byte, exp int64) bool {
+// numericFits applies the rule (see above) to a number with integer digits
+// intDigits, fraction digits fracDigits and decimal exponent exp (|exp| <=
+// pgMaxExponentAbs): the display scale must be <= maxFrac and the decimal
+// weight of the leading digit < maxInt.
+func numericFits(intDigits, fracDigits []byte, exp int64, maxInt, maxFrac int) bool {
 	dscale := int64(len(fracDigits)) - exp
-	if dscale > pgMaxDScale {
+	if dscale > int64(maxFrac) {
 		return false
 	}
 	var dw int64
@@ -98,5 +120,5 @@ func numericFits(intDigits, fracDigits []byte, exp int64) bool {
 		}
 		dw = -int64(k+1) + exp
 	}
-	return dw <= pgMaxDWeight
+	return dw < int64(maxInt)
 }

@@ -15,8 +15,9 @@ import "strconv"
 //     free of \u0000 and of lone surrogate escapes (string_unicode; loc is the
 //     path to the value, e.g. [...,"payload","a",0], or for a key the path to
 //     it followed by "[key]" as pydantic does);
-//   - every number must fit PostgreSQL numeric (number_range at its path; see
-//     number.go for the exact rule);
+//   - every number must print small: at most Limits.MaxNumberIntDigits
+//     digits before the decimal point and MaxNumberFracDigits after it, as
+//     PostgreSQL prints it (number_range at its path; see number.go);
 //   - top-level "message" is required and must be a string (missing /
 //     string_type at [...,"payload","message"]); top-level "timestamp" is
 //     required and must satisfy ParseTimestamp (missing / datetime_type /
@@ -53,7 +54,7 @@ func (dc *decoder) validatePayload(idx int, sp span, out *span) {
 	}
 	dc.timestampField(dc.ts, true, idx)
 
-	if len(dc.errs) > 0 {
+	if dc.errs.Len() > 0 {
 		return // the request is rejected anyway
 	}
 	start := len(dc.pay)
@@ -74,7 +75,18 @@ func (dc *decoder) ws(i int) int {
 	return j
 }
 
-// payloadLoc builds the error location of the current payload path.
+// addPayloadErr records an error at the current payload path; the location
+// is built only when the error will be listed.
+func (dc *decoder) addPayloadErr(msg, typ string, suffix ...any) {
+	var loc []any
+	if dc.errs.Listing() {
+		loc = dc.payloadLoc(suffix...)
+	}
+	dc.addErr(loc, msg, typ)
+}
+
+// payloadLoc builds the error location of the current payload path (each
+// key cut to MaxLocBytes).
 func (dc *decoder) payloadLoc(suffix ...any) []any {
 	loc := make([]any, 0, 4+len(dc.path)+len(suffix))
 	loc = append(loc, "body", "events", dc.evIdx, "payload")
@@ -110,7 +122,7 @@ func (dc *decoder) walk(i, depth int) int {
 			dc.path = append(dc.path, pathSeg{ks: ks, ke: ke})
 			if !dc.plain {
 				if p := checkString(key); p != probNone {
-					dc.addErr(dc.payloadLoc("[key]"), p.msg(), TypeStringUnicode)
+					dc.addPayloadErr(p.msg(), TypeStringUnicode, "[key]")
 				}
 			}
 			i = dc.ws(dc.ws(ke) + 1) // past ':'
@@ -154,7 +166,7 @@ func (dc *decoder) walk(i, depth int) int {
 		e := skipStringValid(d, i)
 		if !dc.plain {
 			if p := checkString(d[i+1 : e-1]); p != probNone {
-				dc.addErr(dc.payloadLoc(), p.msg(), TypeStringUnicode)
+				dc.addPayloadErr(p.msg(), TypeStringUnicode)
 			}
 		}
 		return e
@@ -163,9 +175,9 @@ func (dc *decoder) walk(i, depth int) int {
 	case 'f':
 		return i + 5
 	default:
-		e, fits := scanNumberValid(d, i)
+		e, fits := scanNumberValid(d, i, dc.lim.MaxNumberIntDigits, dc.lim.MaxNumberFracDigits)
 		if !fits {
-			dc.addErr(dc.payloadLoc(), msgNumberRange, TypeNumberRange)
+			dc.addPayloadErr(dc.lim.numberMsg(), TypeNumberRange)
 		}
 		return e
 	}

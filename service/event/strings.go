@@ -112,13 +112,53 @@ func unescapeAppend(dst, raw []byte) []byte {
 }
 
 // lenientString decodes raw for use in an error location: valid UTF-8 is
-// guaranteed (invalid sequences become U+FFFD).
+// guaranteed (invalid sequences become U+FFFD) and the result is cut to
+// MaxLocBytes (see CutLoc). Only the start of raw is decoded, so a long key
+// costs no more than a short one.
 func lenientString(raw []byte) string {
-	s := string(unescapeAppend(nil, raw))
+	// Each decoded byte takes at least one raw byte and escapes take at
+	// most 12 raw bytes for 4 decoded ones: decoding raw up to the escape
+	// boundary past 4*MaxLocBytes raw bytes yields more than CutLoc keeps.
+	cut := len(raw)
+	for i := 0; i < len(raw); {
+		if i >= 4*MaxLocBytes+4 {
+			cut = i
+			break
+		}
+		switch {
+		case raw[i] != '\\':
+			i++
+		case raw[i+1] == 'u':
+			i += 6
+		default:
+			i += 2
+		}
+	}
+	s := string(unescapeAppend(nil, raw[:cut]))
+	if cut < len(raw) {
+		s += string(truncMark) // CutLoc sees that the string was longer
+	}
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	return s
+	return CutLoc(s)
+}
+
+// truncMark ends a location element that was cut.
+const truncMark = '…' // …
+
+// CutLoc bounds one element of an error location: a string longer than
+// MaxLocBytes keeps its first bytes (cut at a character boundary) followed
+// by "…", so the element, "…" included, is at most MaxLocBytes+3 bytes.
+func CutLoc(s string) string {
+	if len(s) <= MaxLocBytes {
+		return s
+	}
+	n := MaxLocBytes
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strings.ToValidUTF8(s[:n], "\uFFFD") + string(truncMark)
 }
 
 // needsEscape marks bytes that appendJSONString must escape.

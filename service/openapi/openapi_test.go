@@ -187,8 +187,8 @@ func TestSchemas(t *testing.T) {
 			t.Errorf("Stats.%s not required", name)
 		}
 	}
-	if len(stats.Properties) != 9 {
-		t.Errorf("Stats has %d properties, want 9", len(stats.Properties))
+	if len(stats.Properties) != 10 {
+		t.Errorf("Stats has %d properties, want 10", len(stats.Properties))
 	}
 
 	action := doc.Components.Schemas["AuditLog"].Value.Properties["action"].Value

@@ -32,6 +32,18 @@
 //	                                             the key record ignored
 //	queued-at-millis    store.QueuedAtMillis     apply step keeps the queue
 //	                                             time to the millisecond
+//	unbounded-422       event.UnboundedErrors    422 error list not capped in bytes
+//	numbers-print-large event.NumbersPrintLarge  payload numbers up to PostgreSQL's
+//	                                             limits (1e131071 accepted)
+//	query-unchecked     api.UncheckedQuery       query parameters reach
+//	                                             PostgreSQL unchecked (NUL -> 503)
+//	publish-any-content-type  api.AnyContentType /publish takes any Content-Type
+//	events-page-unbounded     api.UnboundedPages /events pages bounded by rows only
+//	stats-topics-unbounded    store.UnboundedTopics  /stats lists every topic
+//
+// The last six loosen a guard against hostile input (issue 16):
+// service/app/apiseam_planted.go hands the HTTP edge (or the store) the
+// bug's options.
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
@@ -95,6 +107,23 @@ const (
 	// QueuedAtMillis stores the queue time to the millisecond and the
 	// receive time to the microsecond: /audit lists QUEUED below RECEIVED.
 	QueuedAtMillis = "queued-at-millis"
+	// Unbounded422 lists every validation error however many bytes they
+	// take: a small request gets an answer many times its size.
+	Unbounded422 = "unbounded-422"
+	// NumbersPrintLarge accepts payload numbers up to PostgreSQL's numeric
+	// limits: 1e131071 is stored and printed with 131,072 digits per read.
+	NumbersPrintLarge = "numbers-print-large"
+	// QueryUnchecked sends query parameters to PostgreSQL unchecked: a NUL
+	// or invalid UTF-8 answers 503 (an outage) instead of 422.
+	QueryUnchecked = "query-unchecked"
+	// PublishAnyContentType accepts /publish with any Content-Type (or
+	// none), which a browser can send cross-site without a preflight.
+	PublishAnyContentType = "publish-any-content-type"
+	// EventsPageUnbounded bounds /events pages by rows only, not bytes.
+	EventsPageUnbounded = "events-page-unbounded"
+	// StatsTopicsUnbounded lists every topic in /stats and /audit/summary
+	// (STATS_MAX_TOPICS ignored): their size grows with the topics.
+	StatsTopicsUnbounded = "stats-topics-unbounded"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -113,6 +142,13 @@ var Descriptions = map[string]string{
 
 	IdempotencyForgotten: "the Idempotency-Key of a publish is ignored (a retried request is applied twice)",
 	QueuedAtMillis:       "the queue time stored to the millisecond, the receive time to the microsecond",
+
+	Unbounded422:          "422 error list not capped in bytes",
+	NumbersPrintLarge:     "payload numbers accepted up to PostgreSQL's limits (printed with up to 131,072 digits)",
+	QueryUnchecked:        "query parameters reach PostgreSQL unchecked (NUL, invalid UTF-8 -> 503)",
+	PublishAnyContentType: "/publish accepts any Content-Type, or none",
+	EventsPageUnbounded:   "/events pages bounded by rows only, not bytes",
+	StatsTopicsUnbounded:  "/stats and /audit/summary list every topic (STATS_MAX_TOPICS ignored)",
 }
 
 // Names lists the bugs, sorted.

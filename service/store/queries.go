@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Counts are the exact stats, read from the counters written with each batch.
@@ -15,19 +16,31 @@ type Counts struct {
 	UniqueProcessed   int64    // distinct stored keys
 	DuplicatedDropped int64    // copies dropped as duplicates
 	Failed            int64    // event copies of dead-lettered entries
-	Topics            []string // topics with at least one stored event, sorted
+	Topics            []string // topics with at least one stored event, sorted; the first Options.MaxTopics
+	TopicsCount       int64    // how many such topics there are (len(Topics) unless cut)
 }
 
 // Received is every applied copy: unique_processed + duplicated_dropped.
 func (c Counts) Received() int64 { return c.UniqueProcessed + c.DuplicatedDropped }
 
-// Counts reads the stats.
+// maxTopics is the LIMIT for listed topics or workers (NULL: none).
+func (s *Store) maxTopics() *int {
+	if s.opts.MaxTopics > 0 {
+		return &s.opts.MaxTopics
+	}
+	return nil
+}
+
+// Counts reads the stats. At most Options.MaxTopics topics are listed (the
+// first by name); TopicsCount counts them all.
 func (s *Store) Counts(ctx context.Context) (Counts, error) {
 	var c Counts
 	err := s.pool.QueryRow(ctx, `
+		WITH t AS (SELECT DISTINCT topic FROM counters WHERE processed > 0)
 		SELECT coalesce(sum(processed), 0)::bigint, coalesce(sum(dropped), 0)::bigint, coalesce(sum(failed), 0)::bigint,
-		       coalesce(array_agg(DISTINCT topic ORDER BY topic) FILTER (WHERE processed > 0), '{}')
-		FROM counters`).Scan(&c.UniqueProcessed, &c.DuplicatedDropped, &c.Failed, &c.Topics)
+		       (SELECT count(*) FROM t),
+		       array(SELECT topic FROM t ORDER BY topic LIMIT $1)
+		FROM counters`, s.maxTopics()).Scan(&c.UniqueProcessed, &c.DuplicatedDropped, &c.Failed, &c.TopicsCount, &c.Topics)
 	if err != nil {
 		return Counts{}, fmt.Errorf("store: read counters: %w", err)
 	}
@@ -65,6 +78,17 @@ func ParseCursor(s string) (Cursor, error) {
 	if json.Unmarshal(parts[0], &us) != nil || json.Unmarshal(parts[1], &c.Topic) != nil || json.Unmarshal(parts[2], &c.EventID) != nil {
 		return Cursor{}, ErrBadCursor
 	}
+	// The topic and event_id of a page's last event are valid UTF-8
+	// without NUL and within the field limits; anything else would reach
+	// PostgreSQL as a bad parameter.
+	for _, f := range []struct {
+		s   string
+		max int
+	}{{c.Topic, 255}, {c.EventID, 1024}} {
+		if len(f.s) > f.max || !utf8.ValidString(f.s) || strings.IndexByte(f.s, 0) >= 0 {
+			return Cursor{}, ErrBadCursor
+		}
+	}
 	c.TS = time.UnixMicro(us).UTC()
 	// Event timestamps lie in years 0001..9999 (the request rule), so no
 	// page returns a cursor outside them; such an instant would also
@@ -81,6 +105,18 @@ type EventsQuery struct {
 	HasTopic bool
 	Limit    int
 	After    *Cursor
+	// MaxBytes bounds the page's size, about as the API encodes it
+	// (EVENTS_PAGE_BYTES); 0: no bound. The page ends before the event
+	// that would pass it (it holds at least one event), and Next then
+	// continues from there.
+	MaxBytes int
+}
+
+// eventSize is about the size of e in the API's JSON (field names,
+// timestamps and quoting included; strings are counted unescaped, as
+// stored, which the 512 bytes of slack cover for ordinary text).
+func eventSize(e *StoredEvent) int {
+	return 512 + len(e.EventID) + len(e.Topic) + len(e.Source) + len(e.Payload)
 }
 
 // StoredEvent is an event as stored.
@@ -127,19 +163,25 @@ func (s *Store) Events(ctx context.Context, q EventsQuery) (EventsPage, error) {
 		return page, fmt.Errorf("store: read events: %w", err)
 	}
 	defer rows.Close()
+	size, more := 0, false
 	for rows.Next() {
 		var e StoredEvent
 		if err := rows.Scan(&e.EventID, &e.Topic, &e.Source, &e.Payload, &e.Timestamp, &e.StoredAt); err != nil {
 			return page, fmt.Errorf("store: read events: scan: %w", err)
 		}
+		size += eventSize(&e)
+		if len(page.Events) == q.Limit || (q.MaxBytes > 0 && size > q.MaxBytes && len(page.Events) > 0) {
+			more = true // the rest waits for the next page
+			break
+		}
 		e.Timestamp, e.StoredAt = e.Timestamp.UTC(), e.StoredAt.UTC()
 		page.Events = append(page.Events, e)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return page, fmt.Errorf("store: read events: %w", err)
 	}
-	if len(page.Events) > q.Limit {
-		page.Events = page.Events[:q.Limit]
+	if more {
 		last := page.Events[len(page.Events)-1]
 		page.Next = &Cursor{TS: last.Timestamp, Topic: last.Topic, EventID: last.EventID}
 	}
@@ -260,42 +302,53 @@ func (a *AuditCounts) add(processed, dropped, failed int64) {
 }
 
 // AuditSummary is the audit log counted in total, by topic and by worker.
+// ByTopic and ByWorker hold at most Options.MaxTopics entries each, the
+// busiest (most event copies) first; Topics and Workers count them all.
 type AuditSummary struct {
 	Total    AuditCounts
 	ByTopic  map[string]*AuditCounts
 	ByWorker map[string]*AuditCounts
+	Topics   int64
+	Workers  int64
 }
 
 // AuditSummary reads the summary from the counters (exact: they are written
 // in the same transaction as the audit rows they count).
 func (s *Store) AuditSummary(ctx context.Context) (AuditSummary, error) {
 	sum := AuditSummary{ByTopic: map[string]*AuditCounts{}, ByWorker: map[string]*AuditCounts{}}
-	rows, err := s.pool.Query(ctx, "SELECT worker_id, topic, processed, dropped, failed FROM counters")
+	var p, d, f int64
+	err := s.pool.QueryRow(ctx, `
+		SELECT coalesce(sum(processed), 0)::bigint, coalesce(sum(dropped), 0)::bigint, coalesce(sum(failed), 0)::bigint,
+		       count(DISTINCT topic), count(DISTINCT worker_id)
+		FROM counters`).Scan(&p, &d, &f, &sum.Topics, &sum.Workers)
 	if err != nil {
 		return sum, fmt.Errorf("store: read audit summary: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var w, t string
-		var p, d, f int64
-		if err := rows.Scan(&w, &t, &p, &d, &f); err != nil {
-			return sum, fmt.Errorf("store: read audit summary: scan: %w", err)
+	sum.Total.add(p, d, f)
+	for _, g := range []struct {
+		col string
+		m   map[string]*AuditCounts
+	}{{"topic", sum.ByTopic}, {"worker_id", sum.ByWorker}} {
+		rows, err := s.pool.Query(ctx, `
+			SELECT `+g.col+`, sum(processed)::bigint, sum(dropped)::bigint, sum(failed)::bigint FROM counters
+			GROUP BY 1 ORDER BY sum(processed + dropped + failed) DESC, 1 LIMIT $1`, s.maxTopics())
+		if err != nil {
+			return sum, fmt.Errorf("store: read audit summary by %s: %w", g.col, err)
 		}
-		sum.Total.add(p, d, f)
-		for _, m := range []struct {
-			k string
-			m map[string]*AuditCounts
-		}{{t, sum.ByTopic}, {w, sum.ByWorker}} {
-			c := m.m[m.k]
-			if c == nil {
-				c = &AuditCounts{}
-				m.m[m.k] = c
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k, &p, &d, &f); err != nil {
+				rows.Close()
+				return sum, fmt.Errorf("store: read audit summary by %s: scan: %w", g.col, err)
 			}
+			c := &AuditCounts{}
 			c.add(p, d, f)
+			g.m[k] = c
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return sum, fmt.Errorf("store: read audit summary: %w", err)
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return sum, fmt.Errorf("store: read audit summary by %s: %w", g.col, err)
+		}
 	}
 	return sum, nil
 }

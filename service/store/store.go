@@ -19,6 +19,9 @@ type Options struct {
 	MaxConns int
 	// Method is the batch upsert method: "unnest" (default) or "copy".
 	Method string
+	// MaxTopics bounds the topics (and workers) Counts and AuditSummary
+	// list (STATS_MAX_TOPICS); 0: no bound. The totals always count all.
+	MaxTopics int
 }
 
 // Store is a PostgreSQL database holding events, audit, counters and the ledger.
