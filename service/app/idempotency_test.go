@@ -173,6 +173,7 @@ func TestIdempotencyKeyRefused(t *testing.T) {
 	for name, vals := range cases {
 		req, err := http.NewRequest(http.MethodPost, tb.url+"/publish", bytes.NewReader(body))
 		mustf(t, err == nil, "%v", err)
+		req.Header.Set("Content-Type", "application/json")
 		req.Header["Idempotency-Key"] = vals
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
