@@ -116,6 +116,7 @@ verify-docker: build chronicle
 # --service-image (docker backend), both read through
 # subjects/chronicleweaver.yaml.
 verify-subject: build chronicle
+	$(call say,verify-subject: crash-service with our binary through --service-cmd and our image through --service-image (about 2 min))
 	$(CHRONICLE) run --smoke --scenario crash-service --service-cmd '$(CURDIR)/$(BIN)/chronicleweaver'
 	@if docker info >/dev/null 2>&1; then \
 		docker build -q -f service/Dockerfile -t chronicleweaver:verify-subject $(BIN) >/dev/null && \
