@@ -88,7 +88,8 @@ type EventSpec struct {
 	// in a scenario with faults and at least 2 topics, else 0; 0 turns it
 	// off.
 	SharedIDs *float64 `yaml:"shared_ids"`
-	// IdempotencyKeys (default true) sends an Idempotency-Key with every
+	// IdempotencyKeys (default true in checked scenarios, false in bench
+	// and search ones) sends an Idempotency-Key with every
 	// request to a subject that accepts one (api.publish.idempotency_key)
 	// and retries unknown outcomes with it; the checker then demands
 	// exact accounting per request. false: no key, no retry, the bound.

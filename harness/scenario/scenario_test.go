@@ -250,5 +250,9 @@ func TestIdempotencyKeysSetting(t *testing.T) {
 		if off != (name == "reply-lost-redis") {
 			t.Errorf("%s: idempotency_keys off = %v", name, off)
 		}
+		keyed := scenario.Options{}.IdempotencyHeader(s) != ""
+		if want := s.Kind == scenario.KindCheck && !off; keyed != want {
+			t.Errorf("%s (kind %s): sends keys = %v, want %v", name, s.Kind, keyed, want)
+		}
 	}
 }

@@ -50,9 +50,12 @@ func (o Options) loadConfig(e env.Env, cfg load.Config) load.Config {
 
 // idempotencyHeader is the header the load sends a key in: the subject's
 // (ours: Idempotency-Key), unless the scenario turns keys off
-// (events.idempotency_keys: false); "" for none.
+// (events.idempotency_keys: false); "" for none. Unset, keys are on in the
+// checked scenarios and off in the measured ones (bench, search): those
+// measure the service as the committed tables always have, without the
+// key record each keyed request adds to Redis.
 func (o Options) idempotencyHeader(s *Scenario) string {
-	if k := s.Events.IdempotencyKeys; k != nil && !*k {
+	if k := s.Events.IdempotencyKeys; (k != nil && !*k) || (k == nil && s.Kind != KindCheck) {
 		return ""
 	}
 	if o.Subject == nil {

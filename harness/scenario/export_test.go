@@ -1,0 +1,4 @@
+package scenario
+
+// IdempotencyHeader exposes idempotencyHeader to the external tests.
+func (o Options) IdempotencyHeader(s *Scenario) string { return o.idempotencyHeader(s) }
