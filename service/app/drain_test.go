@@ -74,16 +74,7 @@ func TestCloseDrainsBacklogAndRefusesNewRequests(t *testing.T) {
 
 	// Hold the workers: a lock on the events table blocks every insert, so
 	// the backlog is still there when Close starts.
-	lock, err := tb.db.Begin(ctx)
-	mustf(t, err == nil, "begin: %v", err)
-	_, err = lock.Exec(ctx, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-	mustf(t, err == nil, "lock: %v", err)
-	locked := true
-	defer func() {
-		if locked {
-			_ = lock.Rollback(ctx)
-		}
-	}()
+	unlock := tb.lockEvents(ctx)
 
 	var acked []string
 	for i := range 20 {
@@ -159,8 +150,7 @@ func TestCloseDrainsBacklogAndRefusesNewRequests(t *testing.T) {
 		t.Fatalf("Close returned (%v) while the backlog could not be applied", err)
 	default:
 	}
-	mustf(t, lock.Rollback(ctx) == nil, "unlock")
-	locked = false
+	mustf(t, unlock() == nil, "unlock")
 
 	select {
 	case err := <-closed:

@@ -509,3 +509,23 @@ func mustf(t *testing.T, ok bool, format string, args ...any) {
 		t.Fatalf(format, args...)
 	}
 }
+
+// lockEvents takes an ACCESS EXCLUSIVE lock on the events table in a
+// transaction of its own, so every insert of the workers waits for it (the
+// backlog stays queued), and returns unlock, which ends that transaction
+// once (later calls return nil); the test's cleanup unlocks it otherwise.
+func (tb *testbed) lockEvents(ctx context.Context) (unlock func() error) {
+	tb.t.Helper()
+	lock, err := tb.db.Begin(ctx)
+	mustf(tb.t, err == nil, "begin: %v", err)
+	var once sync.Once
+	unlock = func() error {
+		err := error(nil)
+		once.Do(func() { err = lock.Rollback(context.WithoutCancel(ctx)) })
+		return err
+	}
+	tb.t.Cleanup(func() { _ = unlock() })
+	_, err = lock.Exec(ctx, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+	mustf(tb.t, err == nil, "lock: %v", err)
+	return unlock
+}

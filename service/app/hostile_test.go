@@ -457,11 +457,7 @@ func TestHostileReadConcurrency(t *testing.T) {
 	tb.drained()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	lock, err := tb.db.Begin(ctx)
-	mustf(t, err == nil, "begin: %v", err)
-	defer func() { _ = lock.Rollback(ctx) }()
-	_, err = lock.Exec(ctx, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-	mustf(t, err == nil, "lock: %v", err)
+	unlock := tb.lockEvents(ctx)
 
 	held := make(chan int, 1)
 	go func() {
@@ -484,7 +480,7 @@ func TestHostileReadConcurrency(t *testing.T) {
 	// Ingestion is not starved: a publish is acknowledged (the queue is
 	// Redis; the workers wait on the lock like the read).
 	mustf(t, tb.publish(ev("t", "1")) == 200, "publish while reads are busy")
-	mustf(t, lock.Rollback(ctx) == nil, "unlock")
+	mustf(t, unlock() == nil, "unlock")
 	mustf(t, <-held == http.StatusOK, "the held read did not finish with 200")
 	mustf(t, tb.getJSON("/stats", nil) == 200, "read after the held one finished")
 }

@@ -66,16 +66,7 @@ func TestIdempotencyKeyAppliesOnce(t *testing.T) {
 	tb := newTestbed(t, func(c *config.Config) { c.WorkerCount = 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	lock, err := tb.db.Begin(ctx)
-	mustf(t, err == nil, "begin: %v", err)
-	_, err = lock.Exec(ctx, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-	mustf(t, err == nil, "lock: %v", err)
-	locked := true
-	defer func() {
-		if locked {
-			_ = lock.Rollback(ctx)
-		}
-	}()
+	unlock := tb.lockEvents(ctx)
 	entries := func() int64 {
 		n, err := tb.rdb.XLen(ctx, tb.q.Stream()).Result()
 		mustf(t, err == nil, "XLEN: %v", err)
@@ -107,8 +98,7 @@ func TestIdempotencyKeyAppliesOnce(t *testing.T) {
 	mustf(t, code == 200 && replayed == "", "no key: %d %q", code, replayed)
 	mustf(t, entries() == 3, "%d entries, want 3", entries())
 
-	mustf(t, lock.Rollback(ctx) == nil, "unlock")
-	locked = false
+	mustf(t, unlock() == nil, "unlock")
 	s := tb.drained()
 
 	// Once applied: still a replay.

@@ -28,16 +28,7 @@ func TestPublishStatusCodes(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	lock, err := tb.db.Begin(ctx)
-	mustf(t, err == nil, "begin: %v", err)
-	_, err = lock.Exec(ctx, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-	mustf(t, err == nil, "lock: %v", err)
-	locked := true
-	defer func() {
-		if locked {
-			_ = lock.Rollback(ctx)
-		}
-	}()
+	unlock := tb.lockEvents(ctx)
 
 	events := func(n int, mutate func(i int, e map[string]any)) string {
 		var evs []map[string]any
@@ -187,8 +178,7 @@ func TestPublishStatusCodes(t *testing.T) {
 		})
 	}
 
-	mustf(t, lock.Rollback(ctx) == nil, "unlock")
-	locked = false
+	mustf(t, unlock() == nil, "unlock")
 	s := tb.drained()
 	if s.Received != wantReceived || s.UniqueProcessed+s.DuplicatedDropped != wantReceived {
 		t.Fatalf("stats %+v, want exactly the %d events of the 200 answers", s, wantReceived)
