@@ -411,6 +411,13 @@ func (s *Source) duplicate(pos int64) bool {
 
 // planBlock chooses exactly blockDuplicates positions of the block.
 func (s *Source) planBlock(start int64, size int) []bool {
+	return pickBlock(s.rng, start, size, blockDuplicates(start, size, s.cfg.DuplicateRatio))
+}
+
+// pickBlock marks d positions (at most all of them) of the block of size
+// starting at start, drawn with rng; position 0 of the block starting at 0
+// is never marked (the very first key or copy has nothing before it).
+func pickBlock(rng *rand.Rand, start int64, size, d int) []bool {
 	block := make([]bool, size)
 	lo := 0
 	if start == 0 {
@@ -420,9 +427,8 @@ func (s *Source) planBlock(start int64, size int) []bool {
 	for i := lo; i < size; i++ {
 		cand = append(cand, i)
 	}
-	d := blockDuplicates(start, size, s.cfg.DuplicateRatio)
-	for i := range d { // partial Fisher-Yates: the first d of a random permutation
-		j := i + s.rng.IntN(len(cand)-i)
+	for i := range min(d, len(cand)) { // partial Fisher-Yates: the first d of a random permutation
+		j := i + rng.IntN(len(cand)-i)
 		cand[i], cand[j] = cand[j], cand[i]
 		block[cand[i]] = true
 	}
@@ -468,22 +474,7 @@ func (s *Source) share(k int64) {
 // planKeyBlock chooses exactly round(BlockSize*SharedIDs) keys of the key
 // block starting at key number start (key 0 excepted) to share an id.
 func (s *Source) planKeyBlock(start int64) []bool {
-	block := make([]bool, BlockSize)
-	lo := 0
-	if start == 0 {
-		lo = 1
-	}
-	cand := make([]int, 0, BlockSize-lo)
-	for i := lo; i < BlockSize; i++ {
-		cand = append(cand, i)
-	}
-	d := min(int(math.Round(BlockSize*s.cfg.SharedIDs)), len(cand))
-	for i := range d {
-		j := i + s.srng.IntN(len(cand)-i)
-		cand[i], cand[j] = cand[j], cand[i]
-		block[cand[i]] = true
-	}
-	return block
+	return pickBlock(s.srng, start, BlockSize, int(math.Round(BlockSize*s.cfg.SharedIDs)))
 }
 
 // topicOf is the topic number of key k when it does not share an id (and
