@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -58,6 +59,18 @@ func TestVerify(t *testing.T) {
 	suite, err := verify.Load(name, os.Getenv("CHRONICLE_ONLY"), true)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The bounded run's controls run two at a time (make verify stays
+	// under 20 minutes); the published run's one at a time.
+	// CHRONICLE_CONTROLS_AT_ONCE=N chooses.
+	suite.ControlsAtOnce = 2
+	if full {
+		suite.ControlsAtOnce = 1
+	}
+	if s := os.Getenv("CHRONICLE_CONTROLS_AT_ONCE"); s != "" {
+		if suite.ControlsAtOnce, err = strconv.Atoi(s); err != nil || suite.ControlsAtOnce < 1 {
+			t.Fatalf("CHRONICLE_CONTROLS_AT_ONCE=%q: want a whole number of at least 1", s)
+		}
 	}
 	p.Items(len(suite.Scenarios) + len(suite.Controls))
 	v := suite.Run(context.Background(), cmd, o, func(name string, item verify.Item) {
