@@ -33,17 +33,31 @@ type Config struct {
 	// instances must not share it.
 	InstanceID string // INSTANCE_ID, default: hostname
 
-	WorkerCount  int           // WORKER_COUNT
-	BatchSize    int           // BATCH_SIZE: stream entries read per batch, at most
-	BatchEvents  int           // BATCH_EVENTS: events per batch, about (0: BATCH_SIZE alone decides)
-	BatchLinger  time.Duration // BATCH_LINGER: wait to fill a batch that is not full
-	QueueMaxLen  int64         // QUEUE_MAX_LEN: unapplied events before /publish answers 503
-	MaxAttempts  int           // MAX_ATTEMPTS before an entry is dead-lettered
-	MaxBatch     int           // MAX_BATCH: events per request
-	MaxBodyBytes int64         // MAX_BODY_BYTES
-	ClaimIdle    time.Duration // CLAIM_IDLE: idle time after which another consumer's pending entry is claimed
-	StreamPrefix string        // STREAM_PREFIX: prefix of every Redis key the service uses
-	ShutdownTime time.Duration // SHUTDOWN_TIMEOUT
+	WorkerCount int           // WORKER_COUNT
+	BatchSize   int           // BATCH_SIZE: stream entries read per batch, at most
+	BatchEvents int           // BATCH_EVENTS: events per batch, about (0: BATCH_SIZE alone decides)
+	BatchLinger time.Duration // BATCH_LINGER: wait to fill a batch that is not full
+	QueueMaxLen int64         // QUEUE_MAX_LEN: unapplied events before /publish answers 503
+	MaxAttempts int           // MAX_ATTEMPTS before an entry is dead-lettered
+	// MaxDeliveries is how many times an entry may be delivered without
+	// being acknowledged before it is dead-lettered ("delivered N times
+	// without an acknowledgement"): an entry whose processing kills the
+	// process is never refused for its data (MAX_ATTEMPTS counts those),
+	// only redelivered, so without this bound it would come back forever.
+	// Above what restarts alone produce: each kill of an instance
+	// redelivers the entries it had in flight once.
+	MaxDeliveries int // MAX_DELIVERIES
+	// LedgerRetention is the margin the ledger pruner keeps before the
+	// oldest entry still in the stream: ledger rows of entries older than
+	// that are deleted in the background. 0 turns pruning off (the ledger
+	// then grows by one row per entry, forever).
+	LedgerRetention  time.Duration // LEDGER_RETENTION
+	LedgerPruneEvery time.Duration // LEDGER_PRUNE_INTERVAL: time between pruning passes
+	MaxBatch         int           // MAX_BATCH: events per request
+	MaxBodyBytes     int64         // MAX_BODY_BYTES
+	ClaimIdle        time.Duration // CLAIM_IDLE: idle time after which another consumer's pending entry is claimed
+	StreamPrefix     string        // STREAM_PREFIX: prefix of every Redis key the service uses
+	ShutdownTime     time.Duration // SHUTDOWN_TIMEOUT
 	// PublishTimeout bounds how long /publish waits for Redis to take and
 	// confirm a request's entry before it answers 503.
 	PublishTimeout time.Duration // PUBLISH_TIMEOUT
@@ -79,6 +93,16 @@ type Config struct {
 // Redis's memory, so their number is the request rate times the TTL.
 const MaxIdempotencyTTL = 30 * 24 * time.Hour
 
+// MinLedgerRetention bounds LEDGER_RETENTION (when not 0): the margin must
+// cover a second copy of one append, which a Redis client retrying a
+// command writes seconds after the first, with the same token.
+const MinLedgerRetention = time.Minute
+
+// MinMaxDeliveries bounds MAX_DELIVERIES: an entry redelivered alongside a
+// crashing one is delivered up to 3 times before it is applied alone
+// (worker: redelivered entries are applied one by one).
+const MinMaxDeliveries = 3
+
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
 	host, _ := os.Hostname()
@@ -86,30 +110,33 @@ func Defaults() Config {
 		host = "chronicleweaver"
 	}
 	return Config{
-		Port:           8080,
-		Host:           "127.0.0.1",
-		DatabaseURL:    "postgres://postgres@127.0.0.1:5432/chronicleweaver?sslmode=disable",
-		RedisURL:       "redis://127.0.0.1:6379/0",
-		InstanceID:     host,
-		WorkerCount:    4,
-		BatchSize:      200,
-		BatchEvents:    5_000,
-		BatchLinger:    2 * time.Millisecond,
-		QueueMaxLen:    1_000_000,
-		MaxAttempts:    5,
-		MaxBatch:       10_000,
-		MaxBodyBytes:   10 << 20,
-		ClaimIdle:      30 * time.Second,
-		StreamPrefix:   "chronicle:",
-		ShutdownTime:   30 * time.Second,
-		PublishTimeout: 5 * time.Second,
-		IdempotencyTTL: 24 * time.Hour,
-		BatchTimeout:   30 * time.Second,
-		DrainGrace:     time.Second,
-		LogLevel:       "info",
-		DBMaxConns:     0, // 0: WorkerCount + 8
-		RetryAfter:     time.Second,
-		UpsertMethod:   "unnest",
+		Port:             8080,
+		Host:             "127.0.0.1",
+		DatabaseURL:      "postgres://postgres@127.0.0.1:5432/chronicleweaver?sslmode=disable",
+		RedisURL:         "redis://127.0.0.1:6379/0",
+		InstanceID:       host,
+		WorkerCount:      4,
+		BatchSize:        200,
+		BatchEvents:      5_000,
+		BatchLinger:      2 * time.Millisecond,
+		QueueMaxLen:      1_000_000,
+		MaxAttempts:      5,
+		MaxDeliveries:    20,
+		LedgerRetention:  time.Hour,
+		LedgerPruneEvery: time.Minute,
+		MaxBatch:         10_000,
+		MaxBodyBytes:     10 << 20,
+		ClaimIdle:        30 * time.Second,
+		StreamPrefix:     "chronicle:",
+		ShutdownTime:     30 * time.Second,
+		PublishTimeout:   5 * time.Second,
+		IdempotencyTTL:   24 * time.Hour,
+		BatchTimeout:     30 * time.Second,
+		DrainGrace:       time.Second,
+		LogLevel:         "info",
+		DBMaxConns:       0, // 0: WorkerCount + 8
+		RetryAfter:       time.Second,
+		UpsertMethod:     "unnest",
 
 		EventsPageBytes: 4 << 20,
 		ReadConcurrency: 4,
@@ -134,6 +161,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.duration("BATCH_LINGER", &c.BatchLinger, 0)
 	p.int64("QUEUE_MAX_LEN", &c.QueueMaxLen, 1, 1<<50)
 	p.int("MAX_ATTEMPTS", &c.MaxAttempts, 1, 1000)
+	p.int("MAX_DELIVERIES", &c.MaxDeliveries, MinMaxDeliveries, 10_000)
+	p.duration("LEDGER_RETENTION", &c.LedgerRetention, 0)
+	p.duration("LEDGER_PRUNE_INTERVAL", &c.LedgerPruneEvery, time.Second)
 	p.int("MAX_BATCH", &c.MaxBatch, 1, 1_000_000)
 	p.int64("MAX_BODY_BYTES", &c.MaxBodyBytes, 1024, 1<<32)
 	p.duration("CLAIM_IDLE", &c.ClaimIdle, 100*time.Millisecond)
@@ -176,6 +206,9 @@ func (c Config) Validate() error {
 	}
 	if c.IdempotencyTTL > MaxIdempotencyTTL {
 		return fmt.Errorf("config: IDEMPOTENCY_TTL=%q: must be at most %s", c.IdempotencyTTL, MaxIdempotencyTTL)
+	}
+	if c.LedgerRetention != 0 && c.LedgerRetention < MinLedgerRetention {
+		return fmt.Errorf("config: LEDGER_RETENTION=%q: must be 0 (no pruning) or at least %s", c.LedgerRetention, MinLedgerRetention)
 	}
 	if c.StreamPrefix == "" {
 		return errors.New("config: STREAM_PREFIX: must not be empty")
