@@ -56,6 +56,8 @@ func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, err
 	case planted.ArraysUnchecked:
 		// The publish path's request decoder (decodeSeam); the workers'
 		// are the production ones.
+	case planted.DeliveriesUncounted: // the workers' pending list without delivery counts
+		q = queue.DeliveriesUncounted{Queue: m.queue}
 	case planted.LedgerPrunedTooEarly:
 		// The ledger pruner's horizon (horizonSeam); the workers' are the
 		// production ones.
