@@ -3,7 +3,10 @@
 //
 // A crash at any point is safe: an entry is acknowledged only after the
 // transaction that applied it (and recorded its token in the ledger)
-// committed, and a redelivered entry is recognised by the ledger.
+// committed, and a redelivered entry is recognised by the ledger. An entry
+// whose processing itself crashes the process is dead-lettered once Redis
+// counts MaxDeliveries deliveries of it (recoverOwn); the Pruner deletes
+// the ledger rows no entry that can still be delivered needs.
 package worker
 
 import (
