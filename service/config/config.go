@@ -33,31 +33,17 @@ type Config struct {
 	// instances must not share it.
 	InstanceID string // INSTANCE_ID, default: hostname
 
-	WorkerCount int           // WORKER_COUNT
-	BatchSize   int           // BATCH_SIZE: stream entries read per batch, at most
-	BatchEvents int           // BATCH_EVENTS: events per batch, about (0: BATCH_SIZE alone decides)
-	BatchLinger time.Duration // BATCH_LINGER: wait to fill a batch that is not full
-	QueueMaxLen int64         // QUEUE_MAX_LEN: unapplied events before /publish answers 503
-	MaxAttempts int           // MAX_ATTEMPTS before an entry is dead-lettered
-	// MaxDeliveries is how many times an entry may be delivered without
-	// being acknowledged before it is dead-lettered ("delivered N times
-	// without an acknowledgement"): an entry whose processing kills the
-	// process is never refused for its data (MAX_ATTEMPTS counts those),
-	// only redelivered, so without this bound it would come back forever.
-	// Above what restarts alone produce: each kill of an instance
-	// redelivers the entries it had in flight once.
-	MaxDeliveries int // MAX_DELIVERIES
-	// LedgerRetention is the margin the ledger pruner keeps before the
-	// oldest entry still in the stream: ledger rows of entries older than
-	// that are deleted in the background. 0 turns pruning off (the ledger
-	// then grows by one row per entry, forever).
-	LedgerRetention  time.Duration // LEDGER_RETENTION
-	LedgerPruneEvery time.Duration // LEDGER_PRUNE_INTERVAL: time between pruning passes
-	MaxBatch         int           // MAX_BATCH: events per request
-	MaxBodyBytes     int64         // MAX_BODY_BYTES
-	ClaimIdle        time.Duration // CLAIM_IDLE: idle time after which another consumer's pending entry is claimed
-	StreamPrefix     string        // STREAM_PREFIX: prefix of every Redis key the service uses
-	ShutdownTime     time.Duration // SHUTDOWN_TIMEOUT
+	WorkerCount  int           // WORKER_COUNT
+	BatchSize    int           // BATCH_SIZE: stream entries read per batch, at most
+	BatchEvents  int           // BATCH_EVENTS: events per batch, about (0: BATCH_SIZE alone decides)
+	BatchLinger  time.Duration // BATCH_LINGER: wait to fill a batch that is not full
+	QueueMaxLen  int64         // QUEUE_MAX_LEN: unapplied events before /publish answers 503
+	MaxAttempts  int           // MAX_ATTEMPTS before an entry is dead-lettered
+	MaxBatch     int           // MAX_BATCH: events per request
+	MaxBodyBytes int64         // MAX_BODY_BYTES
+	ClaimIdle    time.Duration // CLAIM_IDLE: idle time after which another consumer's pending entry is claimed
+	StreamPrefix string        // STREAM_PREFIX: prefix of every Redis key the service uses
+	ShutdownTime time.Duration // SHUTDOWN_TIMEOUT
 	// PublishTimeout bounds how long /publish waits for Redis to take and
 	// confirm a request's entry before it answers 503.
 	PublishTimeout time.Duration // PUBLISH_TIMEOUT
@@ -84,6 +70,21 @@ type Config struct {
 	ReadConcurrency int   // READ_CONCURRENCY: reads of data served at once (0: no bound)
 	QueueMaxBytes   int64 // QUEUE_MAX_BYTES: Redis memory at which /publish answers 503 (0: no bound)
 	StatsMaxTopics  int   // STATS_MAX_TOPICS: topics (and workers) listed by /stats and /audit/summary
+
+	// Running for weeks (issue 15). MaxDeliveries is how many times an
+	// entry may be delivered without being acknowledged before it is
+	// dead-lettered ("delivered N times without an acknowledgement"): an
+	// entry whose processing kills the process is never refused for its
+	// data (MAX_ATTEMPTS counts those), only redelivered, so without this
+	// bound it would come back forever. It sits above what restarts alone
+	// produce: each kill of an instance redelivers what it had in flight
+	// once. LedgerRetention is the margin the ledger pruner keeps before
+	// the oldest entry still in the stream: ledger rows of entries older
+	// than that are deleted in the background; 0 turns pruning off (the
+	// ledger then grows by one row per request, forever).
+	MaxDeliveries    int           // MAX_DELIVERIES
+	LedgerRetention  time.Duration // LEDGER_RETENTION
+	LedgerPruneEvery time.Duration // LEDGER_PRUNE_INTERVAL: time between pruning passes
 	// PlantedBug switches on a negative control (CHRONICLE_PLANTED_BUG);
 	// only binaries built with the plantedbugs tag accept one.
 	PlantedBug string
@@ -110,38 +111,39 @@ func Defaults() Config {
 		host = "chronicleweaver"
 	}
 	return Config{
-		Port:             8080,
-		Host:             "127.0.0.1",
-		DatabaseURL:      "postgres://postgres@127.0.0.1:5432/chronicleweaver?sslmode=disable",
-		RedisURL:         "redis://127.0.0.1:6379/0",
-		InstanceID:       host,
-		WorkerCount:      4,
-		BatchSize:        200,
-		BatchEvents:      5_000,
-		BatchLinger:      2 * time.Millisecond,
-		QueueMaxLen:      1_000_000,
-		MaxAttempts:      5,
-		MaxDeliveries:    20,
-		LedgerRetention:  time.Hour,
-		LedgerPruneEvery: time.Minute,
-		MaxBatch:         10_000,
-		MaxBodyBytes:     10 << 20,
-		ClaimIdle:        30 * time.Second,
-		StreamPrefix:     "chronicle:",
-		ShutdownTime:     30 * time.Second,
-		PublishTimeout:   5 * time.Second,
-		IdempotencyTTL:   24 * time.Hour,
-		BatchTimeout:     30 * time.Second,
-		DrainGrace:       time.Second,
-		LogLevel:         "info",
-		DBMaxConns:       0, // 0: WorkerCount + 8
-		RetryAfter:       time.Second,
-		UpsertMethod:     "unnest",
+		Port:           8080,
+		Host:           "127.0.0.1",
+		DatabaseURL:    "postgres://postgres@127.0.0.1:5432/chronicleweaver?sslmode=disable",
+		RedisURL:       "redis://127.0.0.1:6379/0",
+		InstanceID:     host,
+		WorkerCount:    4,
+		BatchSize:      200,
+		BatchEvents:    5_000,
+		BatchLinger:    2 * time.Millisecond,
+		QueueMaxLen:    1_000_000,
+		MaxAttempts:    5,
+		MaxBatch:       10_000,
+		MaxBodyBytes:   10 << 20,
+		ClaimIdle:      30 * time.Second,
+		StreamPrefix:   "chronicle:",
+		ShutdownTime:   30 * time.Second,
+		PublishTimeout: 5 * time.Second,
+		IdempotencyTTL: 24 * time.Hour,
+		BatchTimeout:   30 * time.Second,
+		DrainGrace:     time.Second,
+		LogLevel:       "info",
+		DBMaxConns:     0, // 0: WorkerCount + 8
+		RetryAfter:     time.Second,
+		UpsertMethod:   "unnest",
 
 		EventsPageBytes: 4 << 20,
 		ReadConcurrency: 4,
 		QueueMaxBytes:   1 << 30,
 		StatsMaxTopics:  1000,
+
+		MaxDeliveries:    20,
+		LedgerRetention:  time.Hour,
+		LedgerPruneEvery: time.Minute,
 	}
 }
 
@@ -161,9 +163,6 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.duration("BATCH_LINGER", &c.BatchLinger, 0)
 	p.int64("QUEUE_MAX_LEN", &c.QueueMaxLen, 1, 1<<50)
 	p.int("MAX_ATTEMPTS", &c.MaxAttempts, 1, 1000)
-	p.int("MAX_DELIVERIES", &c.MaxDeliveries, MinMaxDeliveries, 10_000)
-	p.duration("LEDGER_RETENTION", &c.LedgerRetention, 0)
-	p.duration("LEDGER_PRUNE_INTERVAL", &c.LedgerPruneEvery, time.Second)
 	p.int("MAX_BATCH", &c.MaxBatch, 1, 1_000_000)
 	p.int64("MAX_BODY_BYTES", &c.MaxBodyBytes, 1024, 1<<32)
 	p.duration("CLAIM_IDLE", &c.ClaimIdle, 100*time.Millisecond)
@@ -183,6 +182,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.int("READ_CONCURRENCY", &c.ReadConcurrency, 0, 1024)
 	p.int64("QUEUE_MAX_BYTES", &c.QueueMaxBytes, 0, 1<<50)
 	p.int("STATS_MAX_TOPICS", &c.StatsMaxTopics, 1, 10_000_000)
+	p.int("MAX_DELIVERIES", &c.MaxDeliveries, MinMaxDeliveries, 10_000)
+	p.duration("LEDGER_RETENTION", &c.LedgerRetention, 0)
+	p.duration("LEDGER_PRUNE_INTERVAL", &c.LedgerPruneEvery, time.Second)
 	p.str(planted.EnvVar, &c.PlantedBug)
 	if p.err != nil {
 		return Config{}, p.err

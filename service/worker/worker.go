@@ -34,13 +34,7 @@ type Config struct {
 	BatchEvents int
 	ClaimIdle   time.Duration // claim other consumers' entries idle this long
 	MaxAttempts int           // data failures of one entry before it is dead-lettered
-	// MaxDeliveries (MAX_DELIVERIES) bounds the deliveries of one entry
-	// without an acknowledgement: a pending entry delivered that often
-	// (Redis's delivery counter) is dead-lettered when it comes back, as an
-	// entry whose processing kills the process would otherwise come back
-	// forever. 0: DefaultMaxDeliveries.
-	MaxDeliveries int
-	Block         time.Duration // how long a read waits for new entries (default 1s)
+	Block       time.Duration // how long a read waits for new entries (default 1s)
 	// Linger: when a read returns less than a full batch, wait this long
 	// and top the batch up before applying it. Fewer, larger transactions
 	// cost PostgreSQL less per event; the price is Linger of latency.
@@ -51,6 +45,12 @@ type Config struct {
 	// closed) and the batch retried. The abandoned attempt may still
 	// commit: the retry then finds its entries in the ledger.
 	BatchTimeout time.Duration
+	// MaxDeliveries (MAX_DELIVERIES) bounds the deliveries of one entry
+	// without an acknowledgement: a pending entry delivered that often
+	// (Redis's delivery counter) is dead-lettered when it comes back, as an
+	// entry whose processing kills the process would otherwise come back
+	// forever. 0: DefaultMaxDeliveries.
+	MaxDeliveries int
 }
 
 // Messages the workers log when a fault leaves a trace (the harness counts
