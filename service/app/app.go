@@ -35,6 +35,7 @@ type Main struct {
 	store    *store.Store
 	queue    *queue.Queue
 	pool     *worker.Pool
+	pruner   *worker.Pruner // nil when LEDGER_RETENTION is 0
 	api      *api.Server
 	http     *http.Server
 	ln       net.Listener
@@ -97,9 +98,15 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.pool = worker.New(worker.Config{
 		Instance: c.InstanceID, Count: c.WorkerCount, BatchSize: c.BatchSize, BatchEvents: c.BatchEvents,
-		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, Linger: c.BatchLinger, BatchTimeout: c.BatchTimeout,
+		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, MaxDeliveries: c.MaxDeliveries,
+		Linger: c.BatchLinger, BatchTimeout: c.BatchTimeout,
 	}, wq, wst, m.metrics, m.Log)
 	m.pool.Start()
+	if c.LedgerRetention > 0 {
+		m.pruner = worker.NewPruner(worker.PruneConfig{Retention: c.LedgerRetention, Interval: c.LedgerPruneEvery},
+			m.horizonSeam(), m.store, m.metrics, m.Log)
+		m.pruner.Start()
+	}
 
 	m.api = api.New(m.apiSeam(api.Options{
 		MaxBatch: c.MaxBatch, MaxBodyBytes: c.MaxBodyBytes, APIToken: c.APIToken,
@@ -210,6 +217,9 @@ func (m *Main) Close(ctx context.Context) error {
 		if err := m.pool.Stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if m.pruner != nil {
+		m.pruner.Stop()
 	}
 	if m.stopPoll != nil {
 		m.stopPoll()

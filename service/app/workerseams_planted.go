@@ -56,6 +56,11 @@ func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, err
 	case planted.ArraysUnchecked:
 		// The publish path's request decoder (decodeSeam); the workers'
 		// are the production ones.
+	case planted.DeliveriesUncounted: // the workers' pending list without delivery counts
+		q = queue.DeliveriesUncounted{Queue: m.queue}
+	case planted.LedgerPrunedTooEarly:
+		// The ledger pruner's horizon (horizonSeam); the workers' are the
+		// production ones.
 	case planted.RedisNoAOF:
 		// The harness starts Redis without its append-only file; the
 		// service is the production one.
@@ -68,4 +73,14 @@ func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, err
 	}
 	m.Log.Warn("PLANTED BUG ACTIVE: this instance is a negative control", "bug", bug)
 	return q, st, nil
+}
+
+// horizonSeam returns the queue the ledger pruner reads its horizon from:
+// the production one, or, under ledger-pruned-too-early, one that ignores
+// the entries still pending.
+func (m *Main) horizonSeam() worker.Horizon {
+	if m.Config.PlantedBug == planted.LedgerPrunedTooEarly {
+		return queue.LedgerPrunedTooEarly{Queue: m.queue}
+	}
+	return m.queue
 }

@@ -40,6 +40,10 @@
 //	publish-any-content-type  api.AnyContentType /publish takes any Content-Type
 //	events-page-unbounded     api.UnboundedPages /events pages bounded by rows only
 //	stats-topics-unbounded    store.UnboundedTopics  /stats lists every topic
+//	ledger-pruned-too-early   queue.LedgerPrunedTooEarly  the ledger pruner's
+//	                                             horizon ignores pending entries
+//	deliveries-uncounted      queue.DeliveriesUncounted  the workers' pending
+//	                                             list without delivery counts
 //
 // The last six loosen a guard against hostile input (issue 16):
 // service/app/apiseam_planted.go hands the HTTP edge (or the store) the
@@ -124,6 +128,17 @@ const (
 	// StatsTopicsUnbounded lists every topic in /stats and /audit/summary
 	// (STATS_MAX_TOPICS ignored): their size grows with the topics.
 	StatsTopicsUnbounded = "stats-topics-unbounded"
+
+	// LedgerPrunedTooEarly prunes the ledger by LEDGER_RETENTION alone,
+	// ignoring the entries still pending: an entry committed and not yet
+	// acknowledged when its consumer died loses its ledger row, and its
+	// redelivery is applied and counted again (issue 15).
+	LedgerPrunedTooEarly = "ledger-pruned-too-early"
+	// DeliveriesUncounted reads the pending list without Redis's delivery
+	// counter: an entry whose processing kills the process (a crash is
+	// never counted toward MAX_ATTEMPTS) is redelivered forever, blocking
+	// its consumer (issue 15).
+	DeliveriesUncounted = "deliveries-uncounted"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -149,6 +164,9 @@ var Descriptions = map[string]string{
 	PublishAnyContentType: "/publish accepts any Content-Type, or none",
 	EventsPageUnbounded:   "/events pages bounded by rows only, not bytes",
 	StatsTopicsUnbounded:  "/stats and /audit/summary list every topic (STATS_MAX_TOPICS ignored)",
+
+	LedgerPrunedTooEarly: "the ledger pruner ignores the oldest pending entry (a redelivery after a prune is applied again)",
+	DeliveriesUncounted:  "delivery counts ignored (an entry that crashes the process is redelivered forever)",
 }
 
 // Names lists the bugs, sorted.
