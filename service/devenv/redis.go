@@ -30,7 +30,16 @@ type RedisOptions struct {
 	NoAOF bool
 	// Logf, if set, receives lifecycle messages (start, stop, port retries).
 	Logf func(format string, args ...any)
+	// PrepareAOFDir, if set, is called with the path of the AOF directory
+	// (appendonlydir, not yet created) before the server first starts: the
+	// harness mounts a small filesystem there to fill it (a disk fault).
+	// Whatever it mounts must be unmounted before Close, which removes the
+	// server directory.
+	PrepareAOFDir func(path string) error
 }
+
+// AOFDirName is the AOF directory inside the server directory.
+const AOFDirName = "appendonlydir"
 
 // Redis is a redis-server in a temporary directory, run as a child process
 // with the append-only file on (unless RedisOptions.NoAOF) and RDB snapshots off. Its methods are safe for
@@ -91,6 +100,11 @@ func StartRedis(ctx context.Context, opts RedisOptions) (_ *Redis, err error) {
 	if err := r.writeConfig(); err != nil {
 		return nil, err
 	}
+	if opts.PrepareAOFDir != nil {
+		if err := opts.PrepareAOFDir(filepath.Join(dir, AOFDirName)); err != nil {
+			return nil, fmt.Errorf("redis: prepare the AOF directory: %w", err)
+		}
+	}
 	// Created private before the server starts; every start appends to it.
 	f, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -120,9 +134,9 @@ logfile ""
 save ""
 appendonly %s
 appendfsync %s
-appenddirname "appendonlydir"
+appenddirname %s
 appendfilename "appendonly.aof"
-`, strconv.Quote(r.dir), strconv.Quote(filepath.Join(r.dir, "redis.pid")), appendonly, r.opts.AppendFsync)
+`, strconv.Quote(r.dir), strconv.Quote(filepath.Join(r.dir, "redis.pid")), appendonly, r.opts.AppendFsync, strconv.Quote(AOFDirName))
 	if err := os.WriteFile(r.confPath, []byte(conf), 0o600); err != nil {
 		return fmt.Errorf("redis: write config: %w", err)
 	}

@@ -40,6 +40,12 @@
 //	publish-any-content-type  api.AnyContentType /publish takes any Content-Type
 //	events-page-unbounded     api.UnboundedPages /events pages bounded by rows only
 //	stats-topics-unbounded    store.UnboundedTopics  /stats lists every topic
+//	publish-ok-on-disk-error  queue.OKOnDiskError    publish path's append: Redis's
+//	                                                 MISCONF (AOF not writable)
+//	                                                 taken for success
+//	disk-full-ignored         store.DiskFullIgnored  commit step: a transaction
+//	                                                 refused with disk_full taken
+//	                                                 for committed
 //
 // The last six loosen a guard against hostile input (issue 16):
 // service/app/apiseam_planted.go hands the HTTP edge (or the store) the
@@ -124,6 +130,14 @@ const (
 	// StatsTopicsUnbounded lists every topic in /stats and /audit/summary
 	// (STATS_MAX_TOPICS ignored): their size grows with the topics.
 	StatsTopicsUnbounded = "stats-topics-unbounded"
+
+	// PublishOKOnDiskError answers 200 to a publish Redis refused because
+	// it cannot write its AOF (MISCONF, a full disk): acknowledged, never
+	// appended.
+	PublishOKOnDiskError = "publish-ok-on-disk-error"
+	// DiskFullIgnored takes a batch transaction PostgreSQL refused for want
+	// of disk space for committed: the batch is acknowledged and lost.
+	DiskFullIgnored = "disk-full-ignored"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -149,6 +163,9 @@ var Descriptions = map[string]string{
 	PublishAnyContentType: "/publish accepts any Content-Type, or none",
 	EventsPageUnbounded:   "/events pages bounded by rows only, not bytes",
 	StatsTopicsUnbounded:  "/stats and /audit/summary list every topic (STATS_MAX_TOPICS ignored)",
+
+	PublishOKOnDiskError: "publish answers 200 when Redis refused the append because its AOF cannot be written (MISCONF)",
+	DiskFullIgnored:      "a batch transaction refused with disk_full is taken for committed (and acknowledged)",
 }
 
 // Names lists the bugs, sorted.

@@ -1,0 +1,33 @@
+//go:build plantedbugs
+
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// DiskFullIgnored is the planted bug disk-full-ignored, a negative control
+// (see service/planted): the commit step takes a transaction PostgreSQL
+// refused for want of disk space (SQLSTATE 53100 disk_full, "could not
+// extend file") for one that went through, as a careless "the rows are
+// surely there" would, so the worker acknowledges a batch that was never
+// stored. Only a full disk under PostgreSQL exposes it; every other error
+// and method is the Store's own.
+type DiskFullIgnored struct{ *Store }
+
+// ApplyBatch is Store.ApplyBatch, with a disk_full failure reported as an
+// empty success.
+func (s DiskFullIgnored) ApplyBatch(ctx context.Context, worker string, entries []Entry) (Applied, error) {
+	res, err := s.Store.ApplyBatch(ctx, worker, entries)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == diskFull {
+		return Applied{}, nil
+	}
+	return res, err
+}
+
+// diskFull is PostgreSQL's SQLSTATE for a write refused for want of space.
+const diskFull = "53100"
