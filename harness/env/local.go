@@ -58,7 +58,7 @@ type LocalOptions struct {
 	// (default: the working directory).
 	SourceDir string
 
-	// RedisDisk, when > 0, puts Redis's AOF directory on a tmpfs of that
+	// RedisDisk, when > 0, puts Redis's working directory (its AOF) on a tmpfs of that
 	// many bytes, and PostgresDisk PostgreSQL's data directory (not its WAL
 	// nor its log), for FillDisk and FreeDisk. Mounting needs root: when it
 	// fails, StartLocal fails with an error wrapping ErrCannotMount. The
@@ -197,7 +197,7 @@ func StartLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
 	}()
 	go func() {
 		defer wg.Done()
-		l.redis, rdbErr = devenv.StartRedis(ctx, devenv.RedisOptions{AppendFsync: o.AppendFsync, NoAOF: o.NoAOF, Logf: o.Logf, PrepareAOFDir: prepareAOF})
+		l.redis, rdbErr = devenv.StartRedis(ctx, devenv.RedisOptions{AppendFsync: o.AppendFsync, NoAOF: o.NoAOF, Logf: o.Logf, PrepareDataDir: prepareAOF})
 	}()
 	wg.Wait()
 	if err := errors.Join(binErr, pgErr, rdbErr); err != nil {

@@ -30,16 +30,15 @@ type RedisOptions struct {
 	NoAOF bool
 	// Logf, if set, receives lifecycle messages (start, stop, port retries).
 	Logf func(format string, args ...any)
-	// PrepareAOFDir, if set, is called with the path of the AOF directory
-	// (appendonlydir, not yet created) before the server first starts: the
-	// harness mounts a small filesystem there to fill it (a disk fault).
-	// Whatever it mounts must be unmounted before Close, which removes the
-	// server directory.
-	PrepareAOFDir func(path string) error
+	// PrepareDataDir, if set, is called with the path of a directory (not
+	// yet created) that becomes the server's working directory (its
+	// "dir": the AOF directory and the temporary files Redis renames
+	// into it; the configuration and the log stay outside), before the
+	// server first starts: the harness mounts a small filesystem there
+	// to fill it (a disk fault). Whatever it mounts must be unmounted
+	// before Close, which removes the server directory.
+	PrepareDataDir func(path string) error
 }
-
-// AOFDirName is the AOF directory inside the server directory.
-const AOFDirName = "appendonlydir"
 
 // Redis is a redis-server in a temporary directory, run as a child process
 // with the append-only file on (unless RedisOptions.NoAOF) and RDB snapshots off. Its methods are safe for
@@ -100,9 +99,9 @@ func StartRedis(ctx context.Context, opts RedisOptions) (_ *Redis, err error) {
 	if err := r.writeConfig(); err != nil {
 		return nil, err
 	}
-	if opts.PrepareAOFDir != nil {
-		if err := opts.PrepareAOFDir(filepath.Join(dir, AOFDirName)); err != nil {
-			return nil, fmt.Errorf("redis: prepare the AOF directory: %w", err)
+	if opts.PrepareDataDir != nil {
+		if err := opts.PrepareDataDir(r.dataDir()); err != nil {
+			return nil, fmt.Errorf("redis: prepare the data directory: %w", err)
 		}
 	}
 	// Created private before the server starts; every start appends to it.
@@ -134,13 +133,22 @@ logfile ""
 save ""
 appendonly %s
 appendfsync %s
-appenddirname %s
+appenddirname "appendonlydir"
 appendfilename "appendonly.aof"
-`, strconv.Quote(r.dir), strconv.Quote(filepath.Join(r.dir, "redis.pid")), appendonly, r.opts.AppendFsync, strconv.Quote(AOFDirName))
+`, strconv.Quote(r.dataDir()), strconv.Quote(filepath.Join(r.dir, "redis.pid")), appendonly, r.opts.AppendFsync)
 	if err := os.WriteFile(r.confPath, []byte(conf), 0o600); err != nil {
 		return fmt.Errorf("redis: write config: %w", err)
 	}
 	return nil
+}
+
+// dataDir is the server's working directory: the server directory, or its
+// "data" subdirectory with RedisOptions.PrepareDataDir.
+func (r *Redis) dataDir() string {
+	if r.opts.PrepareDataDir != nil {
+		return filepath.Join(r.dir, "data")
+	}
+	return r.dir
 }
 
 // newAdminClient returns a minimal go-redis client (no retries, no
