@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -18,13 +19,17 @@ import (
 // and method is the Store's own.
 type DiskFullIgnored struct{ *Store }
 
-// ApplyBatch is Store.ApplyBatch, with a disk_full failure reported as an
-// empty success.
+// ApplyBatch is Store.ApplyBatch, with a disk_full failure reported as
+// every entry applied (none was).
 func (s DiskFullIgnored) ApplyBatch(ctx context.Context, worker string, entries []Entry) (Applied, error) {
 	res, err := s.Store.ApplyBatch(ctx, worker, entries)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == diskFull {
-		return Applied{}, nil
+		fresh := make([]int, len(entries))
+		for i := range entries {
+			fresh[i] = i
+		}
+		return Applied{Fresh: fresh, StoredAt: time.Now()}, nil
 	}
 	return res, err
 }
