@@ -65,6 +65,10 @@ type Options struct {
 	// QueueMaxBytes refuses publishes (503) while Redis holds this many
 	// bytes (QUEUE_MAX_BYTES; see SetRedisMemory); 0: no bound.
 	QueueMaxBytes int64
+	// Blocked, when set, says why the workers cannot apply anything now
+	// ("" when they can: see worker.Pool.Blocked); /ready answers 503 with
+	// that reason meanwhile.
+	Blocked func() string
 }
 
 // Queue is what the HTTP edge needs of the queue: *queue.Queue. Append is
