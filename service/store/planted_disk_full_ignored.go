@@ -4,10 +4,7 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // DiskFullIgnored is the planted bug disk-full-ignored, a negative control
@@ -23,8 +20,7 @@ type DiskFullIgnored struct{ *Store }
 // every entry applied (none was).
 func (s DiskFullIgnored) ApplyBatch(ctx context.Context, worker string, entries []Entry) (Applied, error) {
 	res, err := s.Store.ApplyBatch(ctx, worker, entries)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == diskFull {
+	if IsDiskFull(err) {
 		fresh := make([]int, len(entries))
 		for i := range entries {
 			fresh[i] = i
@@ -33,6 +29,3 @@ func (s DiskFullIgnored) ApplyBatch(ctx context.Context, worker string, entries 
 	}
 	return res, err
 }
-
-// diskFull is PostgreSQL's SQLSTATE for a write refused for want of space.
-const diskFull = "53100"
