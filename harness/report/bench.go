@@ -84,6 +84,8 @@ func writeScenarioPlots(dir string, h results.Header, s results.Scenario) ([]plo
 
 func verdict(s results.Scenario) string {
 	switch {
+	case s.Skipped != "":
+		return "**SKIPPED, not measured** (" + esc(s.Skipped) + ")"
 	case s.Error != "":
 		return "**INVALID** (run failed)"
 	case !s.Valid:

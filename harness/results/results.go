@@ -229,6 +229,9 @@ type Scenario struct {
 	FaultErrors []string `json:"fault_errors,omitempty"`
 	Valid       bool     `json:"valid"`
 	Error       string   `json:"error,omitempty"` // the run itself failed (environment, harness)
+	// Skipped says why the run could not be carried out here ("cannot
+	// mount: ..."): nothing was measured; it is not valid either.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // AllViolations are s.Violations, or for a record written before they

@@ -32,6 +32,9 @@ func startEnv(ctx context.Context, s *Scenario, o Options, dir string) (env.Env,
 	}
 	switch backend {
 	case BackendExternal:
+		if s.Env.RedisDisk > 0 || s.Env.PostgresDisk > 0 {
+			return nil, fmt.Errorf("%w: the external backend starts no dependency (env redis_disk, postgres_disk)", env.ErrCannotMount)
+		}
 		if o.Target == "" {
 			return nil, errors.New("scenario: the external backend needs --target")
 		}
@@ -53,6 +56,9 @@ func startEnv(ctx context.Context, s *Scenario, o Options, dir string) (env.Env,
 		}
 		if o.ServiceCmd != "" {
 			return nil, errors.New("scenario: --service-cmd runs on the local backend; the docker backend takes --service-image")
+		}
+		if s.Env.RedisDisk > 0 || s.Env.PostgresDisk > 0 {
+			return nil, fmt.Errorf("%w: the docker backend puts no dependency on a small filesystem (env redis_disk, postgres_disk): run it on the local backend", env.ErrCannotMount)
 		}
 		return env.StartDocker(ctx, env.DockerOptions{
 			Services: s.Env.Services, Settings: s.Env.Settings, AppendFsync: s.Env.Fsync, RunDir: dir, Logf: o.Logf,
@@ -81,6 +87,7 @@ func startEnv(ctx context.Context, s *Scenario, o Options, dir string) (env.Env,
 		// The fault proxy costs a copy per packet: only where links fail.
 		Proxy: links, Logf: o.Logf,
 		Subject: o.Subject, Command: o.ServiceCmd, SourceDir: o.SourceDir,
+		RedisDisk: int64(s.Env.RedisDisk), PostgresDisk: int64(s.Env.PostgresDisk),
 	})
 }
 

@@ -27,6 +27,12 @@ import (
 // request shape cannot carry the scenario's requests): nothing is measured.
 var ErrGap = errors.New("not measured")
 
+// ErrSkipped is wrapped by the error of a run that could not be carried
+// out on this machine or backend (a disk it cannot mount): nothing is
+// measured, and the result says why (results.Scenario.Skipped). A suite
+// shows it as skipped, never as passed.
+var ErrSkipped = errors.New("skipped")
+
 // ErrStart is wrapped by the error of a run whose environment did not
 // start (a subject that never became ready, an image that is missing).
 var ErrStart = errors.New("the environment did not start")
@@ -181,6 +187,11 @@ func Run(ctx context.Context, s *Scenario, o Options) (results.Scenario, error) 
 	if err == nil {
 		tr := &tracker{o: o, name: s.Name, start: time.Now()}
 		err = run(ctx, s, o, tr, dir, &res)
+	}
+	if errors.Is(err, env.ErrCannotMount) {
+		res.Skipped = "cannot mount: " + err.Error()
+		err = fmt.Errorf("scenario %s: %w: %s", s.Name, ErrSkipped, res.Skipped)
+		o.logf("%s: skipped, %s", s.Name, res.Skipped)
 	}
 	if err != nil {
 		res.Error = err.Error()

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,6 +73,48 @@ type EnvSpec struct {
 	Durable  bool              `yaml:"durable"`     // PostgreSQL fsync on (benchmarks)
 	Fsync    string            `yaml:"appendfsync"` // Redis appendfsync: always (default), everysec
 	Settings map[string]string `yaml:"settings"`    // service environment (service/config checks it)
+	// RedisDisk and PostgresDisk put Redis's AOF directory, or
+	// PostgreSQL's data directory, on a small filesystem of that size
+	// ("64MiB") that a disk-full fault fills (local backend, as root; the
+	// run is skipped where it cannot be made).
+	RedisDisk    Size `yaml:"redis_disk"`
+	PostgresDisk Size `yaml:"postgres_disk"`
+}
+
+// Size is a number of bytes written "64MiB", "512KiB", "1GiB" or "4096".
+type Size int64
+
+// UnmarshalYAML parses a size.
+func (z *Size) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: size must be a string like \"64MiB\"", n.Line)
+	}
+	v, err := ParseSize(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*z = Size(v)
+	return nil
+}
+
+// MarshalYAML writes the size in bytes.
+func (z Size) MarshalYAML() (any, error) { return int64(z), nil }
+
+// ParseSize parses a whole number of bytes with an optional KiB, MiB or
+// GiB suffix.
+func ParseSize(s string) (int64, error) {
+	num, mult := s, int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(s, suffix) {
+			num, mult = strings.TrimSuffix(s, suffix), m
+		}
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v <= 0 || v > (1<<40)/mult {
+		return 0, fmt.Errorf("size %q: want a positive whole number of bytes, optionally with KiB, MiB or GiB (\"64MiB\")", s)
+	}
+	return v * mult, nil
 }
 
 // EventSpec is the event source (a gen.Config; gen checks it).
@@ -389,7 +432,30 @@ func (s *Scenario) validate() error {
 	if err := nemesis.Validate(nemesisSpecs(s), s.Env.Services); err != nil {
 		return err
 	}
+	if err := s.validateDisks(); err != nil {
+		return err
+	}
 	return s.validateExpect()
+}
+
+// validateDisks checks that a disk-full fault hits a dependency started on
+// a small filesystem (env redis_disk, postgres_disk).
+func (s *Scenario) validateDisks() error {
+	for i, f := range s.Nemesis {
+		faults := []struct{ field, fault, target string }{{fmt.Sprintf("nemesis[%d]", i), f.Fault, f.Target}}
+		if u := f.During; u != nil {
+			faults = append(faults, struct{ field, fault, target string }{fmt.Sprintf("nemesis[%d].during", i), u.Fault, u.Target})
+		}
+		for _, g := range faults {
+			if g.fault != nemesis.DiskFull {
+				continue
+			}
+			if g.target == "redis" && s.Env.RedisDisk == 0 || g.target == "postgres" && s.Env.PostgresDisk == 0 {
+				return fmt.Errorf("%s: %s on %s needs env.%s_disk (the size of the filesystem it fills)", g.field, g.fault, g.target, g.target)
+			}
+		}
+	}
+	return nil
 }
 
 // validateExpect checks that the faults and the effects go together: a
@@ -400,7 +466,7 @@ func (s *Scenario) validateExpect() error {
 	n := len(s.effects())
 	switch {
 	case len(s.Nemesis) > 0 && n == 0:
-		return errors.New("expect: a scenario with faults must name at least one effect they provoke (rejected, unknown, recovered, retried, batch_timeout, own_pending, claimed, already_applied, appended_twice, drain_cut, slowed)")
+		return errors.New("expect: a scenario with faults must name at least one effect they provoke (rejected, unknown, recovered, retried, batch_timeout, own_pending, claimed, already_applied, appended_twice, drain_cut, disk_refused, disk_full, slowed)")
 	case len(s.Nemesis) == 0 && n > 0:
 		return errors.New("expect: effects are what faults provoke, and the scenario has no nemesis")
 	}

@@ -8,6 +8,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,6 +37,8 @@ var Controls = []Control{
 	{planted.AckOnDrainCut, "terminate-in-outage"},
 	{planted.DedupEventID, "hot-keys"},
 	{planted.IdempotencyForgotten, "crash-service"},
+	{planted.PublishOKOnDiskError, "disk-full-redis"},
+	{planted.DiskFullIgnored, "disk-full-postgres"},
 }
 
 // Suite is one run of a suite: its scenarios, then its controls, in order.
@@ -161,6 +164,9 @@ func (s Suite) Run(ctx context.Context, command string, o scenario.Options, do f
 // run, or it is invalid (a checker violation, a fault that did not apply as
 // planned, an expected effect not seen: the run's verdict says which).
 func scenarioFailure(res results.Scenario, err error) error {
+	if errors.Is(err, scenario.ErrSkipped) {
+		return fmt.Errorf("%w (not measured, not passed): %s", scenario.ErrSkipped, res.Skipped)
+	}
 	if err != nil {
 		return fmt.Errorf("run: %w (run folder %s)", err, res.RunDir)
 	}
@@ -189,6 +195,9 @@ func runControl(ctx context.Context, c Control, o scenario.Options) (results.Pla
 	o.PlantedBug = c.Bug
 	res, err := runScenario(ctx, c.Scenario, o)
 	pb.RunDir = res.RunDir
+	if errors.Is(err, scenario.ErrSkipped) {
+		return pb, fmt.Errorf("%w: control %s not run (not caught, not passed): %s", scenario.ErrSkipped, c.Bug, res.Skipped)
+	}
 	if err != nil {
 		return pb, fmt.Errorf("verify: control %s: %w", c.Bug, err)
 	}
@@ -205,7 +214,10 @@ func runControl(ctx context.Context, c Control, o scenario.Options) (results.Pla
 func Summary(v results.Verify) string {
 	var bad []string
 	for _, s := range v.Scenarios {
-		if !s.Valid {
+		switch {
+		case s.Skipped != "":
+			bad = append(bad, s.Name+" skipped ("+s.Skipped+")")
+		case !s.Valid:
 			bad = append(bad, s.Name+" invalid")
 		}
 	}

@@ -65,6 +65,10 @@ type Options struct {
 	// QueueMaxBytes refuses publishes (503) while Redis holds this many
 	// bytes (QUEUE_MAX_BYTES; see SetRedisMemory); 0: no bound.
 	QueueMaxBytes int64
+	// Blocked, when set, says why the workers cannot apply anything now
+	// ("" when they can: see worker.Pool.Blocked); /ready answers 503 with
+	// that reason meanwhile.
+	Blocked func() string
 }
 
 // Queue is what the HTTP edge needs of the queue: *queue.Queue. Append is
@@ -300,13 +304,18 @@ func (s *Server) writeError(w http.ResponseWriter, err error) int {
 	default:
 		// A dependency failed. The details (addresses, users, SQL states)
 		// go to the log only: the body says nothing internal.
-		s.log.Warn("request failed: dependency unavailable", "err", err)
+		s.log.Warn(LogDependencyFailed, "err", err)
 		s.retryAfter(w)
 		w.Header().Set(OutcomeHeader, "unknown")
 		writeJSON(w, http.StatusServiceUnavailable, detail("dependency unavailable: retry later"))
 		return http.StatusServiceUnavailable
 	}
 }
+
+// LogDependencyFailed is the message logged when a request fails because
+// Redis or PostgreSQL did (the harness counts it, with the error, to see
+// that a fault had its effect).
+const LogDependencyFailed = "request failed: dependency unavailable"
 
 // requestStatus is the status of a request refused as a whole.
 func requestStatus(k event.RequestKind) int {

@@ -335,8 +335,9 @@ func (s *Server) auditSummary(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// ready answers 200 only when both dependencies answer and the schema is
-// current, and never while draining.
+// ready answers 200 only when both dependencies answer, the schema is
+// current and the workers can apply (Options.Blocked), and never while
+// draining.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	notReady := func(reason string) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": reason})
@@ -358,6 +359,12 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("not ready: postgres", "err", err)
 		notReady("postgres unavailable")
 		return
+	}
+	if s.opts.Blocked != nil {
+		if why := s.opts.Blocked(); why != "" {
+			notReady(why)
+			return
+		}
 	}
 	if !s.migrated.Load() {
 		v, err := s.st.SchemaVersion(ctx)

@@ -113,6 +113,7 @@ func (m *Main) Run(ctx context.Context) error {
 		RetryAfter: c.RetryAfter, Workers: c.WorkerCount, PublishTimeout: c.PublishTimeout,
 		Decode:    m.decodeSeam(),
 		PageBytes: c.EventsPageBytes, ReadConcurrency: c.ReadConcurrency, QueueMaxBytes: c.QueueMaxBytes,
+		Blocked: m.pool.Blocked,
 	}), m.publishSeam(), m.store, m.metrics, m.Log)
 	addr := m.Listen
 	if addr == "" {

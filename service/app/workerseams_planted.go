@@ -50,7 +50,9 @@ func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, err
 		st = store.QueuedAtMillis{Store: m.store}
 	case planted.AckOnDrainCut: // the commit step acknowledges what a cut-short drain abandons
 		st = worker.AckOnDrainCut{Store: m.store, Queue: m.queue}
-	case planted.PublishOKOnTimeout, planted.IdempotencyForgotten:
+	case planted.DiskFullIgnored: // the commit step takes disk_full for committed
+		st = store.DiskFullIgnored{Store: m.store}
+	case planted.PublishOKOnTimeout, planted.IdempotencyForgotten, planted.PublishOKOnDiskError:
 		// The publish path's queue (publishSeam); the workers' are the
 		// production ones.
 	case planted.ArraysUnchecked:

@@ -44,6 +44,12 @@
 //	                                             horizon ignores pending entries
 //	deliveries-uncounted      queue.DeliveriesUncounted  the workers' pending
 //	                                             list without delivery counts
+//	publish-ok-on-disk-error  queue.OKOnDiskError    publish path's append: Redis's
+//	                                                 MISCONF (AOF not writable)
+//	                                                 taken for success
+//	disk-full-ignored         store.DiskFullIgnored  commit step: a transaction
+//	                                                 refused with disk_full taken
+//	                                                 for committed
 //
 // The last six loosen a guard against hostile input (issue 16):
 // service/app/apiseam_planted.go hands the HTTP edge (or the store) the
@@ -139,6 +145,13 @@ const (
 	// never counted toward MAX_ATTEMPTS) is redelivered forever, blocking
 	// its consumer (issue 15).
 	DeliveriesUncounted = "deliveries-uncounted"
+	// PublishOKOnDiskError answers 200 to a publish Redis refused because
+	// it cannot write its AOF (MISCONF, a full disk): acknowledged, never
+	// appended.
+	PublishOKOnDiskError = "publish-ok-on-disk-error"
+	// DiskFullIgnored takes a batch transaction PostgreSQL refused for want
+	// of disk space for committed: the batch is acknowledged and lost.
+	DiskFullIgnored = "disk-full-ignored"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -167,6 +180,8 @@ var Descriptions = map[string]string{
 
 	LedgerPrunedTooEarly: "the ledger pruner ignores the oldest pending entry (a redelivery after a prune is applied again)",
 	DeliveriesUncounted:  "delivery counts ignored (an entry that crashes the process is redelivered forever)",
+	PublishOKOnDiskError: "publish answers 200 when Redis refused the append because its AOF cannot be written (MISCONF)",
+	DiskFullIgnored:      "a batch transaction refused with disk_full is taken for committed (and acknowledged)",
 }
 
 // Names lists the bugs, sorted.

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/service/event"
@@ -63,6 +64,7 @@ const (
 	LogAlreadyApplied = "entries already applied, acknowledged without applying them again"
 	LogAppendedTwice  = "entries appended twice by a retried append, applied once"
 	LogCrashLoop      = "entry delivered too often without an acknowledgement, dead-lettering it"
+	LogDiskFull       = "postgres disk full: batches cannot be applied until space is freed"
 )
 
 // DefaultMaxDeliveries is Config.MaxDeliveries when unset.
@@ -107,6 +109,21 @@ type Pool struct {
 	drain  chan struct{} // closed by Stop: finish the backlog, then exit
 	cancel context.CancelFunc
 	done   chan struct{} // closed when every worker has returned
+
+	// diskFull is set (written by the workers, read by /ready through
+	// Blocked) when a batch transaction was refused for want of disk
+	// space, and cleared by the next one that commits.
+	diskFull atomic.Bool
+}
+
+// Blocked says why the workers cannot apply anything now ("" when they
+// can): PostgreSQL refused the last batch for want of disk space. /ready
+// reports it, so that an operator sees why the backlog grows.
+func (p *Pool) Blocked() string {
+	if p.diskFull.Load() {
+		return "postgres disk full: batches refused (SQLSTATE 53100), retrying until space is freed"
+	}
+	return ""
 }
 
 // New returns a pool; nothing runs until Start.
@@ -408,8 +425,12 @@ func (w *worker) apply(ctx context.Context, qs []queue.Entry, es []store.Entry) 
 		start := time.Now()
 		res, err := w.applyOnce(ctx, es)
 		if err == nil {
+			w.diskFull.Store(false)
 			w.committed(ctx, start, qs, es, res)
 			return
+		}
+		if store.IsDiskFull(err) && !w.diskFull.Swap(true) {
+			w.log.Error(LogDiskFull, "worker", w.name, "err", err)
 		}
 		if ctx.Err() != nil {
 			return // stopping: the entries stay pending and are redelivered
