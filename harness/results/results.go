@@ -193,6 +193,9 @@ type Scenario struct {
 	// not recorded); drawn as a line on the search plot.
 	SearchBoundMS float64   `json:"search_bound_p99_ms,omitempty"`
 	Baseline      *Baseline `json:"baseline,omitempty"`
+	// Attack is what a hostile client did beside the load (scenarios with
+	// an attack: section), and the load's throughput without and with it.
+	Attack *Attack `json:"attack,omitempty"`
 	// Published are the original design's figures for the same shape.
 	Published map[string]float64 `json:"published,omitempty"`
 
@@ -339,4 +342,46 @@ type PeerSubject struct {
 type PeerScenario struct {
 	Name string     `json:"name"`
 	Runs []Scenario `json:"runs"`
+}
+
+// Attack is a run with a hostile client beside the load: what each kind of
+// attack sent and got, and what the load and the service did meanwhile.
+type Attack struct {
+	Kinds []AttackKind `json:"kinds"`
+	// Held are connections opened by clients that never read their answer
+	// (or never finish their request), kept open during the attack.
+	Held int `json:"held_connections"`
+	// BaselineEventsPerSec and AttackEventsPerSec are the load's
+	// acknowledged event copies per second without and with the attacker
+	// (same load, same run); ThroughputRatio is attack / baseline and
+	// MinThroughputRatio the bound it must meet.
+	BaselineEventsPerSec float64 `json:"baseline_events_per_sec"`
+	AttackEventsPerSec   float64 `json:"attack_events_per_sec"`
+	ThroughputRatio      float64 `json:"throughput_ratio"`
+	MinThroughputRatio   float64 `json:"min_throughput_ratio"`
+	// PeakRSSMiB is the service's peak RSS over the run (every instance's
+	// largest), MaxRSSMiB the bound; 0 when not measured.
+	PeakRSSMiB float64 `json:"service_peak_rss_mib"`
+	MaxRSSMiB  float64 `json:"max_rss_mib"`
+}
+
+// AttackKind is one kind of hostile request: how many were sent, their
+// answers by status class, and the largest answer against its bound.
+type AttackKind struct {
+	Name string `json:"name"`
+	Want string `json:"want"` // the answers it must get, e.g. "422"
+	Sent int64  `json:"sent"`
+	// Classes counts answers by status class ("2xx", "4xx", "5xx") and
+	// "error" for no answer (a timeout, a refused connection).
+	Classes map[string]int64 `json:"classes"`
+	// Unwanted counts answers other than Want; OverBound those larger
+	// than the bound for their request's size.
+	Unwanted      int64   `json:"unwanted"`
+	OverBound     int64   `json:"over_bound"`
+	RequestBytes  int64   `json:"request_bytes"`
+	ResponseBytes int64   `json:"response_bytes"`
+	MaxResponse   int64   `json:"max_response_bytes"`
+	MaxRatio      float64 `json:"max_amplification"` // the largest response bytes / request bytes
+	// Example is the start of one unwanted answer (for the report).
+	Example string `json:"example,omitempty"`
 }

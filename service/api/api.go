@@ -161,9 +161,9 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"message": "ChronicleWeaver aggregator is running"})
 	})
 	r.Post("/publish", s.publish)
-	r.Get("/events", s.checkedQuery(s.limitedRead(s.events)))
+	r.Get("/events", s.checkedQuery(s.events)) // takes its read slot once parsed
 	r.Get("/stats", s.checkedQuery(s.limitedRead(s.stats)))
-	r.Get("/audit", s.checkedQuery(s.limitedRead(s.audit)))
+	r.Get("/audit", s.checkedQuery(s.audit)) // as /events
 	r.Get("/audit/summary", s.checkedQuery(s.limitedRead(s.auditSummary)))
 	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
@@ -230,27 +230,37 @@ var (
 	errQueueBytes   = &statusError{http.StatusServiceUnavailable, "Redis holds QUEUE_MAX_BYTES: retry later"}
 )
 
-// limitedRead serves next within ReadConcurrency: a read waits at most
-// ReadWait for its turn, then is refused with 503 and Retry-After.
+// limitedRead serves next within ReadConcurrency (see readSlot).
 func (s *Server) limitedRead(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.reads != nil {
-			t := time.NewTimer(s.opts.ReadWait)
-			select {
-			case s.reads <- struct{}{}:
-				t.Stop()
-				defer func() { <-s.reads }()
-			case <-t.C:
-				s.writeError(w, errBusyReads)
-				return
-			case <-r.Context().Done():
-				t.Stop()
-				s.writeError(w, r.Context().Err())
-				return
-			}
+		release, ok := s.readSlot(w, r)
+		if !ok {
+			return
 		}
+		defer release()
 		next(w, r)
 	}
+}
+
+// readSlot takes one of the ReadConcurrency slots for a read of data: it
+// waits at most ReadWait for its turn, then refuses the read with 503 and
+// Retry-After (and returns false). A handler parses its parameters before
+// it asks, so a bad request is 422 however busy the reads are.
+func (s *Server) readSlot(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	if s.reads == nil {
+		return func() {}, true
+	}
+	t := time.NewTimer(s.opts.ReadWait)
+	defer t.Stop()
+	select {
+	case s.reads <- struct{}{}:
+		return func() { <-s.reads }, true
+	case <-t.C:
+		s.writeError(w, errBusyReads)
+	case <-r.Context().Done():
+		s.writeError(w, r.Context().Err())
+	}
+	return nil, false
 }
 
 // OutcomeHeader tells a client whether a 503 left anything queued:

@@ -3,6 +3,7 @@
 package app
 
 import (
+	"runtime/debug"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/chronicleweaver/chronicleweaver/service/api"
 	"github.com/chronicleweaver/chronicleweaver/service/config"
@@ -42,6 +45,10 @@ type Main struct {
 	debug    *http.Server // pprof, when DEBUG_ADDR is set
 	stopPoll context.CancelFunc
 	polled   chan struct{}
+	// prevMemLimit is the runtime's memory limit before Run set
+	// MEMORY_LIMIT (restored by Close); memLimitSet says Run set one.
+	prevMemLimit int64
+	memLimitSet  bool
 }
 
 // NewLogger returns a JSON slog logger at level ("debug", "info", "warn", "error").
@@ -62,6 +69,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log = slog.New(slog.DiscardHandler)
 	}
 	m.metrics = metrics.New()
+	if lim := m.memorySeam(c.MemoryLimit); lim > 0 {
+		m.prevMemLimit, m.memLimitSet = debug.SetMemoryLimit(lim), true
+	}
 
 	var err error
 	m.store, err = store.Open(ctx, c.DatabaseURL, m.storeSeam(store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod, MaxTopics: c.StatsMaxTopics}))
@@ -116,6 +126,9 @@ func (m *Main) Run(ctx context.Context) error {
 		_ = m.pool.Stop(ctx)
 		return fmt.Errorf("app: listen on %s (APP_HOST, APP_PORT): %w", addr, err)
 	}
+	if c.MaxConnections > 0 {
+		m.ln = m.listenerSeam(netutil.LimitListener(m.ln, c.MaxConnections), m.ln)
+	}
 	m.http = &http.Server{
 		Handler:           m.api.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -139,7 +152,8 @@ func (m *Main) Run(ctx context.Context) error {
 	go m.poll(pctx)
 
 	m.Log.Info("serving", "addr", m.ln.Addr().String(), "instance", c.InstanceID,
-		"workers", c.WorkerCount, "batch_size", c.BatchSize, "batch_events", c.BatchEvents, "stream", m.queue.Stream())
+		"workers", c.WorkerCount, "batch_size", c.BatchSize, "batch_events", c.BatchEvents, "stream", m.queue.Stream(),
+		"memory_limit", debug.SetMemoryLimit(-1), "max_connections", c.MaxConnections, "read_concurrency", c.ReadConcurrency)
 	m.logAuth()
 	return nil
 }
@@ -205,6 +219,10 @@ func (m *Main) Close(ctx context.Context) error {
 		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, fmt.Errorf("app: http serve: %w", err))
 		}
+	}
+	if m.memLimitSet {
+		debug.SetMemoryLimit(m.prevMemLimit)
+		m.memLimitSet = false
 	}
 	if m.pool != nil {
 		if err := m.pool.Stop(ctx); err != nil {

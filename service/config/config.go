@@ -70,10 +70,24 @@ type Config struct {
 	ReadConcurrency int   // READ_CONCURRENCY: reads of data served at once (0: no bound)
 	QueueMaxBytes   int64 // QUEUE_MAX_BYTES: Redis memory at which /publish answers 503 (0: no bound)
 	StatsMaxTopics  int   // STATS_MAX_TOPICS: topics (and workers) listed by /stats and /audit/summary
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (debug.SetMemoryLimit): past it the collector works harder rather
+	// than let the heap grow. 0: the service sets none (GOMEMLIMIT, when
+	// set, still applies); when GOMEMLIMIT is set and MEMORY_LIMIT is
+	// not, GOMEMLIMIT is kept.
+	MemoryLimit int64 // MEMORY_LIMIT
+	// MaxConnections bounds the HTTP connections served at once; past it
+	// a new connection waits in the kernel's backlog until one closes
+	// (0: no bound).
+	MaxConnections int // MAX_CONNECTIONS
 	// PlantedBug switches on a negative control (CHRONICLE_PLANTED_BUG);
 	// only binaries built with the plantedbugs tag accept one.
 	PlantedBug string
 }
+
+// DefaultMemoryLimit is MEMORY_LIMIT's default: above the peak RSS of the
+// fault scenarios' backlogs, a bound for everything else.
+const DefaultMemoryLimit = 512 << 20
 
 // MaxIdempotencyTTL bounds IDEMPOTENCY_TTL: key records are kept in
 // Redis's memory, so their number is the request rate times the TTL.
@@ -115,6 +129,8 @@ func Defaults() Config {
 		ReadConcurrency: 4,
 		QueueMaxBytes:   1 << 30,
 		StatsMaxTopics:  1000,
+		MemoryLimit:     DefaultMemoryLimit,
+		MaxConnections:  4096,
 	}
 }
 
@@ -153,6 +169,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.int("READ_CONCURRENCY", &c.ReadConcurrency, 0, 1024)
 	p.int64("QUEUE_MAX_BYTES", &c.QueueMaxBytes, 0, 1<<50)
 	p.int("STATS_MAX_TOPICS", &c.StatsMaxTopics, 1, 10_000_000)
+	if getenv("MEMORY_LIMIT") == "" && getenv("GOMEMLIMIT") != "" {
+		c.MemoryLimit = 0 // the runtime's GOMEMLIMIT holds
+	}
+	p.int64("MEMORY_LIMIT", &c.MemoryLimit, 0, 1<<50)
+	p.int("MAX_CONNECTIONS", &c.MaxConnections, 0, 1_000_000)
 	p.str(planted.EnvVar, &c.PlantedBug)
 	if p.err != nil {
 		return Config{}, p.err
@@ -179,6 +200,9 @@ func (c Config) Validate() error {
 	}
 	if c.StreamPrefix == "" {
 		return errors.New("config: STREAM_PREFIX: must not be empty")
+	}
+	if c.MemoryLimit > 0 && c.MemoryLimit < 32<<20 {
+		return fmt.Errorf("config: MEMORY_LIMIT=%d: must be 0 (none) or at least %d bytes (32 MiB)", c.MemoryLimit, 32<<20)
 	}
 	return planted.Check(c.PlantedBug)
 }

@@ -40,10 +40,12 @@
 //	publish-any-content-type  api.AnyContentType /publish takes any Content-Type
 //	events-page-unbounded     api.UnboundedPages /events pages bounded by rows only
 //	stats-topics-unbounded    store.UnboundedTopics  /stats lists every topic
+//	memory-limit-ignored      app.memoryLimitIgnored MEMORY_LIMIT not set
+//	connections-unbounded     app.connectionsUnbounded  MAX_CONNECTIONS not applied
 //
-// The last six loosen a guard against hostile input (issue 16):
-// service/app/apiseam_planted.go hands the HTTP edge (or the store) the
-// bug's options.
+// The last eight loosen a guard against hostile input (issue 16):
+// service/app/apiseam_planted.go hands the HTTP edge (or the store, the
+// runtime, the listener) the bug's options.
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
@@ -124,6 +126,13 @@ const (
 	// StatsTopicsUnbounded lists every topic in /stats and /audit/summary
 	// (STATS_MAX_TOPICS ignored): their size grows with the topics.
 	StatsTopicsUnbounded = "stats-topics-unbounded"
+
+	// MemoryLimitIgnored never sets the runtime's memory limit
+	// (MEMORY_LIMIT read, not applied).
+	MemoryLimitIgnored = "memory-limit-ignored"
+	// ConnectionsUnbounded serves every connection (MAX_CONNECTIONS read,
+	// not applied): each held connection costs a goroutine and buffers.
+	ConnectionsUnbounded = "connections-unbounded"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -149,6 +158,8 @@ var Descriptions = map[string]string{
 	PublishAnyContentType: "/publish accepts any Content-Type, or none",
 	EventsPageUnbounded:   "/events pages bounded by rows only, not bytes",
 	StatsTopicsUnbounded:  "/stats and /audit/summary list every topic (STATS_MAX_TOPICS ignored)",
+	MemoryLimitIgnored:    "MEMORY_LIMIT not handed to the runtime (no soft memory limit)",
+	ConnectionsUnbounded:  "MAX_CONNECTIONS not applied (every connection served)",
 }
 
 // Names lists the bugs, sorted.

@@ -1,0 +1,25 @@
+//go:build plantedbugs
+
+package app_test
+
+import (
+	"testing"
+
+	"github.com/chronicleweaver/chronicleweaver/service/planted"
+)
+
+// memory-limit-ignored is caught by the check of TestMemoryLimitSet (not
+// parallel, as it: the limit is the process's).
+func TestMemoryLimitCatchesMemoryLimitIgnored(t *testing.T) {
+	v := memoryLimitViolation(t, planted.MemoryLimitIgnored)
+	mustf(t, v != "", "planted bug %s not caught by the memory limit check", planted.MemoryLimitIgnored)
+	t.Logf("caught: %s", v)
+}
+
+// connections-unbounded is caught by the check of TestMaxConnections.
+func TestMaxConnectionsCatchesConnectionsUnbounded(t *testing.T) {
+	t.Parallel()
+	v := maxConnectionsViolation(t, planted.ConnectionsUnbounded)
+	mustf(t, v != "", "planted bug %s not caught by the connections check", planted.ConnectionsUnbounded)
+	t.Logf("caught: %s", v)
+}
