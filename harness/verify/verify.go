@@ -35,6 +35,9 @@ var Controls = []Control{
 	{planted.AckOnDrainCut, "terminate-in-outage"},
 	{planted.DedupEventID, "hot-keys"},
 	{planted.IdempotencyForgotten, "crash-service"},
+	// The hostile client's bad query input must be 422: unchecked, a NUL
+	// reaches PostgreSQL and answers 503.
+	{planted.QueryUnchecked, "hostile"},
 }
 
 // Suite is one run of a suite: its scenarios, then its controls, in order.
