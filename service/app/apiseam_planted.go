@@ -39,6 +39,10 @@ func (m *Main) apiSeam(o api.Options) api.Options {
 		o.ContentTypeOK = api.AnyContentType
 	case planted.EventsPageUnbounded:
 		o = api.UnboundedPages(o)
+	case planted.ReadsUnlimited:
+		o = api.ReadsUnlimited(o)
+	case planted.QueueBytesUnbounded:
+		o = api.QueueBytesUnbounded(o)
 	}
 	return o
 }

@@ -23,3 +23,19 @@ func TestMaxConnectionsCatchesConnectionsUnbounded(t *testing.T) {
 	mustf(t, v != "", "planted bug %s not caught by the connections check", planted.ConnectionsUnbounded)
 	t.Logf("caught: %s", v)
 }
+
+// reads-unlimited is caught by the check of TestHostileReadConcurrency.
+func TestReadConcurrencyCatchesReadsUnlimited(t *testing.T) {
+	t.Parallel()
+	v := readConcurrencyViolation(t, planted.ReadsUnlimited)
+	mustf(t, v != "", "planted bug %s not caught by the read concurrency check", planted.ReadsUnlimited)
+	t.Logf("caught: %s", v)
+}
+
+// queue-bytes-unbounded is caught by the check of TestHostileQueueMaxBytes.
+func TestQueueMaxBytesCatchesQueueBytesUnbounded(t *testing.T) {
+	t.Parallel()
+	v := queueMaxBytesViolation(t, planted.QueueBytesUnbounded)
+	mustf(t, v != "", "planted bug %s not caught by the queue bytes check", planted.QueueBytesUnbounded)
+	t.Logf("caught: %s", v)
+}

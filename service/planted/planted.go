@@ -42,8 +42,10 @@
 //	stats-topics-unbounded    store.UnboundedTopics  /stats lists every topic
 //	memory-limit-ignored      app.memoryLimitIgnored MEMORY_LIMIT not set
 //	connections-unbounded     app.connectionsUnbounded  MAX_CONNECTIONS not applied
+//	reads-unlimited           api.ReadsUnlimited     READ_CONCURRENCY not applied
+//	queue-bytes-unbounded     api.QueueBytesUnbounded  QUEUE_MAX_BYTES not applied
 //
-// The last eight loosen a guard against hostile input (issue 16):
+// The last ten loosen a guard against hostile input (issue 16):
 // service/app/apiseam_planted.go hands the HTTP edge (or the store, the
 // runtime, the listener) the bug's options.
 //
@@ -133,6 +135,12 @@ const (
 	// ConnectionsUnbounded serves every connection (MAX_CONNECTIONS read,
 	// not applied): each held connection costs a goroutine and buffers.
 	ConnectionsUnbounded = "connections-unbounded"
+	// ReadsUnlimited serves every read of data at once (READ_CONCURRENCY
+	// read, not applied).
+	ReadsUnlimited = "reads-unlimited"
+	// QueueBytesUnbounded appends whatever Redis's memory (QUEUE_MAX_BYTES
+	// read, not applied).
+	QueueBytesUnbounded = "queue-bytes-unbounded"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -160,6 +168,8 @@ var Descriptions = map[string]string{
 	StatsTopicsUnbounded:  "/stats and /audit/summary list every topic (STATS_MAX_TOPICS ignored)",
 	MemoryLimitIgnored:    "MEMORY_LIMIT not handed to the runtime (no soft memory limit)",
 	ConnectionsUnbounded:  "MAX_CONNECTIONS not applied (every connection served)",
+	ReadsUnlimited:        "READ_CONCURRENCY not applied (every read served at once)",
+	QueueBytesUnbounded:   "QUEUE_MAX_BYTES not applied (publishes appended whatever Redis holds)",
 }
 
 // Names lists the bugs, sorted.
