@@ -53,6 +53,9 @@ type Options struct {
 	// Content-Type; nil means application/json or application/*+json only.
 	// (A seam, as CheckQuery.)
 	ContentTypeOK func(ct string) bool
+	// Headers wraps every handler with the headers of every answer; nil
+	// means Nosniff. (A seam, as CheckQuery.)
+	Headers func(http.Handler) http.Handler
 	// PageBytes bounds one /events page, about (EVENTS_PAGE_BYTES); 0:
 	// rows alone bound it.
 	PageBytes int
@@ -150,7 +153,11 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // Handler returns the router.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, nosniff)
+	headers := s.opts.Headers
+	if headers == nil {
+		headers = Nosniff
+	}
+	r.Use(s.recoverer, headers)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, detail("Not Found"))
 	})
@@ -192,8 +199,8 @@ func (s *Server) Routes() ([][2]string, error) {
 	return out, err
 }
 
-// nosniff tells browsers to take every answer's Content-Type as sent.
-func nosniff(next http.Handler) http.Handler {
+// Nosniff tells browsers to take every answer's Content-Type as sent.
+func Nosniff(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)

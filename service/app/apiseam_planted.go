@@ -41,6 +41,8 @@ func (m *Main) apiSeam(o api.Options) api.Options {
 		o = api.UnboundedPages(o)
 	case planted.ReadsUnlimited:
 		o = api.ReadsUnlimited(o)
+	case planted.SniffableAnswers:
+		o.Headers = api.SniffableAnswers
 	case planted.QueueBytesUnbounded:
 		o = api.QueueBytesUnbounded(o)
 	}

@@ -39,3 +39,11 @@ func TestQueueMaxBytesCatchesQueueBytesUnbounded(t *testing.T) {
 	mustf(t, v != "", "planted bug %s not caught by the queue bytes check", planted.QueueBytesUnbounded)
 	t.Logf("caught: %s", v)
 }
+
+// sniffable-answers is caught by the check of TestNosniffOnEveryAnswer.
+func TestNosniffCatchesSniffableAnswers(t *testing.T) {
+	t.Parallel()
+	v := nosniffViolation(t, planted.SniffableAnswers)
+	mustf(t, v != "", "planted bug %s not caught by the nosniff check", planted.SniffableAnswers)
+	t.Logf("caught: %s", v)
+}

@@ -126,3 +126,27 @@ func maxConnectionsViolation(t *testing.T, bug string) string {
 	})
 	return ""
 }
+
+// Every answer, of every route and status, carries
+// X-Content-Type-Options: nosniff.
+func TestNosniffOnEveryAnswer(t *testing.T) {
+	t.Parallel()
+	if v := nosniffViolation(t, ""); v != "" {
+		t.Fatal(v)
+	}
+}
+
+// nosniffViolation runs a service (with the planted bug, if any) and names
+// the first answer without nosniff.
+func nosniffViolation(t *testing.T, bug string) string {
+	tb := newTestbed(t, func(c *config.Config) { c.PlantedBug = bug })
+	for _, path := range []string{"/", "/health", "/events", "/stats", "/docs", "/openapi.json", "/metrics", "/nope", "/events?topic=%00"} {
+		resp, err := http.Get(tb.url + path)
+		mustf(t, err == nil, "GET %s: %v", path, err)
+		_ = resp.Body.Close()
+		if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			return fmt.Sprintf("GET %s: %d with X-Content-Type-Options %q, want nosniff", path, resp.StatusCode, got)
+		}
+	}
+	return ""
+}

@@ -44,8 +44,9 @@
 //	connections-unbounded     app.connectionsUnbounded  MAX_CONNECTIONS not applied
 //	reads-unlimited           api.ReadsUnlimited     READ_CONCURRENCY not applied
 //	queue-bytes-unbounded     api.QueueBytesUnbounded  QUEUE_MAX_BYTES not applied
+//	sniffable-answers         api.SniffableAnswers   no X-Content-Type-Options: nosniff
 //
-// The last ten loosen a guard against hostile input (issue 16):
+// The last eleven loosen a guard against hostile input (issue 16):
 // service/app/apiseam_planted.go hands the HTTP edge (or the store, the
 // runtime, the listener) the bug's options.
 //
@@ -141,6 +142,8 @@ const (
 	// QueueBytesUnbounded appends whatever Redis's memory (QUEUE_MAX_BYTES
 	// read, not applied).
 	QueueBytesUnbounded = "queue-bytes-unbounded"
+	// SniffableAnswers leaves out X-Content-Type-Options: nosniff.
+	SniffableAnswers = "sniffable-answers"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -170,6 +173,7 @@ var Descriptions = map[string]string{
 	ConnectionsUnbounded:  "MAX_CONNECTIONS not applied (every connection served)",
 	ReadsUnlimited:        "READ_CONCURRENCY not applied (every read served at once)",
 	QueueBytesUnbounded:   "QUEUE_MAX_BYTES not applied (publishes appended whatever Redis holds)",
+	SniffableAnswers:      "answers without X-Content-Type-Options: nosniff",
 }
 
 // Names lists the bugs, sorted.
