@@ -12,6 +12,7 @@
 package results
 
 import (
+	"slices"
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/checker"
@@ -349,8 +350,12 @@ type PeerScenario struct {
 type Attack struct {
 	Kinds []AttackKind `json:"kinds"`
 	// Held are connections opened by clients that never read their answer
-	// (or never finish their request), kept open during the attack.
+	// (or never finish their request), kept open during the attack (in
+	// every attack window).
 	Held int `json:"held_connections"`
+	// Windows is how many baseline windows alternated with as many attack
+	// windows.
+	Windows int `json:"windows"`
 	// BaselineEventsPerSec and AttackEventsPerSec are the load's
 	// acknowledged event copies per second without and with the attacker
 	// (same load, same run); ThroughputRatio is attack / baseline and
@@ -384,4 +389,31 @@ type AttackKind struct {
 	MaxRatio      float64 `json:"max_amplification"` // the largest response bytes / request bytes
 	// Example is the start of one unwanted answer (for the report).
 	Example string `json:"example,omitempty"`
+}
+
+// Merge adds the kinds and held connections of another attack window
+// (kinds matched by name, in order).
+func (a *Attack) Merge(w Attack) {
+	a.Held += w.Held
+	for _, k := range w.Kinds {
+		i := slices.IndexFunc(a.Kinds, func(x AttackKind) bool { return x.Name == k.Name })
+		if i < 0 {
+			a.Kinds = append(a.Kinds, k)
+			continue
+		}
+		x := &a.Kinds[i]
+		x.Sent += k.Sent
+		x.Unwanted += k.Unwanted
+		x.OverBound += k.OverBound
+		x.RequestBytes += k.RequestBytes
+		x.ResponseBytes += k.ResponseBytes
+		x.MaxResponse = max(x.MaxResponse, k.MaxResponse)
+		x.MaxRatio = max(x.MaxRatio, k.MaxRatio)
+		for c, n := range k.Classes {
+			x.Classes[c] += n
+		}
+		if x.Example == "" {
+			x.Example = k.Example
+		}
+	}
 }

@@ -41,41 +41,56 @@ func seedAttack(ctx context.Context, s *Scenario, o Options, tr *tracker, cl *cl
 	return nil
 }
 
-// runAttack runs the load twice in the same run and namespace: alone (the
-// baseline phase), then with the attacker beside it (the attack phase).
-// Both phases go to the history and the checker; their acknowledged
-// events/s give the throughput ratio.
+// runAttack runs the load in alternating windows of load.duration, in the
+// same run and namespace: alone (a baseline window), then with the
+// attacker beside it (an attack window), attack.windows times. Every
+// window goes to the history and the checker; the acknowledged events/s
+// of the baseline windows against those of the attack windows give the
+// throughput ratio. Alternating short windows, rather than one long phase
+// of each, keeps a machine shared with other work from weighing on one
+// side only.
 func runAttack(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.Env, hist *history.Recorder, runID string, res *results.Scenario) error {
 	src, err := gen.New(sourceConfig(s, runID))
 	if err != nil {
 		return fmt.Errorf("scenario: events: %w", err)
 	}
 	m := model(s)
-	phase := func(name string) (load.Summary, error) {
+	window := func(name string) (load.Summary, error) {
 		sum, err := load.Run(ctx, o.loadConfig(e, load.Config{
 			Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist,
 			Progress: progress(tr, name, m, 0), IdempotencyHeader: o.idempotencyHeader(s),
 		}))
 		if err != nil {
-			return sum, fmt.Errorf("scenario: load (%s phase): %w", name, err)
+			return sum, fmt.Errorf("scenario: load (%s window): %w", name, err)
 		}
 		return sum, nil
 	}
-	tr.enter(PhaseLoad, "baseline: %s, no attacker", loadWhat(m))
-	base, err := phase(PhaseLoad)
-	if err != nil {
-		return err
-	}
 	ac := attackConfig(s, o, e.Targets()[0], runID)
-	tr.enter(PhaseAttack, "the same load with a hostile client (%.0f req/s, %d kinds in turn, %d held connections)",
-		ac.Rate, len(attack.Kinds(ac)), 2*ac.Holders)
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan results.Attack, 1)
-	go func() { done <- attack.Run(actx, ac) }()
-	under, err := phase(PhaseAttack)
-	stop()
-	a := <-done
-	a.BaselineEventsPerSec, a.AttackEventsPerSec = eventsPerSec(base), eventsPerSec(under)
+	n := s.Attack.windows()
+	var a results.Attack
+	var base, under phaseTotal
+	for i := range n {
+		tr.enter(PhaseLoad, "baseline window %d of %d: %s, no attacker", i+1, n, loadWhat(m))
+		sum, err := window(PhaseLoad)
+		if err != nil {
+			return err
+		}
+		base.add(sum)
+		tr.enter(PhaseAttack, "attack window %d of %d: the same load with a hostile client (%.0f req/s, %d kinds in turn, %d held connections)",
+			i+1, n, ac.Rate, len(attack.Kinds(ac)), 2*ac.Holders)
+		actx, stop := context.WithCancel(ctx)
+		done := make(chan results.Attack, 1)
+		go func() { done <- attack.Run(actx, ac) }()
+		sum, err = window(PhaseAttack)
+		stop()
+		a.Merge(<-done)
+		if err != nil {
+			return err
+		}
+		under.add(sum)
+	}
+	a.Windows = n
+	a.BaselineEventsPerSec, a.AttackEventsPerSec = base.perSec(), under.perSec()
 	if a.BaselineEventsPerSec > 0 {
 		a.ThroughputRatio = a.AttackEventsPerSec / a.BaselineEventsPerSec
 	}
@@ -85,18 +100,27 @@ func runAttack(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.E
 		o.logf("%s: attack %q: sent %d, answers %v (want %s), unwanted %d, over bound %d, largest answer %d bytes, amplification <= %.2f",
 			s.Name, k.Name, k.Sent, k.Classes, k.Want, k.Unwanted, k.OverBound, k.MaxResponse, k.MaxRatio)
 	}
-	o.logf("%s: throughput %.0f events/s without the attacker, %.0f with it: ratio %.2f (bound %.2f); %d connections held",
-		s.Name, a.BaselineEventsPerSec, a.AttackEventsPerSec, a.ThroughputRatio, a.MinThroughputRatio, a.Held)
-	return err
+	o.logf("%s: throughput %.0f events/s without the attacker, %.0f with it (%d windows of each): ratio %.2f (bound %.2f); %d connections held",
+		s.Name, a.BaselineEventsPerSec, a.AttackEventsPerSec, n, a.ThroughputRatio, a.MinThroughputRatio, a.Held)
+	return nil
 }
 
-// eventsPerSec is a phase's acknowledged event copies per second.
-func eventsPerSec(sum load.Summary) float64 {
-	d := sum.End.Sub(sum.Start)
-	if d <= 0 {
+// phaseTotal adds up the windows of one side.
+type phaseTotal struct {
+	events  int64
+	seconds float64
+}
+
+func (p *phaseTotal) add(sum load.Summary) {
+	p.events += sum.EventsAcked
+	p.seconds += sum.End.Sub(sum.Start).Seconds()
+}
+
+func (p phaseTotal) perSec() float64 {
+	if p.seconds <= 0 {
 		return 0
 	}
-	return float64(sum.EventsAcked) / d.Seconds()
+	return float64(p.events) / p.seconds
 }
 
 // attackViolations: every kind of attack was sent and answered, each
@@ -120,7 +144,7 @@ func attackViolations(s *Scenario, res *results.Scenario) []string {
 			v = append(v, fmt.Sprintf("attack %q: %d answers over their bound (largest %d bytes, %.1fx its request)", k.Name, k.OverBound, k.MaxResponse, k.MaxRatio))
 		}
 	}
-	if want := 2 * s.Attack.Holders; a.Held != want {
+	if want := 2 * s.Attack.Holders * max(a.Windows, 1); a.Held != want {
 		v = append(v, fmt.Sprintf("attack: %d of %d held connections opened", a.Held, want))
 	}
 	if a.ThroughputRatio < a.MinThroughputRatio {

@@ -27,6 +27,7 @@ func TestAttackViolations(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		a := attack.Run(ctx, attack.Config{Target: target, Namespace: "t", Rate: 200, Holders: 1, PageBytes: 1 << 20, Timeout: time.Second})
+		a.Windows = 1
 		a.BaselineEventsPerSec, a.AttackEventsPerSec, a.ThroughputRatio, a.MinThroughputRatio, a.MaxRSSMiB = 100, 50, 0.5, 0.7, 300
 		return &results.Scenario{Attack: &a, Perf: &results.Perf{PeakRSSMiB: 400}}
 	}

@@ -41,7 +41,7 @@ func TestAttackValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Attack == nil || s.Attack.MinThroughputRatio != 0.7 || s.Attack.MaxRSSMiB != 300 || s.Load.Duration.D().Seconds() > 10 {
-		t.Errorf("hostile (smoke): attack %+v, load %+v; want the 0.7 and 300 MiB bounds and phases of at most 10 s", s.Attack, s.Load)
+	if s.Attack == nil || s.Attack.MinThroughputRatio != 0.4 || s.Attack.MaxRSSMiB != 300 || s.Load.Duration.D().Seconds() > 10 {
+		t.Errorf("hostile (smoke): attack %+v, load %+v; want the 0.4 and 300 MiB bounds and windows of at most 10 s", s.Attack, s.Load)
 	}
 }

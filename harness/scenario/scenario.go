@@ -170,7 +170,13 @@ type AttackSpec struct {
 	MinThroughputRatio float64 `yaml:"min_throughput_ratio"`
 	// MaxRSSMiB bounds the service's peak RSS over the run.
 	MaxRSSMiB float64 `yaml:"max_rss_mib"`
+	// Windows is how many baseline windows and as many attack windows
+	// alternate, each of load.duration (default 1).
+	Windows int `yaml:"windows"`
 }
+
+// windows is Windows, 1 when unset.
+func (a *AttackSpec) windows() int { return max(a.Windows, 1) }
 
 // Override is the part of a scenario `make verify` shortens.
 type Override struct {
@@ -437,7 +443,7 @@ func (s *Scenario) validateAttack() error {
 	case s.Env.Services != 1:
 		return errors.New("attack: env.services must be 1")
 	case s.Load.Duration == 0 || s.Events.Total != 0:
-		return errors.New("attack: load.duration bounds each phase (baseline, then attack) and events.total must be 0")
+		return errors.New("attack: load.duration bounds each window (baseline, then attack) and events.total must be 0")
 	case a.Rate <= 0 || a.Rate > 1000:
 		return fmt.Errorf("attack.rate %v: must be in (0, 1000] requests/s", a.Rate)
 	case a.Holders < 0 || a.Holders > 1000:
@@ -446,6 +452,8 @@ func (s *Scenario) validateAttack() error {
 		return errors.New("attack.seed_topics and attack.seed_page_events: must be >= 0")
 	case a.MinThroughputRatio <= 0 || a.MinThroughputRatio > 1:
 		return fmt.Errorf("attack.min_throughput_ratio %v: must be in (0, 1]", a.MinThroughputRatio)
+	case a.Windows < 0 || a.Windows > 100:
+		return fmt.Errorf("attack.windows %d: must be in [0, 100] (0: 1)", a.Windows)
 	case a.MaxRSSMiB <= 0:
 		return fmt.Errorf("attack.max_rss_mib %v: must be above 0", a.MaxRSSMiB)
 	}
