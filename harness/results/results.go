@@ -12,6 +12,7 @@
 package results
 
 import (
+	"slices"
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/checker"
@@ -193,6 +194,9 @@ type Scenario struct {
 	// not recorded); drawn as a line on the search plot.
 	SearchBoundMS float64   `json:"search_bound_p99_ms,omitempty"`
 	Baseline      *Baseline `json:"baseline,omitempty"`
+	// Attack is what a hostile client did beside the load (scenarios with
+	// an attack: section), and the load's throughput without and with it.
+	Attack *Attack `json:"attack,omitempty"`
 	// Published are the original design's figures for the same shape.
 	Published map[string]float64 `json:"published,omitempty"`
 
@@ -342,4 +346,77 @@ type PeerSubject struct {
 type PeerScenario struct {
 	Name string     `json:"name"`
 	Runs []Scenario `json:"runs"`
+}
+
+// Attack is a run with a hostile client beside the load: what each kind of
+// attack sent and got, and what the load and the service did meanwhile.
+type Attack struct {
+	Kinds []AttackKind `json:"kinds"`
+	// Held are connections opened by clients that never read their answer
+	// (or never finish their request), kept open during the attack (in
+	// every attack window).
+	Held int `json:"held_connections"`
+	// Windows is how many baseline windows alternated with as many attack
+	// windows.
+	Windows int `json:"windows"`
+	// BaselineEventsPerSec and AttackEventsPerSec are the load's
+	// acknowledged event copies per second without and with the attacker
+	// (same load, same run); ThroughputRatio is attack / baseline and
+	// MinThroughputRatio the bound it must meet.
+	BaselineEventsPerSec float64 `json:"baseline_events_per_sec"`
+	AttackEventsPerSec   float64 `json:"attack_events_per_sec"`
+	ThroughputRatio      float64 `json:"throughput_ratio"`
+	MinThroughputRatio   float64 `json:"min_throughput_ratio"`
+	// PeakRSSMiB is the service's peak RSS over the run (every instance's
+	// largest), MaxRSSMiB the bound; 0 when not measured.
+	PeakRSSMiB float64 `json:"service_peak_rss_mib"`
+	MaxRSSMiB  float64 `json:"max_rss_mib"`
+}
+
+// AttackKind is one kind of hostile request: how many were sent, their
+// answers by status class, and the largest answer against its bound.
+type AttackKind struct {
+	Name string `json:"name"`
+	Want string `json:"want"` // the answers it must get, e.g. "422"
+	Sent int64  `json:"sent"`
+	// Classes counts answers by status class ("2xx", "4xx", "5xx") and
+	// "error" for no answer (a timeout, a refused connection).
+	Classes map[string]int64 `json:"classes"`
+	// Unwanted counts answers other than Want; OverBound those larger
+	// than the bound for their request's size.
+	Unwanted      int64   `json:"unwanted"`
+	OverBound     int64   `json:"over_bound"`
+	RequestBytes  int64   `json:"request_bytes"`
+	ResponseBytes int64   `json:"response_bytes"`
+	MaxResponse   int64   `json:"max_response_bytes"`
+	MaxRatio      float64 `json:"max_amplification"` // the largest response bytes / request bytes
+	// Example is the start of one unwanted answer (for the report).
+	Example string `json:"example,omitempty"`
+}
+
+// Merge adds the kinds and held connections of another attack window
+// (kinds matched by name, in order).
+func (a *Attack) Merge(w Attack) {
+	a.Held += w.Held
+	for _, k := range w.Kinds {
+		i := slices.IndexFunc(a.Kinds, func(x AttackKind) bool { return x.Name == k.Name })
+		if i < 0 {
+			a.Kinds = append(a.Kinds, k)
+			continue
+		}
+		x := &a.Kinds[i]
+		x.Sent += k.Sent
+		x.Unwanted += k.Unwanted
+		x.OverBound += k.OverBound
+		x.RequestBytes += k.RequestBytes
+		x.ResponseBytes += k.ResponseBytes
+		x.MaxResponse = max(x.MaxResponse, k.MaxResponse)
+		x.MaxRatio = max(x.MaxRatio, k.MaxRatio)
+		for c, n := range k.Classes {
+			x.Classes[c] += n
+		}
+		if x.Example == "" {
+			x.Example = k.Example
+		}
+	}
 }

@@ -107,6 +107,7 @@ const (
 	PhaseLoad   = "load"
 	PhaseFaults = "faults"
 	PhaseSearch = "search"
+	PhaseAttack = "attack"
 	PhaseDrain  = "drain"
 	PhaseCheck  = "check"
 )
@@ -247,6 +248,14 @@ func run(ctx context.Context, s *Scenario, o Options, tr *tracker, dir string, r
 	if err != nil {
 		return err
 	}
+	runID := newRunID(s.Name)
+	if s.Attack != nil {
+		// The attacker's valid data, stored and drained before the run's
+		// stats are first read: the checker sees only the load.
+		if err := seedAttack(ctx, s, o, tr, cl, targets[0], runID); err != nil {
+			return err
+		}
+	}
 	before, has, err := cl.ReadStats(ctx)
 	if err != nil {
 		return fmt.Errorf("scenario: stats before the run: %w", err)
@@ -256,7 +265,6 @@ func run(ctx context.Context, s *Scenario, o Options, tr *tracker, dir string, r
 	if a, err := cl.AuditSummary(ctx); err == nil {
 		auditBefore = &a
 	}
-	runID := newRunID(s.Name)
 	ready := func(ctx context.Context) error {
 		for _, t := range targets {
 			c, err := o.client(t, e)
@@ -273,9 +281,13 @@ func run(ctx context.Context, s *Scenario, o Options, tr *tracker, dir string, r
 	// The measured window and namespace: the whole run, or a search's
 	// final (or best) part.
 	since, until, prefix := time.Now(), time.Time{}, runID
-	switch s.Kind {
-	case KindSearch:
+	switch {
+	case s.Kind == KindSearch:
 		if since, until, prefix, err = runSearch(ctx, s, o, tr, e, hist, runID, res); err != nil {
+			return err
+		}
+	case s.Attack != nil:
+		if err := runAttack(ctx, s, o, tr, e, hist, runID, res); err != nil {
 			return err
 		}
 	default:
@@ -330,6 +342,11 @@ func run(ctx context.Context, s *Scenario, o Options, tr *tracker, dir string, r
 
 	if err := measure(ctx, e, o.readBackTable(), ops, prefix, since, until, res, s.Kind == KindBench); err != nil {
 		o.logf("%s: measures incomplete: %v", s.Name, err)
+	}
+	if res.Attack != nil {
+		// Judged after measure: the service's peak RSS is one of its bounds.
+		res.Violations = append(res.Violations, attackViolations(s, res)...)
+		res.Valid = len(res.Violations) == 0
 	}
 	if s.Baseline && o.readBackTable() == nil { // the baseline is our store's
 		if err := runBaseline(ctx, s, e, res); err != nil {

@@ -58,6 +58,12 @@ type Scenario struct {
 	// Expect states what the faults must provoke, so a scenario whose fault
 	// had no effect does not pass as valid.
 	Expect Expect `yaml:"expect"`
+	// Attack runs a hostile client beside the load (harness/attack): the
+	// load runs alone first (the baseline phase), then as long again with
+	// the attacker, and the run is valid only if every attack was sent and
+	// answered as it must be, the load kept MinThroughputRatio of its
+	// baseline throughput and the service stayed under MaxRSSMiB.
+	Attack *AttackSpec `yaml:"attack"`
 	// Smoke overrides parts of the scenario for `make verify` (a few
 	// seconds each).
 	Smoke *Override `yaml:"smoke"`
@@ -193,8 +199,31 @@ type SearchSpec struct {
 	Final bool `yaml:"final"`
 }
 
+// AttackSpec is the hostile client of a scenario (harness/attack).
+type AttackSpec struct {
+	Rate    float64 `yaml:"rate"`    // hostile requests per second, the kinds in turn
+	Holders int     `yaml:"holders"` // connections that never read (and as many that never finish a request)
+	// SeedTopics and SeedPageEvents are stored before the run (their own
+	// namespace): the topics /stats and /audit/summary must bound, and
+	// events of 30,000 '<' each for the /events pages.
+	SeedTopics     int `yaml:"seed_topics"`
+	SeedPageEvents int `yaml:"seed_page_events"`
+	// MinThroughputRatio: the load's acknowledged events/s with the
+	// attacker over those without it (0 < ratio <= 1).
+	MinThroughputRatio float64 `yaml:"min_throughput_ratio"`
+	// MaxRSSMiB bounds the service's peak RSS over the run.
+	MaxRSSMiB float64 `yaml:"max_rss_mib"`
+	// Windows is how many baseline windows and as many attack windows
+	// alternate, each of load.duration (default 1).
+	Windows int `yaml:"windows"`
+}
+
+// windows is Windows, 1 when unset.
+func (a *AttackSpec) windows() int { return max(a.Windows, 1) }
+
 // Override is the part of a scenario `make verify` shortens.
 type Override struct {
+	Attack  *AttackSpec `yaml:"attack"`
 	Events  *EventSpec  `yaml:"events"`
 	Load    *LoadSpec   `yaml:"load"`
 	Nemesis []Fault     `yaml:"nemesis"`
@@ -343,6 +372,9 @@ func (s *Scenario) override(o *Override) {
 	if o.Events != nil {
 		s.Events = *o.Events
 	}
+	if o.Attack != nil {
+		s.Attack = o.Attack
+	}
 	if o.Load != nil {
 		s.Load = *o.Load
 	}
@@ -435,6 +467,9 @@ func (s *Scenario) validate() error {
 	if err := s.validateDisks(); err != nil {
 		return err
 	}
+	if err := s.validateAttack(); err != nil {
+		return err
+	}
 	return s.validateExpect()
 }
 
@@ -454,6 +489,39 @@ func (s *Scenario) validateDisks() error {
 				return fmt.Errorf("%s: %s on %s needs env.%s_disk (the size of the filesystem it fills)", g.field, g.fault, g.target, g.target)
 			}
 		}
+	}
+	return nil
+}
+
+// validateAttack checks the attack: a checked scenario with one service,
+// no faults (the throughput ratio would measure them too) and a load of
+// fixed duration (each phase runs it).
+func (s *Scenario) validateAttack() error {
+	a := s.Attack
+	if a == nil {
+		return nil
+	}
+	switch {
+	case s.Kind != KindCheck:
+		return fmt.Errorf("attack: only a %s scenario takes an attack, not %s", KindCheck, s.Kind)
+	case len(s.Nemesis) > 0:
+		return errors.New("attack: a scenario with an attack has no nemesis (the throughput ratio would measure the faults too)")
+	case s.Env.Services != 1:
+		return errors.New("attack: env.services must be 1")
+	case s.Load.Duration == 0 || s.Events.Total != 0:
+		return errors.New("attack: load.duration bounds each window (baseline, then attack) and events.total must be 0")
+	case a.Rate <= 0 || a.Rate > 1000:
+		return fmt.Errorf("attack.rate %v: must be in (0, 1000] requests/s", a.Rate)
+	case a.Holders < 0 || a.Holders > 1000:
+		return fmt.Errorf("attack.holders %d: must be in [0, 1000]", a.Holders)
+	case a.SeedTopics < 0 || a.SeedPageEvents < 0:
+		return errors.New("attack.seed_topics and attack.seed_page_events: must be >= 0")
+	case a.MinThroughputRatio <= 0 || a.MinThroughputRatio > 1:
+		return fmt.Errorf("attack.min_throughput_ratio %v: must be in (0, 1]", a.MinThroughputRatio)
+	case a.Windows < 0 || a.Windows > 100:
+		return fmt.Errorf("attack.windows %d: must be in [0, 100] (0: 1)", a.Windows)
+	case a.MaxRSSMiB <= 0:
+		return fmt.Errorf("attack.max_rss_mib %v: must be above 0", a.MaxRSSMiB)
 	}
 	return nil
 }

@@ -39,6 +39,9 @@ var Controls = []Control{
 	{planted.IdempotencyForgotten, "crash-service"},
 	{planted.PublishOKOnDiskError, "disk-full-redis"},
 	{planted.DiskFullIgnored, "disk-full-postgres"},
+	// The hostile client's bad query input must be 422: unchecked, a NUL
+	// reaches PostgreSQL and answers 503.
+	{planted.QueryUnchecked, "hostile"},
 }
 
 // Suite is one run of a suite: its scenarios, then its controls, in order.

@@ -210,6 +210,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		q.After = &cur
 	}
+	release, ok := s.readSlot(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	page, err := s.st.Events(r.Context(), q)
 	if err != nil {
 		s.writeError(w, err)
@@ -301,6 +306,11 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	release, ok := s.readSlot(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	count, logs, err := s.st.Audit(r.Context(), q)
 	if err != nil {
 		s.writeError(w, err)

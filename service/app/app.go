@@ -11,9 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/chronicleweaver/chronicleweaver/service/api"
 	"github.com/chronicleweaver/chronicleweaver/service/config"
@@ -43,6 +46,10 @@ type Main struct {
 	debug    *http.Server // pprof, when DEBUG_ADDR is set
 	stopPoll context.CancelFunc
 	polled   chan struct{}
+	// prevMemLimit is the runtime's memory limit before Run set
+	// MEMORY_LIMIT (restored by Close); memLimitSet says Run set one.
+	prevMemLimit int64
+	memLimitSet  bool
 }
 
 // NewLogger returns a JSON slog logger at level ("debug", "info", "warn", "error").
@@ -63,6 +70,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log = slog.New(slog.DiscardHandler)
 	}
 	m.metrics = metrics.New()
+	if lim := m.memorySeam(c.MemoryLimit); lim > 0 {
+		m.prevMemLimit, m.memLimitSet = debug.SetMemoryLimit(lim), true
+	}
 
 	var err error
 	m.store, err = store.Open(ctx, c.DatabaseURL, m.storeSeam(store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod, MaxTopics: c.StatsMaxTopics}))
@@ -124,6 +134,9 @@ func (m *Main) Run(ctx context.Context) error {
 		_ = m.pool.Stop(ctx)
 		return fmt.Errorf("app: listen on %s (APP_HOST, APP_PORT): %w", addr, err)
 	}
+	if c.MaxConnections > 0 {
+		m.ln = m.listenerSeam(netutil.LimitListener(m.ln, c.MaxConnections), m.ln)
+	}
 	m.http = &http.Server{
 		Handler:           m.api.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -147,7 +160,8 @@ func (m *Main) Run(ctx context.Context) error {
 	go m.poll(pctx)
 
 	m.Log.Info("serving", "addr", m.ln.Addr().String(), "instance", c.InstanceID,
-		"workers", c.WorkerCount, "batch_size", c.BatchSize, "batch_events", c.BatchEvents, "stream", m.queue.Stream())
+		"workers", c.WorkerCount, "batch_size", c.BatchSize, "batch_events", c.BatchEvents, "stream", m.queue.Stream(),
+		"memory_limit", debug.SetMemoryLimit(-1), "max_connections", c.MaxConnections, "read_concurrency", c.ReadConcurrency)
 	m.logAuth()
 	return nil
 }
@@ -213,6 +227,10 @@ func (m *Main) Close(ctx context.Context) error {
 		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, fmt.Errorf("app: http serve: %w", err))
 		}
+	}
+	if m.memLimitSet {
+		debug.SetMemoryLimit(m.prevMemLimit)
+		m.memLimitSet = false
 	}
 	if m.pool != nil {
 		if err := m.pool.Stop(ctx); err != nil {

@@ -70,6 +70,11 @@ func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, err
 		planted.PublishAnyContentType, planted.EventsPageUnbounded, planted.StatsTopicsUnbounded:
 		// The HTTP edge's guards (apiSeam); the workers' are the
 		// production ones.
+	case planted.ReadsUnlimited, planted.QueueBytesUnbounded, planted.SniffableAnswers:
+		// The HTTP edge's read and queue bounds (apiSeam).
+	case planted.MemoryLimitIgnored, planted.ConnectionsUnbounded:
+		// The runtime's memory limit (memorySeam) and the listener
+		// (listenerSeam); the workers' are the production ones.
 	default:
 		return nil, nil, fmt.Errorf("app: planted bug %q has no seam in this build", bug)
 	}

@@ -85,10 +85,24 @@ type Config struct {
 	MaxDeliveries    int           // MAX_DELIVERIES
 	LedgerRetention  time.Duration // LEDGER_RETENTION
 	LedgerPruneEvery time.Duration // LEDGER_PRUNE_INTERVAL: time between pruning passes
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (debug.SetMemoryLimit): past it the collector works harder rather
+	// than let the heap grow. 0: the service sets none (GOMEMLIMIT, when
+	// set, still applies); when GOMEMLIMIT is set and MEMORY_LIMIT is
+	// not, GOMEMLIMIT is kept.
+	MemoryLimit int64 // MEMORY_LIMIT
+	// MaxConnections bounds the HTTP connections served at once; past it
+	// a new connection waits in the kernel's backlog until one closes
+	// (0: no bound).
+	MaxConnections int // MAX_CONNECTIONS
 	// PlantedBug switches on a negative control (CHRONICLE_PLANTED_BUG);
 	// only binaries built with the plantedbugs tag accept one.
 	PlantedBug string
 }
+
+// DefaultMemoryLimit is MEMORY_LIMIT's default: above the peak RSS of the
+// fault scenarios' backlogs, a bound for everything else.
+const DefaultMemoryLimit = 512 << 20
 
 // MaxIdempotencyTTL bounds IDEMPOTENCY_TTL: key records are kept in
 // Redis's memory, so their number is the request rate times the TTL.
@@ -144,6 +158,8 @@ func Defaults() Config {
 		MaxDeliveries:    20,
 		LedgerRetention:  time.Hour,
 		LedgerPruneEvery: time.Minute,
+		MemoryLimit:      DefaultMemoryLimit,
+		MaxConnections:   4096,
 	}
 }
 
@@ -185,6 +201,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.int("MAX_DELIVERIES", &c.MaxDeliveries, MinMaxDeliveries, 10_000)
 	p.duration("LEDGER_RETENTION", &c.LedgerRetention, 0)
 	p.duration("LEDGER_PRUNE_INTERVAL", &c.LedgerPruneEvery, time.Second)
+	if getenv("MEMORY_LIMIT") == "" && getenv("GOMEMLIMIT") != "" {
+		c.MemoryLimit = 0 // the runtime's GOMEMLIMIT holds
+	}
+	p.int64("MEMORY_LIMIT", &c.MemoryLimit, 0, 1<<50)
+	p.int("MAX_CONNECTIONS", &c.MaxConnections, 0, 1_000_000)
 	p.str(planted.EnvVar, &c.PlantedBug)
 	if p.err != nil {
 		return Config{}, p.err
@@ -214,6 +235,9 @@ func (c Config) Validate() error {
 	}
 	if c.StreamPrefix == "" {
 		return errors.New("config: STREAM_PREFIX: must not be empty")
+	}
+	if c.MemoryLimit > 0 && c.MemoryLimit < 32<<20 {
+		return fmt.Errorf("config: MEMORY_LIMIT=%d: must be 0 (none) or at least %d bytes (32 MiB)", c.MemoryLimit, 32<<20)
 	}
 	return planted.Check(c.PlantedBug)
 }

@@ -40,6 +40,11 @@
 //	publish-any-content-type  api.AnyContentType /publish takes any Content-Type
 //	events-page-unbounded     api.UnboundedPages /events pages bounded by rows only
 //	stats-topics-unbounded    store.UnboundedTopics  /stats lists every topic
+//	memory-limit-ignored      app.memoryLimitIgnored MEMORY_LIMIT not set
+//	connections-unbounded     app.connectionsUnbounded  MAX_CONNECTIONS not applied
+//	reads-unlimited           api.ReadsUnlimited     READ_CONCURRENCY not applied
+//	queue-bytes-unbounded     api.QueueBytesUnbounded  QUEUE_MAX_BYTES not applied
+//	sniffable-answers         api.SniffableAnswers   no X-Content-Type-Options: nosniff
 //	ledger-pruned-too-early   queue.LedgerPrunedTooEarly  the ledger pruner's
 //	                                             horizon ignores pending entries
 //	deliveries-uncounted      queue.DeliveriesUncounted  the workers' pending
@@ -51,9 +56,10 @@
 //	                                                 refused with disk_full taken
 //	                                                 for committed
 //
-// The last six loosen a guard against hostile input (issue 16):
-// service/app/apiseam_planted.go hands the HTTP edge (or the store) the
-// bug's options.
+// The eleven from unbounded-422 to sniffable-answers loosen a guard
+// against hostile input (issue 16):
+// service/app/apiseam_planted.go hands the HTTP edge (or the store, the
+// runtime, the listener) the bug's options.
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
@@ -135,6 +141,20 @@ const (
 	// (STATS_MAX_TOPICS ignored): their size grows with the topics.
 	StatsTopicsUnbounded = "stats-topics-unbounded"
 
+	// MemoryLimitIgnored never sets the runtime's memory limit
+	// (MEMORY_LIMIT read, not applied).
+	MemoryLimitIgnored = "memory-limit-ignored"
+	// ConnectionsUnbounded serves every connection (MAX_CONNECTIONS read,
+	// not applied): each held connection costs a goroutine and buffers.
+	ConnectionsUnbounded = "connections-unbounded"
+	// ReadsUnlimited serves every read of data at once (READ_CONCURRENCY
+	// read, not applied).
+	ReadsUnlimited = "reads-unlimited"
+	// QueueBytesUnbounded appends whatever Redis's memory (QUEUE_MAX_BYTES
+	// read, not applied).
+	QueueBytesUnbounded = "queue-bytes-unbounded"
+	// SniffableAnswers leaves out X-Content-Type-Options: nosniff.
+	SniffableAnswers = "sniffable-answers"
 	// LedgerPrunedTooEarly prunes the ledger by LEDGER_RETENTION alone,
 	// ignoring the entries still pending: an entry committed and not yet
 	// acknowledged when its consumer died loses its ledger row, and its
@@ -177,6 +197,11 @@ var Descriptions = map[string]string{
 	PublishAnyContentType: "/publish accepts any Content-Type, or none",
 	EventsPageUnbounded:   "/events pages bounded by rows only, not bytes",
 	StatsTopicsUnbounded:  "/stats and /audit/summary list every topic (STATS_MAX_TOPICS ignored)",
+	MemoryLimitIgnored:    "MEMORY_LIMIT not handed to the runtime (no soft memory limit)",
+	ConnectionsUnbounded:  "MAX_CONNECTIONS not applied (every connection served)",
+	ReadsUnlimited:        "READ_CONCURRENCY not applied (every read served at once)",
+	QueueBytesUnbounded:   "QUEUE_MAX_BYTES not applied (publishes appended whatever Redis holds)",
+	SniffableAnswers:      "answers without X-Content-Type-Options: nosniff",
 
 	LedgerPrunedTooEarly: "the ledger pruner ignores the oldest pending entry (a redelivery after a prune is applied again)",
 	DeliveriesUncounted:  "delivery counts ignored (an entry that crashes the process is redelivered forever)",
