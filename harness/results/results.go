@@ -113,7 +113,28 @@ type Step struct {
 	// SendLagMax is the longest a request left after its scheduled time
 	// (ms): the load generator's own delay, counted in the latencies.
 	SendLagMax float64 `json:"send_lag_max_ms"`
-	Pass       bool    `json:"pass"`
+	// SendLagP99 is the 99th percentile of the requests' send lag (ms).
+	SendLagP99 float64 `json:"send_lag_p99_ms"`
+	// HTTPFromSendP99 is the 99th percentile of the request latency from
+	// when each request actually left, without its send lag (ms): the
+	// target's own share of HTTP.P99.
+	HTTPFromSendP99 float64 `json:"http_p99_from_send_ms"`
+	// GeneratorCPUSeconds is the CPU the load generator's process (the
+	// harness) used during the step, and GeneratorCPUPerRequestUS the same
+	// per request sent, in microseconds.
+	GeneratorCPUSeconds      float64 `json:"generator_cpu_seconds"`
+	GeneratorCPUPerRequestUS float64 `json:"generator_cpu_us_per_request"`
+	// ServiceCPUPerRequestUS is the service processes' CPU during the step
+	// per request sent, in microseconds (0: not measured).
+	ServiceCPUPerRequestUS float64 `json:"service_cpu_us_per_request,omitempty"`
+	Pass                   bool    `json:"pass"`
+	// GeneratorLimited marks a step that did not pass because the load
+	// generator, not the target, missed the schedule: measured from when
+	// each request actually left, the target held the bound, with no
+	// error and no backlog, while the generator sent late or too few
+	// requests. It is not counted as the target's failure (the search
+	// stops there: a higher rate would measure the generator).
+	GeneratorLimited bool `json:"generator_limited,omitempty"`
 }
 
 // Baseline is the same events inserted straight into PostgreSQL.

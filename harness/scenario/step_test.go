@@ -1,0 +1,55 @@
+package scenario
+
+import (
+	"testing"
+	"time"
+)
+
+// TestJudgeStep: a step passes on the bound from the scheduled send; a
+// failed step is generator-limited only when every failing criterion is
+// the generator's (late sends, too few sends) and the target, measured
+// from the actual send, held the bound with no error and no backlog.
+func TestJudgeStep(t *testing.T) {
+	t.Parallel()
+	ok := stepMeasures{Bound: 10 * time.Millisecond, Rate: 1000, Duration: 5 * time.Second,
+		P99: 4, P99FromSend: 3, Achieved: 1000, Sent: 5000, BacklogOK: true, SendLagP99MS: 1}
+	cases := []struct {
+		name        string
+		mut         func(*stepMeasures)
+		pass, genLt bool
+	}{
+		{"held", func(*stepMeasures) {}, true, false},
+		{"late generator, target within the bound", func(m *stepMeasures) { m.P99, m.SendLagP99MS = 43, 40 }, false, true},
+		{"target over the bound from the send", func(m *stepMeasures) { m.P99, m.P99FromSend, m.SendLagP99MS = 43, 12, 30 }, false, false},
+		{"late generator but errors", func(m *stepMeasures) { m.P99, m.SendLagP99MS, m.ErrorRate = 43, 40, 0.01 }, false, false},
+		{"late generator but a backlog", func(m *stepMeasures) { m.P99, m.SendLagP99MS, m.BacklogOK = 43, 40, false }, false, false},
+		{"generator sent too few", func(m *stepMeasures) { m.Sent, m.Achieved = 4000, 800 }, false, true},
+		{"target answered too few", func(m *stepMeasures) { m.Achieved = 800 }, false, false},
+		{"late and too few, both the generator's", func(m *stepMeasures) { m.P99, m.SendLagP99MS, m.Sent, m.Achieved = 43, 40, 4000, 800 }, false, true},
+		{"late generator, but the target answered too few", func(m *stepMeasures) { m.P99, m.SendLagP99MS, m.Achieved = 43, 40, 800 }, false, false},
+		{"bound exactly", func(m *stepMeasures) { m.P99 = 10 }, true, false},
+	}
+	for _, c := range cases {
+		m := ok
+		c.mut(&m)
+		v := judgeStep(m)
+		if v.Pass != c.pass || v.GeneratorLimited != c.genLt {
+			t.Errorf("%s: pass=%v generator-limited=%v, want %v %v", c.name, v.Pass, v.GeneratorLimited, c.pass, c.genLt)
+		}
+	}
+}
+
+// TestDurationP99 ranks as results.PercentilesOf: the ceil(0.99 n)-th.
+func TestDurationP99(t *testing.T) {
+	t.Parallel()
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	if got := durationP99(ds); got != 99 {
+		t.Errorf("p99 of 1..100 ms = %v, want 99", got)
+	}
+	if got := durationP99(nil); got != 0 {
+		t.Errorf("p99 of nothing = %v", got)
+	}
+}
