@@ -331,7 +331,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	atk := vegeta.NewAttacker(opts...)
 
-	cpu0 := processCPU()
+	cpu0 := ProcessCPU()
 	r.began = time.Now()
 	if m.Duration > 0 {
 		r.deadline = r.began.Add(m.Duration)
@@ -398,7 +398,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		MaxSendLag: time.Duration(r.maxLag.Load()),
 		SendLags:   r.lags, FromSend: r.fromSend,
 	}
-	if cpu1 := processCPU(); cpu0 >= 0 && cpu1 >= cpu0 {
+	if cpu1 := ProcessCPU(); cpu0 >= 0 && cpu1 >= cpu0 {
 		sum.CPU = cpu1 - cpu0
 	}
 	return sum, errors.Join(errs...)

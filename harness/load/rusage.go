@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// processCPU is the CPU time (user + system) this process has used so
+// ProcessCPU is the CPU time (user + system) this process has used so
 // far, from getrusage(RUSAGE_SELF); -1 when it cannot be read.
-func processCPU() time.Duration {
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return -1

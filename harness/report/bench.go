@@ -240,6 +240,9 @@ func writeBenchScenario(md *mdWriter, s results.Scenario, plots []plotLink) {
 			"with no error and no backlog; it is not counted as the target's failure.")
 		writeSearchOutcome(md, s)
 	}
+	if len(s.Ceilings) > 0 {
+		writeCeilings(md, s)
+	}
 
 	if bl := s.Baseline; bl != nil {
 		md.heading(3, "Baseline: the same events straight into PostgreSQL")
@@ -401,4 +404,52 @@ func optFixed(v float64, d int) string {
 		return dash
 	}
 	return fixed(v, d)
+}
+
+// ceilingWhat says what each ceiling measures.
+var ceilingWhat = map[string]string{
+	results.CeilingHTTP:   "HTTP: the same generator against a null handler in the harness (200, no work)",
+	results.CeilingAppend: "Append: the service's append path alone (queue.Append on the run's Redis from the harness; no HTTP, no workers)",
+}
+
+// writeCeilings is the table of a search's ceilings, with the search's
+// best rate as a share of each.
+func writeCeilings(md *mdWriter, s results.Scenario) {
+	md.heading(3, "Ceilings in the same run")
+	t := table{head: []string{"Ceiling", "Highest passing req/s", "p99 there", "Generator CPU µs/req there", "Steps", esc(s.Name) + " / ceiling"},
+		align: "lrrrrr"}
+	for _, c := range s.Ceilings {
+		what := ceilingWhat[c.Name]
+		if what == "" {
+			what = code(c.Name)
+		}
+		if c.NotMeasured != "" || c.Error != "" {
+			why := c.NotMeasured
+			if c.Error != "" {
+				why = "error: " + c.Error
+			}
+			t.add(esc(what), "not measured: "+esc(why), dash, dash, fmtCount(int64(len(c.Steps))), dash)
+			continue
+		}
+		best, p99, cpu, r := dash, dash, dash, dash
+		for _, st := range c.Steps {
+			if st.Pass && st.Rate == c.BestRate {
+				p99, cpu = fmtPct(st.HTTP, st.HTTP.P99), optFixed(st.GeneratorCPUPerRequestUS, 1)
+			}
+		}
+		if c.BestRate > 0 {
+			best = fmtReqRate(c.BestRate)
+			if c.AtLeast() {
+				best = "≥ " + best
+			}
+			r = fmtRatio(ratio(s.BestRate, c.BestRate))
+			if c.AtLeast() {
+				r = "≤ " + r
+			}
+		}
+		t.add(esc(what), best, p99, cpu, fmtCount(int64(len(c.Steps))), r)
+	}
+	md.table(t)
+	md.para("Each ceiling steps its rate from the search's highest passing rate up by the search's factor, under the same bound (p99 from the scheduled send, no errors, the rate achieved), until a step misses it. " +
+		"≥: every step passed, the ceiling lies higher. The null handler runs in the harness process, so the generator CPU at the HTTP ceiling includes it; the append ceiling's CPU is the harness's, calling queue.Append.")
 }

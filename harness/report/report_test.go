@@ -432,6 +432,15 @@ func TestBenchGeneratorLimited(t *testing.T) {
 				SendLagP99: 15.5, SendLagMax: 43.42, GeneratorCPUSeconds: 0.9, GeneratorCPUPerRequestUS: 49.5, ServiceCPUPerRequestUS: 80.1, GeneratorLimited: true},
 		},
 		BestRate: 2910, SearchBoundMS: 10, Valid: true,
+		Ceilings: []results.Ceiling{
+			{Name: results.CeilingHTTP, BestRate: 4547, Steps: []results.Step{
+				{Rate: 2910, HTTP: results.Percentiles{N: 10, P99: 1.5}, GeneratorCPUPerRequestUS: 30, Pass: true},
+				{Rate: 3638, HTTP: results.Percentiles{N: 10, P99: 2.5}, GeneratorCPUPerRequestUS: 31, Pass: true},
+				{Rate: 4547, HTTP: results.Percentiles{N: 10, P99: 3.5}, GeneratorCPUPerRequestUS: 32, Pass: true},
+				{Rate: 5684, HTTP: results.Percentiles{N: 10, P99: 30}, GeneratorCPUPerRequestUS: 33}}},
+			{Name: results.CeilingAppend, BestRate: 2910, Steps: []results.Step{
+				{Rate: 2910, HTTP: results.Percentiles{N: 10, P99: 0.5}, GeneratorCPUPerRequestUS: 20, Pass: true}}},
+		},
 	}}}
 	dir := t.TempDir()
 	if err := WriteBench(dir, b); err != nil {
@@ -443,7 +452,10 @@ func TestBenchGeneratorLimited(t *testing.T) {
 		"| 2,910.0 | 2,910.0 | 0 | 1.27 | 6.08 | 5.50 | 24.38 | 0.60 | 5.31 | 34.4 | 86.2 | 0 | 0.00% | yes |",
 		"| 3,638.0 | 3,637.0 | 0 | 1.51 | 21.97 | 7.25 | 56.67 | 15.50 | 43.42 | 49.5 | 80.1 | 0 | 0.00% | no: generator-limited |",
 		"Highest passing rate: 2,910.0 requests/s",
-		"The search stopped at 3,638.0 requests/s because the load generator, not the target, missed the schedule (send lag p99 15.50 ms, generator CPU 49.5 µs per request)")
+		"The search stopped at 3,638.0 requests/s because the load generator, not the target, missed the schedule (send lag p99 15.50 ms, generator CPU 49.5 µs per request)",
+		"### Ceilings in the same run",
+		"| HTTP: the same generator against a null handler in the harness (200, no work) | 4,547.0 | 3.50 | 32.0 | 4 | 0.64× |",
+		"| Append: the service's append path alone (queue.Append on the run's Redis from the harness; no HTTP, no workers) | ≥ 2,910.0 | 0.50 | 20.0 | 1 | ≤ 1.00× |")
 	// A step that simply failed is not labelled.
 	b.Scenarios[0].Steps[1].GeneratorLimited = false
 	if err := WriteBench(dir, b); err != nil {

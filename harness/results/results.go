@@ -137,6 +137,33 @@ type Step struct {
 	GeneratorLimited bool `json:"generator_limited,omitempty"`
 }
 
+// Ceiling names (Ceiling.Name).
+const (
+	// CeilingHTTP: the same generator and steps against a null handler
+	// (200 without work) inside the harness.
+	CeilingHTTP = "http"
+	// CeilingAppend: the service's append path alone (queue.Append on the
+	// run's Redis, called from the harness, no HTTP, no workers).
+	CeilingAppend = "append"
+)
+
+// Ceiling is the highest rate something simpler than the service holds
+// under the search's bound, measured in the same run as the search
+// (search.ceilings): the steps from the search's best rate up.
+type Ceiling struct {
+	Name  string `json:"name"` // CeilingHTTP or CeilingAppend
+	Steps []Step `json:"steps,omitempty"`
+	// BestRate is the highest passing rate (0: none passed); when every
+	// step passed, the ceiling is at least BestRate.
+	BestRate    float64 `json:"best_rate"`
+	NotMeasured string  `json:"not_measured,omitempty"`
+	Error       string  `json:"error,omitempty"`
+}
+
+// AtLeast reports whether every step passed: the ceiling lies above the
+// steps tried.
+func (c Ceiling) AtLeast() bool { return len(c.Steps) > 0 && c.Steps[len(c.Steps)-1].Pass }
+
 // Baseline is the same events inserted straight into PostgreSQL.
 type Baseline struct {
 	Events       int64   `json:"events"`
@@ -214,6 +241,8 @@ type Scenario struct {
 	// not recorded); drawn as a line on the search plot.
 	SearchBoundMS float64   `json:"search_bound_p99_ms,omitempty"`
 	Baseline      *Baseline `json:"baseline,omitempty"`
+	// Ceilings are what simpler paths hold in the same run (search.ceilings).
+	Ceilings []Ceiling `json:"ceilings,omitempty"`
 	// Published are the original design's figures for the same shape.
 	Published map[string]float64 `json:"published,omitempty"`
 

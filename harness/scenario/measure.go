@@ -179,6 +179,12 @@ func runSearch(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.E
 		res.BestRate, bestStart, bestEnd = rate, stepStart, stepEnd
 		rate *= s.Search.Factor
 	}
+	if s.Search.Ceilings {
+		res.Ceilings = runCeilings(ctx, s, o, tr, e, runID, max(s.Search.Start, res.BestRate))
+		if err := ctx.Err(); err != nil {
+			return time.Time{}, time.Time{}, "", err
+		}
+	}
 	if res.BestRate == 0 {
 		o.logf("%s: even the lowest step, %.0f req/s, did not hold (see the step above): no rate passed, recorded as such; "+
 			"the first step is the measured window and the checker still judges the run", s.Name, s.Search.Start)

@@ -1,8 +1,11 @@
 package scenario
 
 import (
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
 // TestJudgeStep: a step passes on the bound from the scheduled send; a
@@ -51,5 +54,25 @@ func TestDurationP99(t *testing.T) {
 	}
 	if got := durationP99(nil); got != 0 {
 		t.Errorf("p99 of nothing = %v", got)
+	}
+}
+
+// TestCeilingSteps: a ceiling steps up by the search's factor from its
+// start and stops at the first step that misses, keeping the last pass.
+func TestCeilingSteps(t *testing.T) {
+	t.Parallel()
+	s := &Scenario{Search: SearchSpec{Factor: 2, MaxSteps: 10}}
+	var asked []float64
+	steps, best, err := ceilingSteps(s, 100, func(rate float64) (results.Step, error) {
+		asked = append(asked, rate)
+		return results.Step{Rate: rate, Pass: rate <= 400}, nil
+	})
+	if err != nil || best != 400 || len(steps) != 4 || !slices.Equal(asked, []float64{100, 200, 400, 800}) {
+		t.Errorf("asked %v, best %v, %d steps, %v; want 100..800, best 400", asked, best, len(steps), err)
+	}
+	s.Search.MaxSteps = 2
+	steps, best, _ = ceilingSteps(s, 100, func(rate float64) (results.Step, error) { return results.Step{Rate: rate, Pass: true}, nil })
+	if best != 200 || len(steps) != 2 || !(results.Ceiling{Steps: steps, BestRate: best}).AtLeast() {
+		t.Errorf("every step passing: best %v, %d steps; want 200, 2, at least", best, len(steps))
 	}
 }
