@@ -217,7 +217,6 @@ func appendStep(ctx context.Context, q *queue.Queue, src *gen.Source, rate float
 	return st, nil
 }
 
-
 // dropKeys deletes the append ceiling's keys (its stream and backlog).
 func dropKeys(url, prefix string) error {
 	opts, err := redis.ParseURL(url)
