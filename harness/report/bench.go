@@ -437,6 +437,12 @@ func writeCeilings(md *mdWriter, s results.Scenario) {
 				p99, cpu = fmtPct(st.HTTP, st.HTTP.P99), optFixed(st.GeneratorCPUPerRequestUS, 1)
 			}
 		}
+		if c.BestRate == 0 && len(c.Steps) > 0 {
+			// None passed: the lowest step's figures say by how much.
+			st := c.Steps[0]
+			best = "none (" + fmtReqRate(st.Rate) + " missed)"
+			p99, cpu = fmtPct(st.HTTP, st.HTTP.P99), optFixed(st.GeneratorCPUPerRequestUS, 1)
+		}
 		if c.BestRate > 0 {
 			best = fmtReqRate(c.BestRate)
 			if c.AtLeast() {
@@ -451,5 +457,5 @@ func writeCeilings(md *mdWriter, s results.Scenario) {
 	}
 	md.table(t)
 	md.para("Each ceiling steps its rate from the search's highest passing rate up by the search's factor, under the same bound (p99 from the scheduled send, no errors, the rate achieved), until a step misses it. " +
-		"≥: every step passed, the ceiling lies higher. The null handler runs in the harness process, so the generator CPU at the HTTP ceiling includes it; the append ceiling's CPU is the harness's, calling queue.Append.")
+		"≥: every step passed, the ceiling lies higher; none: even the lowest step missed, and its figures are shown. The null handler runs in the harness process, so the generator CPU at the HTTP ceiling includes it; the append ceiling's CPU is the harness's, calling queue.Append.")
 }

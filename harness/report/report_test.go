@@ -456,6 +456,14 @@ func TestBenchGeneratorLimited(t *testing.T) {
 		"### Ceilings in the same run",
 		"| HTTP: the same generator against a null handler in the harness (200, no work) | 4,547.0 | 3.50 | 32.0 | 4 | 0.64× |",
 		"| Append: the service's append path alone (queue.Append on the run's Redis from the harness; no HTTP, no workers) | ≥ 2,910.0 | 0.50 | 20.0 | 1 | ≤ 1.00× |")
+	// A ceiling whose lowest step missed shows that step's figures.
+	b.Scenarios[0].Ceilings[1] = results.Ceiling{Name: results.CeilingAppend, Steps: []results.Step{
+		{Rate: 2910, HTTP: results.Percentiles{N: 10, P99: 236.46}, GeneratorCPUPerRequestUS: 20}}}
+	if err := WriteBench(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	md = string(readFile(t, filepath.Join(dir, "bench.md")))
+	mustContain(t, "bench.md", md, "| none (2,910.0 missed) | 236.46 | 20.0 | 1 | — |")
 	// A step that simply failed is not labelled.
 	b.Scenarios[0].Steps[1].GeneratorLimited = false
 	if err := WriteBench(dir, b); err != nil {
