@@ -1,6 +1,7 @@
 package load_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -15,13 +16,23 @@ import (
 )
 
 // BenchmarkOpenNull measures the generator's own cost per request: the
-// open model at 1,000 req/s for 2 s per iteration against a null handler
+// open model at 1,000 and 4,000 req/s, with the connections unbounded and capped at 64, for 2 s per iteration against a null handler
 // (200, no work) in this process, single-event requests as single-events
 // sends them, the history written to a file as a run writes it. Reported
 // per request: CPU µs of the process (generator, history and the null
 // handler; the handler's share is the same before and after a change to
 // the generator) and allocations.
 func BenchmarkOpenNull(b *testing.B) {
+	for _, rate := range []float64{1000, 4000} {
+		for _, conns := range []int{0, 64} {
+			b.Run(fmt.Sprintf("rate=%.0f/maxconns=%d", rate, conns), func(b *testing.B) { benchOpenNull(b, rate, conns) })
+		}
+	}
+}
+
+// benchOpenNull is one case of BenchmarkOpenNull: maxConns caps the
+// connections (Config.MaxConns; 0: as many as the schedule needs).
+func benchOpenNull(b *testing.B, rate float64, maxConns int) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
 	b.Cleanup(srv.Close)
 	src, err := gen.New(gen.Config{Seed: 1, RunID: "bench", DuplicateRatio: 0.3, Topics: 10, EventsPerRequest: 1, PayloadBytes: 64})
@@ -40,7 +51,7 @@ func BenchmarkOpenNull(b *testing.B) {
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
 		sum, err := load.Run(b.Context(), load.Config{Targets: []string{srv.URL}, Source: src, History: rec,
-			Model: load.Model{Kind: load.Open, Rate: 1000, Duration: 2 * time.Second}})
+			MaxConns: maxConns, Model: load.Model{Kind: load.Open, Rate: rate, Duration: 2 * time.Second}})
 		runtime.ReadMemStats(&m1)
 		if err != nil {
 			b.Fatal(err)

@@ -106,7 +106,7 @@ func httpCeiling(ctx context.Context, s *Scenario, o Options, tr *tracker, runID
 		}
 		m := stepModel(s, rate, s.Search.StepDuration.D())
 		stepStart := time.Now()
-		sum, err := load.Run(ctx, load.Config{Targets: []string{target}, Model: m, Source: src, History: hist})
+		sum, err := load.Run(ctx, searchConns(load.Config{Targets: []string{target}, Model: m, Source: src, History: hist}))
 		if err != nil {
 			return results.Step{}, fmt.Errorf("ceiling: load at %.0f req/s: %w", rate, err)
 		}

@@ -123,8 +123,8 @@ func runSearch(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.E
 		svc0, svcOK := serviceCPU(e)
 		stepStart := time.Now()
 		m := stepModel(s, rate, s.Search.StepDuration.D())
-		sum, err := load.Run(ctx, o.loadConfig(e, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist,
-			Progress: progress(tr, PhaseSearch, m, 0)}))
+		sum, err := load.Run(ctx, searchConns(o.loadConfig(e, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: src, History: hist,
+			Progress: progress(tr, PhaseSearch, m, 0)})))
 		if err != nil {
 			return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: load at %.0f req/s: %w", rate, err)
 		}
@@ -200,11 +200,34 @@ func runSearch(ctx context.Context, s *Scenario, o Options, tr *tracker, e env.E
 	finalStart := time.Now()
 	m := stepModel(s, res.BestRate, 0)
 	tr.enter(PhaseLoad, "sending %d events at %.0f req/s, the highest passing rate", s.Events.Total, res.BestRate)
-	if _, err := load.Run(ctx, o.loadConfig(e, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: fsrc, History: hist,
-		Progress: progress(tr, PhaseLoad, m, 0)})); err != nil {
+	if _, err := load.Run(ctx, searchConns(o.loadConfig(e, load.Config{Targets: e.Targets(), Token: o.Token, Model: m, Source: fsrc, History: hist,
+		Progress: progress(tr, PhaseLoad, m, 0)}))); err != nil {
 		return time.Time{}, time.Time{}, "", fmt.Errorf("scenario: final load: %w", err)
 	}
 	return finalStart, time.Time{}, runID + "-f", nil
+}
+
+// searchMaxConns caps the connections of a rate search's load to each
+// target (and of its HTTP ceiling). The workers stay uncapped, so every
+// request still leaves on its schedule and is stamped with its scheduled
+// time: one that waits for a free connection counts the wait in its
+// latency (in the p99 from the send too: the connections are busy with
+// the target's answers). Uncapped, a generator that fell behind sent its
+// backlog at once on as many new connections, and the dials and their
+// goroutines roughly doubled its CPU per request (BenchmarkOpenNull at
+// 4,000 req/s: 339-444 µs per request unbounded, 187-218 with 64, on a
+// busy machine), which made it fall further behind. 64 is what wrk -c64
+// used for the hand measurement: at 8,000 req/s it allows a mean
+// latency up to 8 ms.
+const searchMaxConns = 64
+
+// searchConns applies searchMaxConns to a search's load configuration
+// (a lower cap, e.g. the docker backend's, stays).
+func searchConns(cfg load.Config) load.Config {
+	if cfg.MaxConns == 0 || cfg.MaxConns > searchMaxConns {
+		cfg.MaxConns = searchMaxConns
+	}
+	return cfg
 }
 
 // serviceCPU is the CPU seconds used so far by the service nodes of e;

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronicleweaver/chronicleweaver/harness/load"
 	"github.com/chronicleweaver/chronicleweaver/harness/results"
 )
 
@@ -74,5 +75,16 @@ func TestCeilingSteps(t *testing.T) {
 	steps, best, _ = ceilingSteps(s, 100, func(rate float64) (results.Step, error) { return results.Step{Rate: rate, Pass: true}, nil })
 	if best != 200 || len(steps) != 2 || !(results.Ceiling{Steps: steps, BestRate: best}).AtLeast() {
 		t.Errorf("every step passing: best %v, %d steps; want 200, 2, at least", best, len(steps))
+	}
+}
+
+// TestSearchConns: a search's load is capped at searchMaxConns
+// connections per target, and a lower cap (the docker backend's) stays.
+func TestSearchConns(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ in, want int }{{0, searchMaxConns}, {256, searchMaxConns}, {16, 16}} {
+		if got := searchConns(load.Config{MaxConns: c.in}).MaxConns; got != c.want {
+			t.Errorf("searchConns(MaxConns %d) = %d, want %d", c.in, got, c.want)
+		}
 	}
 }
