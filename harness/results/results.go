@@ -114,8 +114,56 @@ type Step struct {
 	// SendLagMax is the longest a request left after its scheduled time
 	// (ms): the load generator's own delay, counted in the latencies.
 	SendLagMax float64 `json:"send_lag_max_ms"`
-	Pass       bool    `json:"pass"`
+	// SendLagP99 is the 99th percentile of the requests' send lag (ms).
+	SendLagP99 float64 `json:"send_lag_p99_ms"`
+	// HTTPFromSendP99 is the 99th percentile of the request latency from
+	// when each request actually left, without its send lag (ms): the
+	// target's own share of HTTP.P99.
+	HTTPFromSendP99 float64 `json:"http_p99_from_send_ms"`
+	// GeneratorCPUSeconds is the CPU the load generator's process (the
+	// harness) used during the step, and GeneratorCPUPerRequestUS the same
+	// per request sent, in microseconds.
+	GeneratorCPUSeconds      float64 `json:"generator_cpu_seconds"`
+	GeneratorCPUPerRequestUS float64 `json:"generator_cpu_us_per_request"`
+	// ServiceCPUPerRequestUS is the service processes' CPU during the step
+	// per request sent, in microseconds (0: not measured).
+	ServiceCPUPerRequestUS float64 `json:"service_cpu_us_per_request,omitempty"`
+	Pass                   bool    `json:"pass"`
+	// GeneratorLimited marks a step that did not pass because the load
+	// generator, not the target, missed the schedule: measured from when
+	// each request actually left, the target held the bound, with no
+	// error and no backlog, while the generator sent late or too few
+	// requests. It is not counted as the target's failure (the search
+	// stops there: a higher rate would measure the generator).
+	GeneratorLimited bool `json:"generator_limited,omitempty"`
 }
+
+// Ceiling names (Ceiling.Name).
+const (
+	// CeilingHTTP: the same generator and steps against a null handler
+	// (200 without work) inside the harness.
+	CeilingHTTP = "http"
+	// CeilingAppend: the service's append path alone (queue.Append on the
+	// run's Redis, called from the harness, no HTTP, no workers).
+	CeilingAppend = "append"
+)
+
+// Ceiling is the highest rate something simpler than the service holds
+// under the search's bound, measured in the same run as the search
+// (search.ceilings): the steps from the search's best rate up.
+type Ceiling struct {
+	Name  string `json:"name"` // CeilingHTTP or CeilingAppend
+	Steps []Step `json:"steps,omitempty"`
+	// BestRate is the highest passing rate (0: none passed); when every
+	// step passed, the ceiling is at least BestRate.
+	BestRate    float64 `json:"best_rate"`
+	NotMeasured string  `json:"not_measured,omitempty"`
+	Error       string  `json:"error,omitempty"`
+}
+
+// AtLeast reports whether every step passed: the ceiling lies above the
+// steps tried.
+func (c Ceiling) AtLeast() bool { return len(c.Steps) > 0 && c.Steps[len(c.Steps)-1].Pass }
 
 // Baseline is the same events inserted straight into PostgreSQL.
 type Baseline struct {
@@ -197,6 +245,8 @@ type Scenario struct {
 	// Attack is what a hostile client did beside the load (scenarios with
 	// an attack: section), and the load's throughput without and with it.
 	Attack *Attack `json:"attack,omitempty"`
+	// Ceilings are what simpler paths hold in the same run (search.ceilings).
+	Ceilings []Ceiling `json:"ceilings,omitempty"`
 	// Published are the original design's figures for the same shape.
 	Published map[string]float64 `json:"published,omitempty"`
 

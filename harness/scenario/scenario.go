@@ -197,6 +197,10 @@ type SearchSpec struct {
 	// Final: after the search, send Events.Total copies at the highest
 	// passing rate (the sustained figure).
 	Final bool `yaml:"final"`
+	// Ceilings: after the search, measure the HTTP ceiling (a null handler
+	// in the harness) and the append ceiling (queue.Append alone) with the
+	// same steps from the best rate up (see ceiling.go).
+	Ceilings bool `yaml:"ceilings"`
 }
 
 // AttackSpec is the hostile client of a scenario (harness/attack).
