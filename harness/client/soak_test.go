@@ -3,6 +3,9 @@ package client_test
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/client"
 )
@@ -59,5 +62,42 @@ func TestInfoField(t *testing.T) {
 	}
 	if _, err := client.InfoField("used_memory:lots\r\n", "used_memory"); err == nil || !strings.Contains(err.Error(), `"lots"`) {
 		t.Errorf("a value that is no number: %v", err)
+	}
+}
+
+// The soak's readers against the real servers: Redis's used memory is
+// read (a bad URL is an error naming it); the sizes of a table and its
+// indexes, and its rows, are read from PostgreSQL, and a table that does
+// not exist is an error naming it.
+func TestSoakReaders(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, time.Minute)
+	before, err := client.RedisUsedMemory(ctx, env.Redis.URL())
+	if err != nil || before <= 0 {
+		t.Fatalf("RedisUsedMemory = %d, %v", before, err)
+	}
+	if _, err := client.RedisUsedMemory(ctx, "not a url"); err == nil || !strings.Contains(err.Error(), "Redis URL") {
+		t.Errorf("a bad Redis URL: %v", err)
+	}
+
+	dbURL := env.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE ledger (token text PRIMARY KEY, pad text NOT NULL);
+		INSERT INTO ledger SELECT g::text, repeat('x', 100) FROM generate_series(1, 2000) g`); err != nil {
+		t.Fatal(err)
+	}
+	sizes, rows, err := client.DBSizes(ctx, dbURL, []string{"ledger"}, "ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := sizes["ledger"]; rows != 2000 || s.Indexes <= 0 || s.Total <= s.Indexes || s.Total < 2000*100 {
+		t.Errorf("DBSizes = %+v, %d rows; want 2000 rows, indexes > 0 and a total above them and the data", s, rows)
+	}
+	if _, _, err := client.DBSizes(ctx, dbURL, []string{"no_such_table"}, ""); err == nil || !strings.Contains(err.Error(), "no_such_table") {
+		t.Errorf("a missing table: %v, want an error naming it", err)
 	}
 }

@@ -36,7 +36,7 @@ func soakCmd(ctx context.Context, args []string) error {
 	p := progress.New(os.Stderr)
 	defer p.Close()
 	resolve := common(fs, &o, p)
-	fs.BoolVar(&o.Smoke, "smoke", false, "the short form: about 3 minutes, faults every ~45 s, sampled every 5 s")
+	fs.BoolVar(&o.Smoke, "smoke", false, "the short form: 3 minutes of load, two faults of each kind in the first 80 s, sampled every 5 s")
 	out := fs.String("out", "results", "folder for soak.md, soak.json and plots/soak-*.png")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
