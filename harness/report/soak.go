@@ -93,6 +93,8 @@ func plotSoak(h results.Header, title, unit string, div float64, series map[stri
 			return nil, 0, err
 		}
 		fromZero(p)
+		// Room for a legend of more than two lines above the data.
+		p.Y.Max *= 1 + 0.12*float64(max(0, len(lines)-2))
 		return p, pts, nil
 	}
 	p, n, err := panel(titled(h, title), unit, div, top)
@@ -137,7 +139,7 @@ func soakMarkdown(s results.Soak, plots []plotLink) []byte {
 		md.para("**PASS**: the run is valid and every judged series is flat after the warm-up of %s s.", fixed(s.WarmUp, 0))
 	case s.Pass:
 		md.para("**PASS (smoke)**: the run is valid and every judged series was sampled. Flatness is not judged in a smoke run " +
-			"(shorter than the ledger's retention, a fault every half minute): its lines are recorded below.")
+			"(3 minutes with a fault every 20-40 s, shorter than the full run's warm-up): its lines are recorded below.")
 	default:
 		md.para("**FAIL**:")
 		md.bullets(escAll(s.Reasons))

@@ -152,8 +152,8 @@ type Soak struct {
 	MaxDrift        float64 `json:"max_drift"`
 	LatencyMaxDrift float64 `json:"latency_max_drift"`
 	// FlatnessJudged: the flatness of the series decides (the full run).
-	// A smoke run is shorter than the ledger's retention and has a fault
-	// every half minute: its lines are fitted and recorded (Unjudged),
+	// A smoke run is shorter than the full run's warm-up and has a fault
+	// every 20-40 s: its lines are fitted and recorded (Unjudged),
 	// and it passes on the run's validity and on every series having
 	// samples.
 	FlatnessJudged bool `json:"flatness_judged"`
