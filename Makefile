@@ -27,7 +27,7 @@ NOPAUSE := grep --line-buffered -v -e '^=== \(PAUSE\|CONT\)'
 GOBUILD := service/devenv/gobuild.sh
 
 .PHONY: all build chronicle run deps fmt-check vet test properties fuzz verify-suite bench-smoke verify-docker \
-	verify-subject verify verify-full bench peers report images-offline up down clean
+	verify-subject verify verify-full bench peers soak report images-offline up down clean
 
 all: build
 
@@ -160,6 +160,20 @@ peers:
 	$(CHRONICLE) peers --out results --subject chronicleweaver --subject 'original=$(PEER_SRC)' \
 		$(if $(PEER2_SRC),--subject 'uas-sister-a=$(PEER2_SRC)') $(PEERS_FLAGS)
 	$(CHRONICLE) report --repo
+
+# The soak (not in make verify): the soak scenario (scenarios/soak.yaml,
+# suite soak) for 30 minutes at half the sustained request rate with a
+# service kill, a Redis kill or a PostgreSQL restart every minute or so,
+# checked like any scenario, while the harness samples the service's RSS
+# and goroutines, Redis's memory, the PostgreSQL tables and the ledger's
+# rows; writes results/soak.json, results/soak.md and
+# results/plots/soak-*.png. SOAK_DURATION=45m stretches it (faults
+# included); SOAK_FLAGS=--smoke is the short form (about 4 min), and
+# SOAK_FLAGS='--smoke --out runs/soak' keeps it out of results/.
+SOAK_FLAGS ?=
+soak: deps chronicle
+	$(call say,soak: the soak scenario for $${SOAK_DURATION:-30m} (smoke: about 4 min) with faults every minute or so; writes results/soak.*)
+	$(CHRONICLE) soak $(SOAK_FLAGS)
 
 # Rewrites the generated sections of REPORT.md from results/*.json.
 report: chronicle

@@ -257,6 +257,8 @@ type Scenario struct {
 	DrainTime float64  `json:"drain_seconds"` // end of load to queue drained
 
 	Series []Point `json:"series,omitempty"`
+	// Soak is what the sampler read during the run (chronicle soak only).
+	Soak *SoakSamples `json:"soak,omitempty"`
 	// Latencies are raw request latencies in ms for distribution plots
 	// (kept only where a plot needs them; not written to JSON).
 	Latencies []float64 `json:"-"`

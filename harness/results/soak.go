@@ -108,3 +108,131 @@ func (s *SoakSeries) Judge(warmUp time.Duration, maxDrift float64) {
 	}
 	t.Flat = t.Drift <= maxDrift
 }
+
+// Names of the soak series (SoakSeries.Name), as the sampler fills them.
+const (
+	SoakRSS          = "service_rss_bytes"       // process_resident_memory_bytes, summed over the services
+	SoakGoroutines   = "goroutines"              // go_goroutines, summed over the services
+	SoakRedisMemory  = "redis_used_memory_bytes" // INFO memory used_memory
+	SoakLedgerRows   = "ledger_rows"             // count(*) of applied_entries
+	SoakBacklog      = "backlog"                 // /stats queue_depth + pending
+	SoakHTTPP50      = "http_p50_ms"             // per minute, every completion
+	SoakHTTPP99      = "http_p99_ms"             // per minute, every completion
+	SoakHTTPP99Quiet = "http_p99_quiet_ms"       // per minute, minutes without a fault
+	// PostgreSQL: pg_total_relation_size and pg_indexes_size of the events,
+	// the ledger (applied_entries) and the audit tables (dropped + failed).
+	SoakEventsBytes      = "pg_events_bytes"
+	SoakEventsIndexBytes = "pg_events_index_bytes"
+	SoakLedgerBytes      = "pg_ledger_bytes"
+	SoakLedgerIndexBytes = "pg_ledger_index_bytes"
+	SoakAuditBytes       = "pg_audit_bytes"
+	SoakAuditIndexBytes  = "pg_audit_index_bytes"
+)
+
+// SoakSamples are what the sampler of a run collected: every SoakSeries
+// (each reading that failed is left out and counted).
+type SoakSamples struct {
+	Every  float64      `json:"every_seconds"`
+	Taken  int          `json:"taken"`  // sampling rounds
+	Failed int          `json:"failed"` // readings that failed (each counted once)
+	Errors []string     `json:"errors,omitempty"`
+	Series []SoakSeries `json:"series"`
+}
+
+// Soak is the record of `make soak` (results/soak.json): the run, its
+// samples and the verdict.
+type Soak struct {
+	Header   Header   `json:"header"`
+	Scenario Scenario `json:"scenario"`
+	// WarmUp is left out of every line (seconds from the start).
+	WarmUp float64 `json:"warm_up_seconds"`
+	// MaxDrift bounds the change the line of a resource shows after the
+	// warm-up, relative to its mean; LatencyMaxDrift that of the p99 of
+	// the minutes without a fault.
+	MaxDrift        float64 `json:"max_drift"`
+	LatencyMaxDrift float64 `json:"latency_max_drift"`
+	// FlatnessJudged: the flatness of the series decides (the full run).
+	// A smoke run is shorter than the full run's warm-up and has a fault
+	// every 20-40 s: its lines are fitted and recorded (Unjudged),
+	// and it passes on the run's validity and on every series having
+	// samples.
+	FlatnessJudged bool `json:"flatness_judged"`
+	// Pass: the run valid, every judged series sampled and (when
+	// FlatnessJudged) flat.
+	Pass    bool     `json:"pass"`
+	Reasons []string `json:"reasons,omitempty"` // why not
+	// Unjudged are the drifts a smoke run showed, recorded only.
+	Unjudged []string `json:"unjudged,omitempty"`
+}
+
+// SoakSeriesOf returns the series of s's samples (nil when the run was not
+// sampled).
+func (s *Soak) SoakSeriesOf() []SoakSeries {
+	if s.Scenario.Soak == nil {
+		return nil
+	}
+	return s.Scenario.Soak.Series
+}
+
+// Judge fits every series after the warm-up and gives the verdict: the run
+// valid (the checker, the faults, the effects) and every series marked Flat
+// sampled and (FlatnessJudged) flat, the latency series against
+// LatencyMaxDrift and the others against MaxDrift.
+func (s *Soak) Judge() {
+	s.Reasons, s.Unjudged = nil, nil
+	if !s.Scenario.Valid {
+		s.Reasons = append(s.Reasons, "the run is not valid: "+joinShort(s.Scenario.AllViolations()))
+	}
+	series := s.SoakSeriesOf()
+	if len(series) == 0 {
+		s.Reasons = append(s.Reasons, "no samples")
+	}
+	warm := time.Duration(s.WarmUp * float64(time.Second))
+	for i := range series {
+		sr := &series[i]
+		bound := s.MaxDrift
+		if sr.Unit == "ms" {
+			bound = s.LatencyMaxDrift
+		}
+		sr.Judge(warm, bound)
+		if !sr.Flat {
+			continue
+		}
+		var why string
+		switch t := sr.Trend; {
+		case len(sr.Samples) == 0 && (s.FlatnessJudged || sr.Unit != "ms"):
+			// A resource never read is a broken sampler; a smoke run
+			// may have no minute free of faults.
+			s.Reasons = append(s.Reasons, sr.Name+": no samples")
+			continue
+		case t.NotJudged != "":
+			why = fmt.Sprintf("%s not judged: %s", sr.Name, t.NotJudged)
+		case !t.Flat:
+			why = fmt.Sprintf("%s drifts: slope %.4g %s/h, %.1f%% of its mean over the run after warm-up (bound %.0f%%)",
+				sr.Name, t.Slope, sr.Unit, 100*t.Drift, 100*t.MaxDrift)
+		default:
+			continue
+		}
+		if s.FlatnessJudged {
+			s.Reasons = append(s.Reasons, why)
+		} else {
+			s.Unjudged = append(s.Unjudged, why)
+		}
+	}
+	s.Pass = len(s.Reasons) == 0
+}
+
+// joinShort joins at most 3 of vs.
+func joinShort(vs []string) string {
+	out := ""
+	for i, v := range vs {
+		if i == 3 {
+			return out + fmt.Sprintf("; and %d more", len(vs)-3)
+		}
+		if i > 0 {
+			out += "; "
+		}
+		out += v
+	}
+	return out
+}

@@ -65,6 +65,10 @@ type Options struct {
 	// SourceDir is a foreign subject's checkout (local backend: its
 	// run.dir is relative to it).
 	SourceDir string
+	// SampleEvery, when above 0, samples the environment's resources
+	// that often while the load runs (the soak sampler, soak.go) into
+	// the result's Soak.
+	SampleEvery time.Duration
 	// Peers: the comparison of subjects (`make peers`). A rate search
 	// whose every step missed its bound is measured at its first step
 	// instead of failing the run.
@@ -278,6 +282,17 @@ func run(ctx context.Context, s *Scenario, o Options, tr *tracker, dir string, r
 		return nil
 	}
 
+	stopSampler, sampledFrom, err := startSampler(ctx, o, e)
+	if err != nil {
+		return fmt.Errorf("scenario: sampler: %w", err)
+	}
+	sampling := true
+	defer func() {
+		if sampling {
+			stopSampler()
+		}
+	}()
+
 	// The measured window and namespace: the whole run, or a search's
 	// final (or best) part.
 	since, until, prefix := time.Now(), time.Time{}, runID
@@ -294,6 +309,11 @@ func run(ctx context.Context, s *Scenario, o Options, tr *tracker, dir string, r
 		if err := runLoad(ctx, s, o, tr, e, hist, runID, ready, res); err != nil {
 			return err
 		}
+	}
+
+	sampling = false
+	if res.Soak = stopSampler(); res.Soak != nil {
+		res.Soak.Series = append(res.Soak.Series, latencySeries(hist.Ops(), res.Faults, sampledFrom)...)
 	}
 
 	// Heal is done by the nemesis; drain, read back, check.
