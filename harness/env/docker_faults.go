@@ -241,3 +241,15 @@ func (d *Docker) setLink(ctx context.Context, n *dnode, mode LinkMode) error {
 	d.logf("env: link to %s: %s", dep, mode)
 	return nil
 }
+
+// FillDisk and FreeDisk are not supported by the docker backend: its
+// containers' data is on the Docker host's disk, with no small filesystem
+// of the harness's to fill (a scenario that needs one is skipped on it).
+func (d *Docker) FillDisk(_ context.Context, dep string) error {
+	return fmt.Errorf("env: fill the disk of %s: the docker backend mounts no small filesystem for it (use the local backend): %w", dep, ErrUnsupported)
+}
+
+// FreeDisk: see FillDisk.
+func (d *Docker) FreeDisk(_ context.Context, dep string) error {
+	return fmt.Errorf("env: free the disk of %s: the docker backend mounts no small filesystem for it (use the local backend): %w", dep, ErrUnsupported)
+}

@@ -83,6 +83,14 @@ type Env interface {
 	// SetLink changes the network path from the services to a dependency
 	// (Redis or Postgres); latency applies to LinkSlow.
 	SetLink(ctx context.Context, dep string, mode LinkMode, latency time.Duration) error
+	// FillDisk fills the small filesystem a dependency's data is on (Redis:
+	// its AOF directory; PostgreSQL: its data directory), so that the
+	// server's next writes fail for want of space; FreeDisk deletes what
+	// filled it. Only a dependency started on such a filesystem has one
+	// (LocalOptions.RedisDisk, PostgresDisk); otherwise the error wraps
+	// ErrUnsupported.
+	FillDisk(ctx context.Context, dep string) error
+	FreeDisk(ctx context.Context, dep string) error
 
 	// ServiceLog returns what a service node wrote to its log (JSON lines)
 	// over all its lifetimes in this environment: what the harness reads

@@ -55,6 +55,14 @@ func (e *external) SetLink(_ context.Context, dep string, _ LinkMode, _ time.Dur
 	return e.unsupported("set the link to", dep)
 }
 
+func (e *external) FillDisk(_ context.Context, dep string) error {
+	return e.unsupported("fill the disk of", dep)
+}
+
+func (e *external) FreeDisk(_ context.Context, dep string) error {
+	return e.unsupported("free the disk of", dep)
+}
+
 func (e *external) ServiceLog(_ context.Context, node string) ([]byte, error) {
 	return nil, e.unsupported("read the log of", node)
 }

@@ -57,6 +57,14 @@ type LocalOptions struct {
 	// SourceDir is the checkout a foreign subject's run.dir is relative to
 	// (default: the working directory).
 	SourceDir string
+
+	// RedisDisk, when > 0, puts Redis's working directory (its AOF) on a tmpfs of that
+	// many bytes, and PostgresDisk PostgreSQL's data directory (not its WAL
+	// nor its log), for FillDisk and FreeDisk. Mounting needs root: when it
+	// fails, StartLocal fails with an error wrapping ErrCannotMount. The
+	// mounts are released by Close.
+	RedisDisk    int64
+	PostgresDisk int64
 }
 
 // foreign reports whether the instances run a command rather than this
@@ -83,17 +91,21 @@ type Local struct {
 	runDir string
 	// argv is the command every service instance runs: our binary
 	// (LocalOptions.Binary, or a build of this module) and its arguments.
-	argv     []string
-	pg       *devenv.Postgres
-	redis    *devenv.Redis
-	pgProxy  *Proxy // nil unless opts.Proxy
-	rdProxy  *Proxy
-	dbURL    string // direct, for the checker
-	svcDBURL string // what the services use (through the proxy when on)
-	svcRdURL string
-	services []*instance
-	shutdown time.Duration // the services' SHUTDOWN_TIMEOUT
-	info     Info
+	argv    []string
+	pg      *devenv.Postgres
+	redis   *devenv.Redis
+	pgProxy *Proxy // nil unless opts.Proxy
+	rdProxy *Proxy
+	// redisDisk and pgDisk are the small filesystems of LocalOptions
+	// RedisDisk and PostgresDisk (nil: none); each is set once, before
+	// its server starts.
+	redisDisk, pgDisk *disk
+	dbURL             string // direct, for the checker
+	svcDBURL          string // what the services use (through the proxy when on)
+	svcRdURL          string
+	services          []*instance
+	shutdown          time.Duration // the services' SHUTDOWN_TIMEOUT
+	info              Info
 
 	lifetime
 }
@@ -138,6 +150,19 @@ func StartLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
 	}
 
 	l := &Local{opts: o, runDir: runDir}
+	if o.RedisDisk < 0 || o.PostgresDisk < 0 {
+		return nil, fmt.Errorf("env: LocalOptions.RedisDisk %d, PostgresDisk %d: must be >= 0", o.RedisDisk, o.PostgresDisk)
+	}
+	var prepareAOF func(string) error
+	if o.RedisDisk > 0 {
+		l.redisDisk = &disk{node: Redis, size: o.RedisDisk}
+		prepareAOF = func(path string) error { return l.redisDisk.mount(path, os.Geteuid(), os.Getegid()) }
+	}
+	var prepareData func(string, int, int) error
+	if o.PostgresDisk > 0 {
+		l.pgDisk = &disk{node: Postgres, size: o.PostgresDisk}
+		prepareData = l.pgDisk.mount
+	}
 	l.begin(o.Logf)
 	defer func() {
 		if err != nil {
@@ -168,11 +193,11 @@ func StartLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
 		if !o.Durable {
 			settings["synchronous_commit"] = "on" // see LocalOptions.Durable
 		}
-		l.pg, pgErr = devenv.StartPostgres(ctx, devenv.PostgresOptions{Durable: o.Durable, Settings: settings, Logf: o.Logf})
+		l.pg, pgErr = devenv.StartPostgres(ctx, devenv.PostgresOptions{Durable: o.Durable, Settings: settings, Logf: o.Logf, PrepareDataDir: prepareData})
 	}()
 	go func() {
 		defer wg.Done()
-		l.redis, rdbErr = devenv.StartRedis(ctx, devenv.RedisOptions{AppendFsync: o.AppendFsync, NoAOF: o.NoAOF, Logf: o.Logf})
+		l.redis, rdbErr = devenv.StartRedis(ctx, devenv.RedisOptions{AppendFsync: o.AppendFsync, NoAOF: o.NoAOF, Logf: o.Logf, PrepareDataDir: prepareAOF})
 	}()
 	wg.Wait()
 	if err := errors.Join(binErr, pgErr, rdbErr); err != nil {
@@ -441,15 +466,17 @@ func (l *Local) close() error {
 			l.logf("env: close: %v", err)
 		}
 		errs = append(errs, copyFile(l.redis.LogPath(), filepath.Join(l.runDir, "redis.log")))
-		errs = append(errs, l.redis.Close())
+		errs = append(errs, l.redisDisk.release(), l.redis.Close())
 	}
+	errs = append(errs, l.redisDisk.release()) // also when Redis did not start
 	if l.pg != nil {
 		if err := l.pg.Stop(ctx); err != nil {
 			l.logf("env: close: %v", err)
 		}
 		errs = append(errs, copyFile(l.pg.LogPath(), filepath.Join(l.runDir, "postgres.log")))
-		errs = append(errs, l.pg.Close())
+		errs = append(errs, l.pgDisk.release(), l.pg.Close())
 	}
+	errs = append(errs, l.pgDisk.release()) // also when PostgreSQL did not start
 	return errors.Join(errs...)
 }
 

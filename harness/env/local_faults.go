@@ -182,6 +182,58 @@ func (l *Local) SetLink(ctx context.Context, dep string, mode LinkMode, latency 
 	return nil
 }
 
+// FillDisk fills the tmpfs dep's data is on (LocalOptions.RedisDisk,
+// PostgresDisk) with a ballast file until it refuses more, and checks that
+// it is full: the server's next write that needs space fails with ENOSPC.
+func (l *Local) FillDisk(_ context.Context, dep string) error {
+	d, err := l.disk(dep, "fill")
+	if err != nil {
+		return err
+	}
+	n, err := d.fill()
+	if err != nil {
+		return err
+	}
+	l.logf("env: disk of %s filled (ballast of %d bytes)", dep, n)
+	return nil
+}
+
+// FreeDisk deletes the ballast FillDisk wrote and checks that space is
+// back.
+func (l *Local) FreeDisk(_ context.Context, dep string) error {
+	d, err := l.disk(dep, "free")
+	if err != nil {
+		return err
+	}
+	left, err := d.empty()
+	if err != nil {
+		return err
+	}
+	l.logf("env: disk of %s freed (%d bytes free)", dep, left)
+	return nil
+}
+
+// disk is dep's small filesystem, or an error wrapping ErrUnsupported.
+func (l *Local) disk(dep, op string) (*disk, error) {
+	if l.ctx.Err() != nil {
+		return nil, errClosed
+	}
+	var d *disk
+	switch dep {
+	case Redis:
+		d = l.redisDisk
+	case Postgres:
+		d = l.pgDisk
+	default:
+		return nil, fmt.Errorf("env: %s the disk of %q: not a dependency (redis, postgres)", op, dep)
+	}
+	if d == nil {
+		return nil, fmt.Errorf("env: %s the disk of %s: it was not started on a small filesystem (set LocalOptions.%sDisk): %w",
+			op, dep, map[string]string{Redis: "Redis", Postgres: "Postgres"}[dep], ErrUnsupported)
+	}
+	return d, nil
+}
+
 func wrapNode(node, op string, err error) error {
 	if err == nil {
 		return nil

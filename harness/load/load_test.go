@@ -228,6 +228,23 @@ func TestOpenModel(t *testing.T) {
 		t.Fatalf("%d requests at 200/s for 2s", sum.Requests)
 	}
 	t.Logf("max send lag %s, run took %s", sum.MaxSendLag, sum.End.Sub(sum.Start).Round(time.Millisecond))
+	// The generator's own measures: one send lag and one latency from the
+	// actual send per request, the largest lag is MaxSendLag, and the
+	// process's CPU during the run is counted.
+	if int64(len(sum.SendLags)) != sum.Requests || int64(len(sum.FromSend)) != sum.Requests {
+		t.Errorf("%d send lags and %d latencies from send for %d requests", len(sum.SendLags), len(sum.FromSend), sum.Requests)
+	}
+	if len(sum.SendLags) > 0 && slices.Max(sum.SendLags) != sum.MaxSendLag {
+		t.Errorf("largest send lag %s, MaxSendLag %s", slices.Max(sum.SendLags), sum.MaxSendLag)
+	}
+	for _, d := range sum.FromSend {
+		if d <= 0 {
+			t.Fatalf("a latency from send of %s", d)
+		}
+	}
+	if sum.CPU <= 0 || sum.CPU > 4*sum.End.Sub(sum.Start) {
+		t.Errorf("generator CPU %s for a run of %s", sum.CPU, sum.End.Sub(sum.Start))
+	}
 	verify(t, svc, gcfg, rec, before, auditBefore, sum)
 }
 

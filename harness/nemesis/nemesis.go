@@ -35,10 +35,14 @@ const (
 	// connection reset after the server carried the command out (client
 	// libraries retry a command that took effect), then heal.
 	ReplyLost = "reply-lost"
+	// DiskFull: the small filesystem a dependency's data is on (the
+	// scenario's env redis_disk or postgres_disk) is filled with a ballast
+	// file, then healed by deleting it.
+	DiskFull = "disk-full"
 )
 
 // Kinds are the fault kinds, in the order messages list them.
-var Kinds = []string{Kill, Terminate, Pause, Cut, Blackhole, Slow, ReplyLost}
+var Kinds = []string{Kill, Terminate, Pause, Cut, Blackhole, Slow, ReplyLost, DiskFull}
 
 // OnLink reports whether a fault acts on the link from the services to a
 // dependency (Cut, Blackhole, Slow, ReplyLost) rather than on a node's
@@ -115,6 +119,8 @@ func checkFault(field, fault, target string, latency time.Duration, services int
 		return fmt.Errorf("%s.target: missing", field)
 	case OnLink(fault) && target != env.Redis && target != env.Postgres:
 		return fmt.Errorf("%s: %s applies to the link to %s or %s, not %q", field, fault, env.Redis, env.Postgres, target)
+	case fault == DiskFull && target != env.Redis && target != env.Postgres:
+		return fmt.Errorf("%s: %s applies to the disk of %s or %s, not %q", field, fault, env.Redis, env.Postgres, target)
 	case fault == Slow && latency == 0:
 		return fmt.Errorf("%s.latency: required for %s", field, Slow)
 	case latency < 0:
@@ -412,6 +418,8 @@ func (n *Nemesis) inject(ctx context.Context, a Action) error {
 		return n.Env.SetLink(ctx, a.Node, env.LinkSlow, a.Latency)
 	case ReplyLost:
 		return n.Env.SetLink(ctx, a.Node, env.LinkReplyLost, 0)
+	case DiskFull:
+		return n.Env.FillDisk(ctx, a.Node)
 	}
 	return fmt.Errorf("nemesis: unknown fault %q", a.Fault)
 }
@@ -429,6 +437,8 @@ func (n *Nemesis) heal(ctx context.Context, a Action) error {
 			err = n.Env.Resume(hctx, a.Node)
 		case Cut, Blackhole, Slow, ReplyLost:
 			err = n.Env.SetLink(hctx, a.Node, env.LinkOK, 0)
+		case DiskFull:
+			err = n.Env.FreeDisk(hctx, a.Node)
 		default:
 			return fmt.Errorf("nemesis: unknown fault %q", a.Fault)
 		}

@@ -203,3 +203,42 @@ func TestReplyLostSetsTheLinkAndHeals(t *testing.T) {
 		t.Fatalf("faults %+v", faults)
 	}
 }
+
+// disk-full fills a dependency's disk and heals by freeing it; on a
+// service node it is refused.
+func TestDiskFullFillsAndFrees(t *testing.T) {
+	t.Parallel()
+	if err := nemesis.Validate([]nemesis.Spec{{Fault: nemesis.DiskFull, Target: "service-0", Count: 1}}, 1); err == nil {
+		t.Error("disk-full on a service node accepted")
+	}
+	e := &diskEnv{}
+	h, err := history.NewRecorder("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &nemesis.Nemesis{Env: e, History: h}
+	faults := n.Run(context.Background(), time.Now(), []nemesis.Action{{Fault: nemesis.DiskFull, Node: "postgres", Hold: 50 * time.Millisecond}})
+	if want := []string{"fill postgres", "free postgres"}; !reflect.DeepEqual(e.steps, want) {
+		t.Fatalf("steps %q, want %q", e.steps, want)
+	}
+	if len(faults) != 1 || faults[0].Error != "" {
+		t.Fatalf("faults %+v", faults)
+	}
+}
+
+// diskEnv records the disk steps the nemesis takes.
+type diskEnv struct {
+	env.Env // only FillDisk and FreeDisk are called
+	mu      sync.Mutex
+	steps   []string
+}
+
+func (e *diskEnv) FillDisk(_ context.Context, dep string) error { return e.step("fill " + dep) }
+func (e *diskEnv) FreeDisk(_ context.Context, dep string) error { return e.step("free " + dep) }
+
+func (e *diskEnv) step(s string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.steps = append(e.steps, s)
+	return nil
+}

@@ -84,6 +84,8 @@ func writeScenarioPlots(dir string, h results.Header, s results.Scenario) ([]plo
 
 func verdict(s results.Scenario) string {
 	switch {
+	case s.Skipped != "":
+		return "**SKIPPED, not measured** (" + esc(s.Skipped) + ")"
 	case s.Error != "":
 		return "**INVALID** (run failed)"
 	case !s.Valid:
@@ -223,19 +225,25 @@ func writeBenchScenario(md *mdWriter, s results.Scenario, plots []plotLink) {
 
 	if len(s.Steps) > 0 {
 		md.heading(3, "Rate search")
-		t := table{head: []string{"Offered req/s", "Achieved req/s", "Events/s", "HTTP p50", "HTTP p99", "HTTP max", "Send lag max", "Backlog growth", "Error rate", "Pass"},
-			align: "rrrrrrrrrl"}
+		t := table{head: []string{"Offered req/s", "Achieved req/s", "Events/s", "HTTP p50", "HTTP p99", "p99 from send", "HTTP max",
+			"Send lag p99", "Send lag max", "Generator CPU µs/req", "Service CPU µs/req", "Backlog growth", "Error rate", "Pass"},
+			align: "rrrrrrrrrrrrrl"}
 		for _, st := range s.Steps {
-			pass := "yes"
-			if !st.Pass {
-				pass = "no"
-			}
 			t.add(fmtReqRate(st.Rate), fmtReqRate(st.Achieved), fmtRate(st.EventsPerSec),
-				fmtPct(st.HTTP, st.HTTP.P50), fmtPct(st.HTTP, st.HTTP.P99), fmtPct(st.HTTP, st.HTTP.Max),
-				fixed(st.SendLagMax, 2), fmtCount(st.BacklogGrowth), fmtPercent(st.ErrorRate), pass)
+				fmtPct(st.HTTP, st.HTTP.P50), fmtPct(st.HTTP, st.HTTP.P99), optMS(st.HTTPFromSendP99), fmtPct(st.HTTP, st.HTTP.Max),
+				optMS(st.SendLagP99), fixed(st.SendLagMax, 2), optFixed(st.GeneratorCPUPerRequestUS, 1), optFixed(st.ServiceCPUPerRequestUS, 1),
+				fmtCount(st.BacklogGrowth), fmtPercent(st.ErrorRate), stepPass(st))
 		}
 		md.table(t)
+		md.para("Latencies in ms. HTTP p99 is from each request's scheduled send (no coordinated omission); p99 from send " +
+			"starts when the request actually left, so the difference is the generator's own lateness (send lag). " +
+			"Generator CPU: the harness process (the load generator and its history) per request sent; service CPU: the service processes per request sent. " +
+			"A step marked generator-limited missed the schedule because of the generator: from the actual send the target held the bound " +
+			"with no error and no backlog; it is not counted as the target's failure.")
 		writeSearchOutcome(md, s)
+	}
+	if len(s.Ceilings) > 0 {
+		writeCeilings(md, s)
 	}
 
 	if bl := s.Baseline; bl != nil {
@@ -282,6 +290,12 @@ func writeSearchOutcome(md *mdWriter, s results.Scenario) {
 	bound := ""
 	if s.SearchBoundMS > 0 {
 		bound = " (bound: HTTP p99 at most " + fmtMS(s.SearchBoundMS) + " ms, no backlog growth)"
+	}
+	if n := len(s.Steps); n > 0 && s.Steps[n-1].GeneratorLimited {
+		last := s.Steps[n-1]
+		defer md.para("The search stopped at %s requests/s because the load generator, not the target, missed the schedule "+
+			"(send lag p99 %s ms, generator CPU %s µs per request): the target's limit lies above it.",
+			fmtReqRate(last.Rate), fixed(last.SendLagP99, 2), fixed(last.GeneratorCPUPerRequestUS, 1))
 	}
 	if s.BestRate > 0 {
 		md.para("Highest passing rate: %s requests/s%s.", fmtReqRate(s.BestRate), bound)
@@ -364,4 +378,86 @@ func writeVersusOriginal(md *mdWriter, s results.Scenario) {
 	if len(extra) > 0 {
 		md.para("Published figures without a counterpart here are listed by their key.")
 	}
+}
+
+// stepPass is a search step's verdict cell: yes, no, or no with the
+// generator named when it, not the target, missed the schedule.
+func stepPass(st results.Step) string {
+	switch {
+	case st.Pass:
+		return "yes"
+	case st.GeneratorLimited:
+		return "no: generator-limited"
+	}
+	return "no"
+}
+
+// optMS is a latency in ms, a dash for 0 (a record without it).
+func optMS(ms float64) string {
+	if ms == 0 {
+		return dash
+	}
+	return fmtMS(ms)
+}
+
+// optFixed is v with d decimals, a dash for 0 (not measured).
+func optFixed(v float64, d int) string {
+	if v == 0 {
+		return dash
+	}
+	return fixed(v, d)
+}
+
+// ceilingWhat says what each ceiling measures.
+var ceilingWhat = map[string]string{
+	results.CeilingHTTP:   "HTTP: the same generator against a null handler in the harness (200, no work)",
+	results.CeilingAppend: "Append: the service's append path alone (queue.Append on the run's Redis from the harness; no HTTP, no workers)",
+}
+
+// writeCeilings is the table of a search's ceilings, with the search's
+// best rate as a share of each.
+func writeCeilings(md *mdWriter, s results.Scenario) {
+	md.heading(3, "Ceilings in the same run")
+	t := table{head: []string{"Ceiling", "Highest passing req/s", "p99 there", "Generator CPU µs/req there", "Steps", esc(s.Name) + " / ceiling"},
+		align: "lrrrrr"}
+	for _, c := range s.Ceilings {
+		what := ceilingWhat[c.Name]
+		if what == "" {
+			what = code(c.Name)
+		}
+		if c.NotMeasured != "" || c.Error != "" {
+			why := c.NotMeasured
+			if c.Error != "" {
+				why = "error: " + c.Error
+			}
+			t.add(esc(what), "not measured: "+esc(why), dash, dash, fmtCount(int64(len(c.Steps))), dash)
+			continue
+		}
+		best, p99, cpu, r := dash, dash, dash, dash
+		for _, st := range c.Steps {
+			if st.Pass && st.Rate == c.BestRate {
+				p99, cpu = fmtPct(st.HTTP, st.HTTP.P99), optFixed(st.GeneratorCPUPerRequestUS, 1)
+			}
+		}
+		if c.BestRate == 0 && len(c.Steps) > 0 {
+			// None passed: the lowest step's figures say by how much.
+			st := c.Steps[0]
+			best = "none (" + fmtReqRate(st.Rate) + " missed)"
+			p99, cpu = fmtPct(st.HTTP, st.HTTP.P99), optFixed(st.GeneratorCPUPerRequestUS, 1)
+		}
+		if c.BestRate > 0 {
+			best = fmtReqRate(c.BestRate)
+			if c.AtLeast() {
+				best = "≥ " + best
+			}
+			r = fmtRatio(ratio(s.BestRate, c.BestRate))
+			if c.AtLeast() {
+				r = "≤ " + r
+			}
+		}
+		t.add(esc(what), best, p99, cpu, fmtCount(int64(len(c.Steps))), r)
+	}
+	md.table(t)
+	md.para("Each ceiling steps its rate from the search's highest passing rate up by the search's factor, under the same bound (p99 from the scheduled send, no errors, the rate achieved), until a step misses it. " +
+		"≥: every step passed, the ceiling lies higher; none: even the lowest step missed, and its figures are shown. The null handler runs in the harness process, so the generator CPU at the HTTP ceiling includes it; the append ceiling's CPU is the harness's, calling queue.Append.")
 }

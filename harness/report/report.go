@@ -21,7 +21,7 @@ import (
 
 // Documents are the names Render knows: each renders NAME.md (bench also
 // its plots) from results' NAME.json.
-var Documents = []string{"bench", "verify", "properties", "peers"}
+var Documents = []string{"bench", "verify", "properties", "peers", "soak"}
 
 // Render renders the documents names (of Documents) in dir from the
 // records there: dir/bench.json gives dir/bench.md and dir/plots/,
@@ -50,6 +50,11 @@ func Render(dir string, names ...string) error {
 			var p results.Peers
 			if p, err = results.ReadPeers(filepath.Join(dir, results.PeersFile)); err == nil {
 				err = WritePeers(dir, p)
+			}
+		case "soak":
+			var s results.Soak
+			if s, err = results.ReadSoak(filepath.Join(dir, results.SoakFile)); err == nil {
+				err = WriteSoak(dir, s)
 			}
 		default:
 			err = fmt.Errorf("report: no document %q (want one of %v)", name, Documents)

@@ -202,7 +202,7 @@ func TestWriteBench(t *testing.T) {
 		"| Error rate | 0.00% | 0.00% | — |",
 		"| `vus` | 10.00 | — | — |",
 		// search and baseline
-		"| 400.0 | 310.0 | 31,000 | 80.00 | 450.00 | 900.00 | 35.50 | 12,000 | 2.00% | no |",
+		"| 400.0 | 310.0 | 31,000 | 80.00 | 450.00 | — | 900.00 | — | 35.50 | — | — | 12,000 | 2.00% | no |",
 		"Highest passing rate: 200.0 requests/s (bound: HTTP p99 at most 100.00 ms, no backlog growth).",
 		"| Service / raw PostgreSQL (events/s) | 0.40× |",
 		"Rate search \\| p99 \\< 100 ms.",
@@ -414,4 +414,64 @@ func TestBenchMissedBound(t *testing.T) {
 	if t.Failed() || strings.Contains(md, "INVALID") {
 		t.Errorf("bench.md calls the run invalid:\n%s", md)
 	}
+}
+
+// TestBenchGeneratorLimited: a search that stopped on a step the load
+// generator missed shows the generator's figures per step, labels that
+// step generator-limited, not a plain failure, and says so below the table.
+func TestBenchGeneratorLimited(t *testing.T) {
+	t.Parallel()
+	b := results.Bench{Header: handHeader(), Scenarios: []results.Scenario{{
+		Name: "single-events", Kind: "search", Mode: "full", RunDir: "runs/20260301-123000-single-events",
+		Check: checker.Result{Valid: true, Attempted: 500, Acknowledged: 500, Stored: 500, StatsExact: true, AuditExact: true},
+		Perf:  &results.Perf{Seconds: 5, Requests: 500, RequestsPerSec: 100},
+		Steps: []results.Step{
+			{Rate: 2910, Achieved: 2910, HTTP: results.Percentiles{N: 14550, P50: 1.27, P99: 6.08, Max: 24.38}, HTTPFromSendP99: 5.5,
+				SendLagP99: 0.6, SendLagMax: 5.31, GeneratorCPUSeconds: 0.5, GeneratorCPUPerRequestUS: 34.4, ServiceCPUPerRequestUS: 86.2, Pass: true},
+			{Rate: 3638, Achieved: 3637, HTTP: results.Percentiles{N: 18185, P50: 1.51, P99: 21.97, Max: 56.67}, HTTPFromSendP99: 7.25,
+				SendLagP99: 15.5, SendLagMax: 43.42, GeneratorCPUSeconds: 0.9, GeneratorCPUPerRequestUS: 49.5, ServiceCPUPerRequestUS: 80.1, GeneratorLimited: true},
+		},
+		BestRate: 2910, SearchBoundMS: 10, Valid: true,
+		Ceilings: []results.Ceiling{
+			{Name: results.CeilingHTTP, BestRate: 4547, Steps: []results.Step{
+				{Rate: 2910, HTTP: results.Percentiles{N: 10, P99: 1.5}, GeneratorCPUPerRequestUS: 30, Pass: true},
+				{Rate: 3638, HTTP: results.Percentiles{N: 10, P99: 2.5}, GeneratorCPUPerRequestUS: 31, Pass: true},
+				{Rate: 4547, HTTP: results.Percentiles{N: 10, P99: 3.5}, GeneratorCPUPerRequestUS: 32, Pass: true},
+				{Rate: 5684, HTTP: results.Percentiles{N: 10, P99: 30}, GeneratorCPUPerRequestUS: 33}}},
+			{Name: results.CeilingAppend, BestRate: 2910, Steps: []results.Step{
+				{Rate: 2910, HTTP: results.Percentiles{N: 10, P99: 0.5}, GeneratorCPUPerRequestUS: 20, Pass: true}}},
+		},
+	}}}
+	dir := t.TempDir()
+	if err := WriteBench(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	md := string(readFile(t, filepath.Join(dir, "bench.md")))
+	mustContain(t, "bench.md", md,
+		"| Offered req/s | Achieved req/s | Events/s | HTTP p50 | HTTP p99 | p99 from send | HTTP max | Send lag p99 | Send lag max | Generator CPU µs/req | Service CPU µs/req |",
+		"| 2,910.0 | 2,910.0 | 0 | 1.27 | 6.08 | 5.50 | 24.38 | 0.60 | 5.31 | 34.4 | 86.2 | 0 | 0.00% | yes |",
+		"| 3,638.0 | 3,637.0 | 0 | 1.51 | 21.97 | 7.25 | 56.67 | 15.50 | 43.42 | 49.5 | 80.1 | 0 | 0.00% | no: generator-limited |",
+		"Highest passing rate: 2,910.0 requests/s",
+		"The search stopped at 3,638.0 requests/s because the load generator, not the target, missed the schedule (send lag p99 15.50 ms, generator CPU 49.5 µs per request)",
+		"### Ceilings in the same run",
+		"| HTTP: the same generator against a null handler in the harness (200, no work) | 4,547.0 | 3.50 | 32.0 | 4 | 0.64× |",
+		"| Append: the service's append path alone (queue.Append on the run's Redis from the harness; no HTTP, no workers) | ≥ 2,910.0 | 0.50 | 20.0 | 1 | ≤ 1.00× |")
+	// A ceiling whose lowest step missed shows that step's figures.
+	b.Scenarios[0].Ceilings[1] = results.Ceiling{Name: results.CeilingAppend, Steps: []results.Step{
+		{Rate: 2910, HTTP: results.Percentiles{N: 10, P99: 236.46}, GeneratorCPUPerRequestUS: 20}}}
+	if err := WriteBench(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	md = string(readFile(t, filepath.Join(dir, "bench.md")))
+	mustContain(t, "bench.md", md, "| none (2,910.0 missed) | 236.46 | 20.0 | 1 | — |")
+	// A step that simply failed is not labelled.
+	b.Scenarios[0].Steps[1].GeneratorLimited = false
+	if err := WriteBench(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	md = string(readFile(t, filepath.Join(dir, "bench.md")))
+	if strings.Contains(md, "| no: generator-limited |") || strings.Contains(md, "The search stopped at") {
+		t.Errorf("a plain failed step is labelled generator-limited")
+	}
+	mustContain(t, "bench.md", md, "| 43.42 | 49.5 | 80.1 | 0 | 0.00% | no |")
 }

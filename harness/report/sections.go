@@ -296,12 +296,8 @@ func writeSearch(md *mdWriter, s *results.Scenario) {
 	if len(s.Steps) > 0 {
 		t := table{head: []string{"Offered req/s", "Achieved req/s", "Events/s", "HTTP p99 (ms)", "Backlog growth", "Pass"}, align: "rrrrrl"}
 		for _, st := range s.Steps {
-			pass := "yes"
-			if !st.Pass {
-				pass = "no"
-			}
 			t.add(fmtReqRate(st.Rate), fmtReqRate(st.Achieved), fmtRate(st.EventsPerSec), fmtPct(st.HTTP, st.HTTP.P99),
-				fmtCount(st.BacklogGrowth), pass)
+				fmtCount(st.BacklogGrowth), stepPass(st))
 		}
 		md.table(t)
 	} else {

@@ -22,6 +22,7 @@ const (
 	PropertiesFile = "properties.json"
 	RepoFile       = "repo.json"
 	PeersFile      = "peers.json"
+	SoakFile       = "soak.json"
 )
 
 // WriteBench writes dir/bench.json. A scenario's Latencies are not written:
@@ -105,6 +106,16 @@ func ReadPeers(path string) (Peers, error) {
 	var p Peers
 	err := readJSON(path, &p)
 	return p, err
+}
+
+// WriteSoak writes dir/soak.json.
+func WriteSoak(dir string, s Soak) error { return writeRecord(dir, SoakFile, s) }
+
+// ReadSoak loads a soak.json written by WriteSoak.
+func ReadSoak(path string) (Soak, error) {
+	var s Soak
+	err := readJSON(path, &s)
+	return s, err
 }
 
 // WriteRepo writes dir/repo.json.

@@ -12,6 +12,7 @@
 package results
 
 import (
+	"slices"
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/checker"
@@ -113,8 +114,56 @@ type Step struct {
 	// SendLagMax is the longest a request left after its scheduled time
 	// (ms): the load generator's own delay, counted in the latencies.
 	SendLagMax float64 `json:"send_lag_max_ms"`
-	Pass       bool    `json:"pass"`
+	// SendLagP99 is the 99th percentile of the requests' send lag (ms).
+	SendLagP99 float64 `json:"send_lag_p99_ms"`
+	// HTTPFromSendP99 is the 99th percentile of the request latency from
+	// when each request actually left, without its send lag (ms): the
+	// target's own share of HTTP.P99.
+	HTTPFromSendP99 float64 `json:"http_p99_from_send_ms"`
+	// GeneratorCPUSeconds is the CPU the load generator's process (the
+	// harness) used during the step, and GeneratorCPUPerRequestUS the same
+	// per request sent, in microseconds.
+	GeneratorCPUSeconds      float64 `json:"generator_cpu_seconds"`
+	GeneratorCPUPerRequestUS float64 `json:"generator_cpu_us_per_request"`
+	// ServiceCPUPerRequestUS is the service processes' CPU during the step
+	// per request sent, in microseconds (0: not measured).
+	ServiceCPUPerRequestUS float64 `json:"service_cpu_us_per_request,omitempty"`
+	Pass                   bool    `json:"pass"`
+	// GeneratorLimited marks a step that did not pass because the load
+	// generator, not the target, missed the schedule: measured from when
+	// each request actually left, the target held the bound, with no
+	// error and no backlog, while the generator sent late or too few
+	// requests. It is not counted as the target's failure (the search
+	// stops there: a higher rate would measure the generator).
+	GeneratorLimited bool `json:"generator_limited,omitempty"`
 }
+
+// Ceiling names (Ceiling.Name).
+const (
+	// CeilingHTTP: the same generator and steps against a null handler
+	// (200 without work) inside the harness.
+	CeilingHTTP = "http"
+	// CeilingAppend: the service's append path alone (queue.Append on the
+	// run's Redis, called from the harness, no HTTP, no workers).
+	CeilingAppend = "append"
+)
+
+// Ceiling is the highest rate something simpler than the service holds
+// under the search's bound, measured in the same run as the search
+// (search.ceilings): the steps from the search's best rate up.
+type Ceiling struct {
+	Name  string `json:"name"` // CeilingHTTP or CeilingAppend
+	Steps []Step `json:"steps,omitempty"`
+	// BestRate is the highest passing rate (0: none passed); when every
+	// step passed, the ceiling is at least BestRate.
+	BestRate    float64 `json:"best_rate"`
+	NotMeasured string  `json:"not_measured,omitempty"`
+	Error       string  `json:"error,omitempty"`
+}
+
+// AtLeast reports whether every step passed: the ceiling lies above the
+// steps tried.
+func (c Ceiling) AtLeast() bool { return len(c.Steps) > 0 && c.Steps[len(c.Steps)-1].Pass }
 
 // Baseline is the same events inserted straight into PostgreSQL.
 type Baseline struct {
@@ -193,6 +242,11 @@ type Scenario struct {
 	// not recorded); drawn as a line on the search plot.
 	SearchBoundMS float64   `json:"search_bound_p99_ms,omitempty"`
 	Baseline      *Baseline `json:"baseline,omitempty"`
+	// Attack is what a hostile client did beside the load (scenarios with
+	// an attack: section), and the load's throughput without and with it.
+	Attack *Attack `json:"attack,omitempty"`
+	// Ceilings are what simpler paths hold in the same run (search.ceilings).
+	Ceilings []Ceiling `json:"ceilings,omitempty"`
 	// Published are the original design's figures for the same shape.
 	Published map[string]float64 `json:"published,omitempty"`
 
@@ -203,6 +257,8 @@ type Scenario struct {
 	DrainTime float64  `json:"drain_seconds"` // end of load to queue drained
 
 	Series []Point `json:"series,omitempty"`
+	// Soak is what the sampler read during the run (chronicle soak only).
+	Soak *SoakSamples `json:"soak,omitempty"`
 	// Latencies are raw request latencies in ms for distribution plots
 	// (kept only where a plot needs them; not written to JSON).
 	Latencies []float64 `json:"-"`
@@ -229,6 +285,9 @@ type Scenario struct {
 	FaultErrors []string `json:"fault_errors,omitempty"`
 	Valid       bool     `json:"valid"`
 	Error       string   `json:"error,omitempty"` // the run itself failed (environment, harness)
+	// Skipped says why the run could not be carried out here ("cannot
+	// mount: ..."): nothing was measured; it is not valid either.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // AllViolations are s.Violations, or for a record written before they
@@ -339,4 +398,77 @@ type PeerSubject struct {
 type PeerScenario struct {
 	Name string     `json:"name"`
 	Runs []Scenario `json:"runs"`
+}
+
+// Attack is a run with a hostile client beside the load: what each kind of
+// attack sent and got, and what the load and the service did meanwhile.
+type Attack struct {
+	Kinds []AttackKind `json:"kinds"`
+	// Held are connections opened by clients that never read their answer
+	// (or never finish their request), kept open during the attack (in
+	// every attack window).
+	Held int `json:"held_connections"`
+	// Windows is how many baseline windows alternated with as many attack
+	// windows.
+	Windows int `json:"windows"`
+	// BaselineEventsPerSec and AttackEventsPerSec are the load's
+	// acknowledged event copies per second without and with the attacker
+	// (same load, same run); ThroughputRatio is attack / baseline and
+	// MinThroughputRatio the bound it must meet.
+	BaselineEventsPerSec float64 `json:"baseline_events_per_sec"`
+	AttackEventsPerSec   float64 `json:"attack_events_per_sec"`
+	ThroughputRatio      float64 `json:"throughput_ratio"`
+	MinThroughputRatio   float64 `json:"min_throughput_ratio"`
+	// PeakRSSMiB is the service's peak RSS over the run (every instance's
+	// largest), MaxRSSMiB the bound; 0 when not measured.
+	PeakRSSMiB float64 `json:"service_peak_rss_mib"`
+	MaxRSSMiB  float64 `json:"max_rss_mib"`
+}
+
+// AttackKind is one kind of hostile request: how many were sent, their
+// answers by status class, and the largest answer against its bound.
+type AttackKind struct {
+	Name string `json:"name"`
+	Want string `json:"want"` // the answers it must get, e.g. "422"
+	Sent int64  `json:"sent"`
+	// Classes counts answers by status class ("2xx", "4xx", "5xx") and
+	// "error" for no answer (a timeout, a refused connection).
+	Classes map[string]int64 `json:"classes"`
+	// Unwanted counts answers other than Want; OverBound those larger
+	// than the bound for their request's size.
+	Unwanted      int64   `json:"unwanted"`
+	OverBound     int64   `json:"over_bound"`
+	RequestBytes  int64   `json:"request_bytes"`
+	ResponseBytes int64   `json:"response_bytes"`
+	MaxResponse   int64   `json:"max_response_bytes"`
+	MaxRatio      float64 `json:"max_amplification"` // the largest response bytes / request bytes
+	// Example is the start of one unwanted answer (for the report).
+	Example string `json:"example,omitempty"`
+}
+
+// Merge adds the kinds and held connections of another attack window
+// (kinds matched by name, in order).
+func (a *Attack) Merge(w Attack) {
+	a.Held += w.Held
+	for _, k := range w.Kinds {
+		i := slices.IndexFunc(a.Kinds, func(x AttackKind) bool { return x.Name == k.Name })
+		if i < 0 {
+			a.Kinds = append(a.Kinds, k)
+			continue
+		}
+		x := &a.Kinds[i]
+		x.Sent += k.Sent
+		x.Unwanted += k.Unwanted
+		x.OverBound += k.OverBound
+		x.RequestBytes += k.RequestBytes
+		x.ResponseBytes += k.ResponseBytes
+		x.MaxResponse = max(x.MaxResponse, k.MaxResponse)
+		x.MaxRatio = max(x.MaxRatio, k.MaxRatio)
+		for c, n := range k.Classes {
+			x.Classes[c] += n
+		}
+		if x.Example == "" {
+			x.Example = k.Example
+		}
+	}
 }

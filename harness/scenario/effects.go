@@ -18,6 +18,7 @@ import (
 	"github.com/chronicleweaver/chronicleweaver/harness/env"
 	"github.com/chronicleweaver/chronicleweaver/harness/nemesis"
 	"github.com/chronicleweaver/chronicleweaver/harness/results"
+	"github.com/chronicleweaver/chronicleweaver/service/api"
 	"github.com/chronicleweaver/chronicleweaver/service/app"
 	"github.com/chronicleweaver/chronicleweaver/service/worker"
 )
@@ -63,6 +64,14 @@ type Expect struct {
 	// DrainCut: a SIGTERM drain cut short by SHUTDOWN_TIMEOUT (service log,
 	// app.LogDrainCut).
 	DrainCut bool `yaml:"drain_cut"`
+	// DiskRefused: publishes answered 503 because Redis refused to write
+	// while it could not write its AOF (service log: a failed request
+	// whose error is Redis's MISCONF).
+	DiskRefused bool `yaml:"disk_refused"`
+	// DiskFull: batch transactions PostgreSQL refused for want of disk
+	// space, retried (service log, worker.LogBatchRetry with SQLSTATE
+	// 53100).
+	DiskFull bool `yaml:"disk_full"`
 	// Slowed: batch transactions slowed by the link's added latency: at
 	// least a tenth of the batch commits took two latencies (a round trip)
 	// or more (/metrics of each instance at the end of the run, so only in
@@ -75,8 +84,9 @@ type Expect struct {
 type effect struct {
 	name, what string
 	want       bool
-	// logMsg: counted in the service log (lines with this "msg").
-	logMsg string
+	// logMsg: counted in the service log (lines with this "msg" and, when
+	// logErr is set, an "err" that holds logErr).
+	logMsg, logErr string
 	// count: measured otherwise.
 	count func(*effectInputs) (int64, error)
 }
@@ -104,6 +114,10 @@ func (s *Scenario) effects() []effect {
 		{name: "already_applied", want: e.AlreadyApplied, what: "batches holding entries the ledger had already applied (service log)", logMsg: worker.LogAlreadyApplied},
 		{name: "appended_twice", want: e.AppendedTwice, what: "batches holding a second copy of one append (service log)", logMsg: worker.LogAppendedTwice},
 		{name: "drain_cut", want: e.DrainCut, what: "SIGTERM drains cut short by SHUTDOWN_TIMEOUT (service log)", logMsg: app.LogDrainCut},
+		{name: "disk_refused", want: e.DiskRefused, what: "publishes answered 503 because Redis could not write its AOF: MISCONF (service log)",
+			logMsg: api.LogDependencyFailed, logErr: "MISCONF"},
+		{name: "disk_full", want: e.DiskFull, what: "batches PostgreSQL refused for want of disk space (SQLSTATE 53100), retried (service log)",
+			logMsg: worker.LogBatchRetry, logErr: "SQLSTATE 53100"},
 		{name: "slowed", want: e.Slowed, what: "batch commits slower than the added round trip, when at least a tenth of all (service /metrics)",
 			count: func(in *effectInputs) (int64, error) { return in.slowCommits(s) }},
 	}
@@ -122,6 +136,7 @@ type effectInputs struct {
 	env   env.Env
 	check checker.Result
 	logs  map[string]int64 // log line count by msg, all instances; nil until read
+	raw   [][]byte         // the logs, for counts by msg and err
 	err   error            // why the logs could not be read
 }
 
@@ -139,6 +154,7 @@ func (in *effectInputs) logCount(msg string) (int64, error) {
 				break
 			}
 			countMessages(b, in.logs)
+			in.raw = append(in.raw, b)
 		}
 		if in.err == nil && len(in.env.Nodes()) == 0 {
 			in.err = fmt.Errorf("no service node to read a log from: %w", env.ErrUnsupported)
@@ -148,6 +164,33 @@ func (in *effectInputs) logCount(msg string) (int64, error) {
 		return 0, in.err
 	}
 	return in.logs[msg], nil
+}
+
+// logErrCount counts the lines with msg whose "err" holds sub in every
+// service instance's log.
+func (in *effectInputs) logErrCount(msg, sub string) (int64, error) {
+	if _, err := in.logCount(msg); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, b := range in.raw {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			if !bytes.Contains(line, []byte(sub)) {
+				continue
+			}
+			var l struct {
+				Msg string `json:"msg"`
+				Err string `json:"err"`
+			}
+			if json.Unmarshal(line, &l) == nil && l.Msg == msg && strings.Contains(l.Err, sub) {
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 // countMessages adds the "msg" of every JSON line of b to counts.
@@ -288,9 +331,12 @@ func measureEffects(ctx context.Context, s *Scenario, e env.Env, check checker.R
 			out = append(out, r)
 			continue
 		}
-		if f.logMsg != "" {
+		switch {
+		case f.logErr != "":
+			n, err = in.logErrCount(f.logMsg, f.logErr)
+		case f.logMsg != "":
 			n, err = in.logCount(f.logMsg)
-		} else {
+		default:
 			n, err = f.count(in)
 		}
 		if err != nil {

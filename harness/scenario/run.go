@@ -27,6 +27,12 @@ import (
 // request shape cannot carry the scenario's requests): nothing is measured.
 var ErrGap = errors.New("not measured")
 
+// ErrSkipped is wrapped by the error of a run that could not be carried
+// out on this machine or backend (a disk it cannot mount): nothing is
+// measured, and the result says why (results.Scenario.Skipped). A suite
+// shows it as skipped, never as passed.
+var ErrSkipped = errors.New("skipped")
+
 // ErrStart is wrapped by the error of a run whose environment did not
 // start (a subject that never became ready, an image that is missing).
 var ErrStart = errors.New("the environment did not start")
@@ -59,6 +65,10 @@ type Options struct {
 	// SourceDir is a foreign subject's checkout (local backend: its
 	// run.dir is relative to it).
 	SourceDir string
+	// SampleEvery, when above 0, samples the environment's resources
+	// that often while the load runs (the soak sampler, soak.go) into
+	// the result's Soak.
+	SampleEvery time.Duration
 	// Peers: the comparison of subjects (`make peers`). A rate search
 	// whose every step missed its bound is measured at its first step
 	// instead of failing the run.
@@ -101,6 +111,7 @@ const (
 	PhaseLoad   = "load"
 	PhaseFaults = "faults"
 	PhaseSearch = "search"
+	PhaseAttack = "attack"
 	PhaseDrain  = "drain"
 	PhaseCheck  = "check"
 )
@@ -182,6 +193,11 @@ func Run(ctx context.Context, s *Scenario, o Options) (results.Scenario, error) 
 		tr := &tracker{o: o, name: s.Name, start: time.Now()}
 		err = run(ctx, s, o, tr, dir, &res)
 	}
+	if errors.Is(err, env.ErrCannotMount) {
+		res.Skipped = "cannot mount: " + err.Error()
+		err = fmt.Errorf("scenario %s: %w: %s", s.Name, ErrSkipped, res.Skipped)
+		o.logf("%s: skipped, %s", s.Name, res.Skipped)
+	}
 	if err != nil {
 		res.Error = err.Error()
 		res.Valid = false
@@ -236,6 +252,14 @@ func run(ctx context.Context, s *Scenario, o Options, tr *tracker, dir string, r
 	if err != nil {
 		return err
 	}
+	runID := newRunID(s.Name)
+	if s.Attack != nil {
+		// The attacker's valid data, stored and drained before the run's
+		// stats are first read: the checker sees only the load.
+		if err := seedAttack(ctx, s, o, tr, cl, targets[0], runID); err != nil {
+			return err
+		}
+	}
 	before, has, err := cl.ReadStats(ctx)
 	if err != nil {
 		return fmt.Errorf("scenario: stats before the run: %w", err)
@@ -245,7 +269,6 @@ func run(ctx context.Context, s *Scenario, o Options, tr *tracker, dir string, r
 	if a, err := cl.AuditSummary(ctx); err == nil {
 		auditBefore = &a
 	}
-	runID := newRunID(s.Name)
 	ready := func(ctx context.Context) error {
 		for _, t := range targets {
 			c, err := o.client(t, e)
@@ -259,18 +282,38 @@ func run(ctx context.Context, s *Scenario, o Options, tr *tracker, dir string, r
 		return nil
 	}
 
+	stopSampler, sampledFrom, err := startSampler(ctx, o, e)
+	if err != nil {
+		return fmt.Errorf("scenario: sampler: %w", err)
+	}
+	sampling := true
+	defer func() {
+		if sampling {
+			stopSampler()
+		}
+	}()
+
 	// The measured window and namespace: the whole run, or a search's
 	// final (or best) part.
 	since, until, prefix := time.Now(), time.Time{}, runID
-	switch s.Kind {
-	case KindSearch:
+	switch {
+	case s.Kind == KindSearch:
 		if since, until, prefix, err = runSearch(ctx, s, o, tr, e, hist, runID, res); err != nil {
+			return err
+		}
+	case s.Attack != nil:
+		if err := runAttack(ctx, s, o, tr, e, hist, runID, res); err != nil {
 			return err
 		}
 	default:
 		if err := runLoad(ctx, s, o, tr, e, hist, runID, ready, res); err != nil {
 			return err
 		}
+	}
+
+	sampling = false
+	if res.Soak = stopSampler(); res.Soak != nil {
+		res.Soak.Series = append(res.Soak.Series, latencySeries(hist.Ops(), res.Faults, sampledFrom)...)
 	}
 
 	// Heal is done by the nemesis; drain, read back, check.
@@ -319,6 +362,11 @@ func run(ctx context.Context, s *Scenario, o Options, tr *tracker, dir string, r
 
 	if err := measure(ctx, e, o.readBackTable(), ops, prefix, since, until, res, s.Kind == KindBench); err != nil {
 		o.logf("%s: measures incomplete: %v", s.Name, err)
+	}
+	if res.Attack != nil {
+		// Judged after measure: the service's peak RSS is one of its bounds.
+		res.Violations = append(res.Violations, attackViolations(s, res)...)
+		res.Valid = len(res.Violations) == 0
 	}
 	if s.Baseline && o.readBackTable() == nil { // the baseline is our store's
 		if err := runBaseline(ctx, s, e, res); err != nil {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +58,12 @@ type Scenario struct {
 	// Expect states what the faults must provoke, so a scenario whose fault
 	// had no effect does not pass as valid.
 	Expect Expect `yaml:"expect"`
+	// Attack runs a hostile client beside the load (harness/attack): the
+	// load runs alone first (the baseline phase), then as long again with
+	// the attacker, and the run is valid only if every attack was sent and
+	// answered as it must be, the load kept MinThroughputRatio of its
+	// baseline throughput and the service stayed under MaxRSSMiB.
+	Attack *AttackSpec `yaml:"attack"`
 	// Smoke overrides parts of the scenario for `make verify` (a few
 	// seconds each).
 	Smoke *Override `yaml:"smoke"`
@@ -72,6 +79,48 @@ type EnvSpec struct {
 	Durable  bool              `yaml:"durable"`     // PostgreSQL fsync on (benchmarks)
 	Fsync    string            `yaml:"appendfsync"` // Redis appendfsync: always (default), everysec
 	Settings map[string]string `yaml:"settings"`    // service environment (service/config checks it)
+	// RedisDisk and PostgresDisk put Redis's AOF directory, or
+	// PostgreSQL's data directory, on a small filesystem of that size
+	// ("64MiB") that a disk-full fault fills (local backend, as root; the
+	// run is skipped where it cannot be made).
+	RedisDisk    Size `yaml:"redis_disk"`
+	PostgresDisk Size `yaml:"postgres_disk"`
+}
+
+// Size is a number of bytes written "64MiB", "512KiB", "1GiB" or "4096".
+type Size int64
+
+// UnmarshalYAML parses a size.
+func (z *Size) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: size must be a string like \"64MiB\"", n.Line)
+	}
+	v, err := ParseSize(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*z = Size(v)
+	return nil
+}
+
+// MarshalYAML writes the size in bytes.
+func (z Size) MarshalYAML() (any, error) { return int64(z), nil }
+
+// ParseSize parses a whole number of bytes with an optional KiB, MiB or
+// GiB suffix.
+func ParseSize(s string) (int64, error) {
+	num, mult := s, int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(s, suffix) {
+			num, mult = strings.TrimSuffix(s, suffix), m
+		}
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v <= 0 || v > (1<<40)/mult {
+		return 0, fmt.Errorf("size %q: want a positive whole number of bytes, optionally with KiB, MiB or GiB (\"64MiB\")", s)
+	}
+	return v * mult, nil
 }
 
 // EventSpec is the event source (a gen.Config; gen checks it).
@@ -148,10 +197,37 @@ type SearchSpec struct {
 	// Final: after the search, send Events.Total copies at the highest
 	// passing rate (the sustained figure).
 	Final bool `yaml:"final"`
+	// Ceilings: after the search, measure the HTTP ceiling (a null handler
+	// in the harness) and the append ceiling (queue.Append alone) with the
+	// same steps from the best rate up (see ceiling.go).
+	Ceilings bool `yaml:"ceilings"`
 }
+
+// AttackSpec is the hostile client of a scenario (harness/attack).
+type AttackSpec struct {
+	Rate    float64 `yaml:"rate"`    // hostile requests per second, the kinds in turn
+	Holders int     `yaml:"holders"` // connections that never read (and as many that never finish a request)
+	// SeedTopics and SeedPageEvents are stored before the run (their own
+	// namespace): the topics /stats and /audit/summary must bound, and
+	// events of 30,000 '<' each for the /events pages.
+	SeedTopics     int `yaml:"seed_topics"`
+	SeedPageEvents int `yaml:"seed_page_events"`
+	// MinThroughputRatio: the load's acknowledged events/s with the
+	// attacker over those without it (0 < ratio <= 1).
+	MinThroughputRatio float64 `yaml:"min_throughput_ratio"`
+	// MaxRSSMiB bounds the service's peak RSS over the run.
+	MaxRSSMiB float64 `yaml:"max_rss_mib"`
+	// Windows is how many baseline windows and as many attack windows
+	// alternate, each of load.duration (default 1).
+	Windows int `yaml:"windows"`
+}
+
+// windows is Windows, 1 when unset.
+func (a *AttackSpec) windows() int { return max(a.Windows, 1) }
 
 // Override is the part of a scenario `make verify` shortens.
 type Override struct {
+	Attack  *AttackSpec `yaml:"attack"`
 	Events  *EventSpec  `yaml:"events"`
 	Load    *LoadSpec   `yaml:"load"`
 	Nemesis []Fault     `yaml:"nemesis"`
@@ -300,6 +376,9 @@ func (s *Scenario) override(o *Override) {
 	if o.Events != nil {
 		s.Events = *o.Events
 	}
+	if o.Attack != nil {
+		s.Attack = o.Attack
+	}
 	if o.Load != nil {
 		s.Load = *o.Load
 	}
@@ -389,7 +468,66 @@ func (s *Scenario) validate() error {
 	if err := nemesis.Validate(nemesisSpecs(s), s.Env.Services); err != nil {
 		return err
 	}
+	if err := s.validateDisks(); err != nil {
+		return err
+	}
+	if err := s.validateAttack(); err != nil {
+		return err
+	}
 	return s.validateExpect()
+}
+
+// validateDisks checks that a disk-full fault hits a dependency started on
+// a small filesystem (env redis_disk, postgres_disk).
+func (s *Scenario) validateDisks() error {
+	for i, f := range s.Nemesis {
+		faults := []struct{ field, fault, target string }{{fmt.Sprintf("nemesis[%d]", i), f.Fault, f.Target}}
+		if u := f.During; u != nil {
+			faults = append(faults, struct{ field, fault, target string }{fmt.Sprintf("nemesis[%d].during", i), u.Fault, u.Target})
+		}
+		for _, g := range faults {
+			if g.fault != nemesis.DiskFull {
+				continue
+			}
+			if g.target == "redis" && s.Env.RedisDisk == 0 || g.target == "postgres" && s.Env.PostgresDisk == 0 {
+				return fmt.Errorf("%s: %s on %s needs env.%s_disk (the size of the filesystem it fills)", g.field, g.fault, g.target, g.target)
+			}
+		}
+	}
+	return nil
+}
+
+// validateAttack checks the attack: a checked scenario with one service,
+// no faults (the throughput ratio would measure them too) and a load of
+// fixed duration (each phase runs it).
+func (s *Scenario) validateAttack() error {
+	a := s.Attack
+	if a == nil {
+		return nil
+	}
+	switch {
+	case s.Kind != KindCheck:
+		return fmt.Errorf("attack: only a %s scenario takes an attack, not %s", KindCheck, s.Kind)
+	case len(s.Nemesis) > 0:
+		return errors.New("attack: a scenario with an attack has no nemesis (the throughput ratio would measure the faults too)")
+	case s.Env.Services != 1:
+		return errors.New("attack: env.services must be 1")
+	case s.Load.Duration == 0 || s.Events.Total != 0:
+		return errors.New("attack: load.duration bounds each window (baseline, then attack) and events.total must be 0")
+	case a.Rate <= 0 || a.Rate > 1000:
+		return fmt.Errorf("attack.rate %v: must be in (0, 1000] requests/s", a.Rate)
+	case a.Holders < 0 || a.Holders > 1000:
+		return fmt.Errorf("attack.holders %d: must be in [0, 1000]", a.Holders)
+	case a.SeedTopics < 0 || a.SeedPageEvents < 0:
+		return errors.New("attack.seed_topics and attack.seed_page_events: must be >= 0")
+	case a.MinThroughputRatio <= 0 || a.MinThroughputRatio > 1:
+		return fmt.Errorf("attack.min_throughput_ratio %v: must be in (0, 1]", a.MinThroughputRatio)
+	case a.Windows < 0 || a.Windows > 100:
+		return fmt.Errorf("attack.windows %d: must be in [0, 100] (0: 1)", a.Windows)
+	case a.MaxRSSMiB <= 0:
+		return fmt.Errorf("attack.max_rss_mib %v: must be above 0", a.MaxRSSMiB)
+	}
+	return nil
 }
 
 // validateExpect checks that the faults and the effects go together: a
@@ -400,7 +538,7 @@ func (s *Scenario) validateExpect() error {
 	n := len(s.effects())
 	switch {
 	case len(s.Nemesis) > 0 && n == 0:
-		return errors.New("expect: a scenario with faults must name at least one effect they provoke (rejected, unknown, recovered, retried, batch_timeout, own_pending, claimed, already_applied, appended_twice, drain_cut, slowed)")
+		return errors.New("expect: a scenario with faults must name at least one effect they provoke (rejected, unknown, recovered, retried, batch_timeout, own_pending, claimed, already_applied, appended_twice, drain_cut, disk_refused, disk_full, slowed)")
 	case len(s.Nemesis) == 0 && n > 0:
 		return errors.New("expect: effects are what faults provoke, and the scenario has no nemesis")
 	}

@@ -173,7 +173,9 @@ func TestSuitesTable(t *testing.T) {
 		{"verify: [crash, gone]\nbench: [fast]\n", `verify[1] "gone": no such scenario`},
 		{"verify: [crash, crash]\nbench: [fast]\n", `verify[1] "crash": listed twice`},
 		{"verify: [crash, fast]\nbench: [fast]\n", `verify[1] "fast": a bench scenario`},
-		{"verify: [crash]\n", `scenario "fast" is in none of verify, verify-full-only and bench`},
+		{"verify: [crash]\n", `scenario "fast" is in none of verify, verify-full-only, bench and soak`},
+		{"bench: [fast]\nsoak: [crash]\n", ""},
+		{"verify: [crash]\nbench: [fast]\nsoak: [fast]\n", `soak[0] "fast": a bench scenario`},
 		{"verify: [crash]\nverify-full-only: [crash]\nbench: [fast]\n", `scenario "crash" is in both verify and verify-full-only`},
 		{"verify-full-only: [crash]\nbench: [fast]\n", ""},
 	}

@@ -30,6 +30,7 @@ const (
 	SuiteBench      = "bench"       // the benchmarks (KindBench and KindSearch)
 	SuiteBenchSmoke = "bench-smoke" // the benchmarks `make verify` runs in smoke mode
 	SuitePeers      = "peers"       // the comparison of subjects (`make peers`)
+	SuiteSoak       = "soak"        // the long run with resources sampled (`make soak`)
 )
 
 // suiteKinds are the scenario kinds each suite of the table may hold.
@@ -39,6 +40,7 @@ var suiteKinds = map[string][]string{
 	SuiteBench:          {KindBench, KindSearch},
 	SuiteBenchSmoke:     {KindBench, KindSearch},
 	SuitePeers:          {KindCheck, KindBench, KindSearch},
+	SuiteSoak:           {KindCheck},
 }
 
 // Suite lists the scenarios of suite name, in the order they run.
@@ -52,15 +54,15 @@ func Suite(name string) ([]string, error) {
 	}
 	names, ok := all[name]
 	if !ok {
-		return nil, fmt.Errorf("scenario: no suite %q in %s (want %s, %s, %s, %s or %s)", name, SuitesFile, SuiteVerify, SuiteVerifyFull, SuiteBench, SuiteBenchSmoke, SuitePeers)
+		return nil, fmt.Errorf("scenario: no suite %q in %s (want %s, %s, %s, %s, %s or %s)", name, SuitesFile, SuiteVerify, SuiteVerifyFull, SuiteBench, SuiteBenchSmoke, SuitePeers, SuiteSoak)
 	}
 	return names, nil
 }
 
 // Suites reads the suites table of the scenarios folder. Each suite must be
 // one of the known ones and list scenarios of the folder, each once, of a
-// kind the suite runs; each scenario must be in the fault suite or the
-// benchmarks, so none is left out of every run.
+// kind the suite runs; each scenario must be in the fault suite, the
+// benchmarks or the soak, so none is left out of every run.
 func Suites() (map[string][]string, error) {
 	dir, err := Dir()
 	if err != nil {
@@ -92,7 +94,7 @@ func Suites() (map[string][]string, error) {
 	for suite, members := range all {
 		want, ok := suiteKinds[suite]
 		if !ok {
-			return nil, fmt.Errorf("scenario: %s: unknown suite %q (want %s, %s, %s, %s or %s)", path, suite, SuiteVerify, SuiteVerifyFullOnly, SuiteBench, SuiteBenchSmoke, SuitePeers)
+			return nil, fmt.Errorf("scenario: %s: unknown suite %q (want %s, %s, %s, %s, %s or %s)", path, suite, SuiteVerify, SuiteVerifyFullOnly, SuiteBench, SuiteBenchSmoke, SuitePeers, SuiteSoak)
 		}
 		seen := map[string]bool{}
 		for i, n := range members {
@@ -114,8 +116,8 @@ func Suites() (map[string][]string, error) {
 		if inVerify && inFull {
 			return nil, fmt.Errorf("scenario: %s: scenario %q is in both %s and %s", path, n, SuiteVerify, SuiteVerifyFullOnly)
 		}
-		if !inVerify && !inFull && !slices.Contains(all[SuiteBench], n) {
-			return nil, fmt.Errorf("scenario: %s: scenario %q is in none of %s, %s and %s: no suite runs it", path, n, SuiteVerify, SuiteVerifyFullOnly, SuiteBench)
+		if !inVerify && !inFull && !slices.Contains(all[SuiteBench], n) && !slices.Contains(all[SuiteSoak], n) {
+			return nil, fmt.Errorf("scenario: %s: scenario %q is in none of %s, %s, %s and %s: no suite runs it", path, n, SuiteVerify, SuiteVerifyFullOnly, SuiteBench, SuiteSoak)
 		}
 	}
 	return all, nil

@@ -8,9 +8,11 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/harness/results"
@@ -35,6 +37,11 @@ var Controls = []Control{
 	{planted.AckOnDrainCut, "terminate-in-outage"},
 	{planted.DedupEventID, "hot-keys"},
 	{planted.IdempotencyForgotten, "crash-service"},
+	{planted.PublishOKOnDiskError, "disk-full-redis"},
+	{planted.DiskFullIgnored, "disk-full-postgres"},
+	// The hostile client's bad query input must be 422: unchecked, a NUL
+	// reaches PostgreSQL and answers 503.
+	{planted.QueryUnchecked, "hostile"},
 }
 
 // Suite is one run of a suite: its scenarios, then its controls, in order.
@@ -42,6 +49,12 @@ type Suite struct {
 	Name      string
 	Scenarios []string
 	Controls  []Control
+	// ControlsAtOnce is how many controls run at the same time, each on
+	// its own environment (0 or 1: one after the other). A control only
+	// has to be caught, so running two at once on a busy machine changes
+	// nothing it shows; the scenarios, which must be valid, always run one
+	// at a time.
+	ControlsAtOnce int
 }
 
 // Load reads suite name from the suites table; the fault suite
@@ -86,7 +99,9 @@ type Item func() (string, error)
 // item a subtest, the command line runs it and collects its error. It
 // returns the record of the run: a header for command, completed with the
 // first scenario's environment, each scenario's result and each control's
-// outcome. It stops early when ctx ends.
+// outcome, in the suite's order. It stops early when ctx ends. do may be
+// called from several goroutines at once when ControlsAtOnce > 1 (as
+// testing.T.Run may).
 func (s Suite) Run(ctx context.Context, command string, o scenario.Options, do func(name string, item Item)) results.Verify {
 	v := results.Verify{Header: results.CollectHeader(command)}
 	for _, name := range s.Scenarios {
@@ -105,20 +120,44 @@ func (s Suite) Run(ctx context.Context, command string, o scenario.Options, do f
 			return v
 		}
 	}
-	for _, c := range s.Controls {
-		do("planted/"+c.Bug, func() (string, error) {
-			pb, err := runControl(ctx, c, o)
-			v.PlantedBugs = append(v.PlantedBugs, pb)
-			switch {
-			case err != nil:
-				return "", fmt.Errorf("run: %w", err)
-			case !pb.Caught:
-				return "", fmt.Errorf("planted bug %s (%s) NOT caught by %s (run folder %s)", c.Bug, pb.What, c.Scenario, pb.RunDir)
-			}
-			return fmt.Sprintf("%s caught by %s: %s", c.Bug, c.Scenario, strings.Join(pb.Violations, "; ")), nil
-		})
+	at := max(s.ControlsAtOnce, 1)
+	bugs := make([]*results.PlantedBug, len(s.Controls))
+	slots := make(chan struct{}, at)
+	var wg sync.WaitGroup
+	for i, c := range s.Controls {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
 		if ctx.Err() != nil {
-			return v
+			break
+		}
+		co := o
+		if at > 1 && o.Logf != nil {
+			// Lines of controls running at once name their bug.
+			co.Logf = func(format string, args ...any) { o.Logf("[%s] "+format, append([]any{c.Bug}, args...)...) }
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			do("planted/"+c.Bug, func() (string, error) {
+				pb, err := runControl(ctx, c, co)
+				bugs[i] = &pb
+				switch {
+				case err != nil:
+					return "", fmt.Errorf("run: %w", err)
+				case !pb.Caught:
+					return "", fmt.Errorf("planted bug %s (%s) NOT caught by %s (run folder %s)", c.Bug, pb.What, c.Scenario, pb.RunDir)
+				}
+				return fmt.Sprintf("%s caught by %s: %s", c.Bug, c.Scenario, strings.Join(pb.Violations, "; ")), nil
+			})
+		}()
+	}
+	wg.Wait()
+	for _, pb := range bugs {
+		if pb != nil {
+			v.PlantedBugs = append(v.PlantedBugs, *pb)
 		}
 	}
 	return v
@@ -128,6 +167,9 @@ func (s Suite) Run(ctx context.Context, command string, o scenario.Options, do f
 // run, or it is invalid (a checker violation, a fault that did not apply as
 // planned, an expected effect not seen: the run's verdict says which).
 func scenarioFailure(res results.Scenario, err error) error {
+	if errors.Is(err, scenario.ErrSkipped) {
+		return fmt.Errorf("%w (not measured, not passed): %s", scenario.ErrSkipped, res.Skipped)
+	}
 	if err != nil {
 		return fmt.Errorf("run: %w (run folder %s)", err, res.RunDir)
 	}
@@ -156,6 +198,9 @@ func runControl(ctx context.Context, c Control, o scenario.Options) (results.Pla
 	o.PlantedBug = c.Bug
 	res, err := runScenario(ctx, c.Scenario, o)
 	pb.RunDir = res.RunDir
+	if errors.Is(err, scenario.ErrSkipped) {
+		return pb, fmt.Errorf("%w: control %s not run (not caught, not passed): %s", scenario.ErrSkipped, c.Bug, res.Skipped)
+	}
 	if err != nil {
 		return pb, fmt.Errorf("verify: control %s: %w", c.Bug, err)
 	}
@@ -172,7 +217,10 @@ func runControl(ctx context.Context, c Control, o scenario.Options) (results.Pla
 func Summary(v results.Verify) string {
 	var bad []string
 	for _, s := range v.Scenarios {
-		if !s.Valid {
+		switch {
+		case s.Skipped != "":
+			bad = append(bad, s.Name+" skipped ("+s.Skipped+")")
+		case !s.Valid:
 			bad = append(bad, s.Name+" invalid")
 		}
 	}

@@ -53,6 +53,9 @@ type Options struct {
 	// Content-Type; nil means application/json or application/*+json only.
 	// (A seam, as CheckQuery.)
 	ContentTypeOK func(ct string) bool
+	// Headers wraps every handler with the headers of every answer; nil
+	// means Nosniff. (A seam, as CheckQuery.)
+	Headers func(http.Handler) http.Handler
 	// PageBytes bounds one /events page, about (EVENTS_PAGE_BYTES); 0:
 	// rows alone bound it.
 	PageBytes int
@@ -65,6 +68,10 @@ type Options struct {
 	// QueueMaxBytes refuses publishes (503) while Redis holds this many
 	// bytes (QUEUE_MAX_BYTES; see SetRedisMemory); 0: no bound.
 	QueueMaxBytes int64
+	// Blocked, when set, says why the workers cannot apply anything now
+	// ("" when they can: see worker.Pool.Blocked); /ready answers 503 with
+	// that reason meanwhile.
+	Blocked func() string
 }
 
 // Queue is what the HTTP edge needs of the queue: *queue.Queue. Append is
@@ -150,7 +157,11 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // Handler returns the router.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, nosniff)
+	headers := s.opts.Headers
+	if headers == nil {
+		headers = Nosniff
+	}
+	r.Use(s.recoverer, headers)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, detail("Not Found"))
 	})
@@ -161,9 +172,9 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"message": "ChronicleWeaver aggregator is running"})
 	})
 	r.Post("/publish", s.publish)
-	r.Get("/events", s.checkedQuery(s.limitedRead(s.events)))
+	r.Get("/events", s.checkedQuery(s.events)) // takes its read slot once parsed
 	r.Get("/stats", s.checkedQuery(s.limitedRead(s.stats)))
-	r.Get("/audit", s.checkedQuery(s.limitedRead(s.audit)))
+	r.Get("/audit", s.checkedQuery(s.audit)) // as /events
 	r.Get("/audit/summary", s.checkedQuery(s.limitedRead(s.auditSummary)))
 	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
@@ -192,8 +203,8 @@ func (s *Server) Routes() ([][2]string, error) {
 	return out, err
 }
 
-// nosniff tells browsers to take every answer's Content-Type as sent.
-func nosniff(next http.Handler) http.Handler {
+// Nosniff tells browsers to take every answer's Content-Type as sent.
+func Nosniff(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)
@@ -230,27 +241,37 @@ var (
 	errQueueBytes   = &statusError{http.StatusServiceUnavailable, "Redis holds QUEUE_MAX_BYTES: retry later"}
 )
 
-// limitedRead serves next within ReadConcurrency: a read waits at most
-// ReadWait for its turn, then is refused with 503 and Retry-After.
+// limitedRead serves next within ReadConcurrency (see readSlot).
 func (s *Server) limitedRead(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.reads != nil {
-			t := time.NewTimer(s.opts.ReadWait)
-			select {
-			case s.reads <- struct{}{}:
-				t.Stop()
-				defer func() { <-s.reads }()
-			case <-t.C:
-				s.writeError(w, errBusyReads)
-				return
-			case <-r.Context().Done():
-				t.Stop()
-				s.writeError(w, r.Context().Err())
-				return
-			}
+		release, ok := s.readSlot(w, r)
+		if !ok {
+			return
 		}
+		defer release()
 		next(w, r)
 	}
+}
+
+// readSlot takes one of the ReadConcurrency slots for a read of data: it
+// waits at most ReadWait for its turn, then refuses the read with 503 and
+// Retry-After (and returns false). A handler parses its parameters before
+// it asks, so a bad request is 422 however busy the reads are.
+func (s *Server) readSlot(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	if s.reads == nil {
+		return func() {}, true
+	}
+	t := time.NewTimer(s.opts.ReadWait)
+	defer t.Stop()
+	select {
+	case s.reads <- struct{}{}:
+		return func() { <-s.reads }, true
+	case <-t.C:
+		s.writeError(w, errBusyReads)
+	case <-r.Context().Done():
+		s.writeError(w, r.Context().Err())
+	}
+	return nil, false
 }
 
 // OutcomeHeader tells a client whether a 503 left anything queued:
@@ -300,13 +321,18 @@ func (s *Server) writeError(w http.ResponseWriter, err error) int {
 	default:
 		// A dependency failed. The details (addresses, users, SQL states)
 		// go to the log only: the body says nothing internal.
-		s.log.Warn("request failed: dependency unavailable", "err", err)
+		s.log.Warn(LogDependencyFailed, "err", err)
 		s.retryAfter(w)
 		w.Header().Set(OutcomeHeader, "unknown")
 		writeJSON(w, http.StatusServiceUnavailable, detail("dependency unavailable: retry later"))
 		return http.StatusServiceUnavailable
 	}
 }
+
+// LogDependencyFailed is the message logged when a request fails because
+// Redis or PostgreSQL did (the harness counts it, with the error, to see
+// that a fault had its effect).
+const LogDependencyFailed = "request failed: dependency unavailable"
 
 // requestStatus is the status of a request refused as a whole.
 func requestStatus(k event.RequestKind) int {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,12 @@ func (w withEnv) Run() int { return devenv.RunTests(w.m, &env) }
 // workers: what is published stays in the stream).
 func newServer(t *testing.T) (*api.Server, *httptest.Server, *queue.Queue) {
 	t.Helper()
+	return newServerWith(t, nil)
+}
+
+// newServerWith is newServer with its options changed by opts (nil: none).
+func newServerWith(t *testing.T, opts func(*api.Options)) (*api.Server, *httptest.Server, *queue.Queue) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := store.Open(ctx, env.NewDatabase(t), store.Options{})
@@ -53,8 +60,11 @@ func newServer(t *testing.T) (*api.Server, *httptest.Server, *queue.Queue) {
 	if err := q.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s := api.New(api.Options{MaxBatch: 100, MaxBodyBytes: 1 << 20, RetryAfter: 2 * time.Second, Workers: 1},
-		q, st, metrics.New(), slog.New(slog.DiscardHandler))
+	o := api.Options{MaxBatch: 100, MaxBodyBytes: 1 << 20, RetryAfter: 2 * time.Second, Workers: 1}
+	if opts != nil {
+		opts(&o)
+	}
+	s := api.New(o, q, st, metrics.New(), slog.New(slog.DiscardHandler))
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
 	return s, hs, q
@@ -128,5 +138,26 @@ func TestDrainRefusesPublishAndReady(t *testing.T) {
 		if resp, v := request(t, http.MethodGet, hs.URL+path, nil); resp.StatusCode != http.StatusOK {
 			t.Errorf("%s while draining: %d %v", path, resp.StatusCode, v)
 		}
+	}
+}
+
+// While the workers cannot apply (PostgreSQL's disk is full), /ready
+// answers 503 with the reason the workers give, and 200 again once they can.
+func TestReadySaysWhyWorkersAreBlocked(t *testing.T) {
+	t.Parallel()
+	var why atomic.Value
+	why.Store("")
+	_, hs, _ := newServerWith(t, func(o *api.Options) { o.Blocked = func() string { return why.Load().(string) } })
+	if resp, v := request(t, http.MethodGet, hs.URL+"/ready", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/ready, workers not blocked: %d %v", resp.StatusCode, v)
+	}
+	const reason = "postgres disk full: batches refused (SQLSTATE 53100), retrying until space is freed"
+	why.Store(reason)
+	if resp, v := request(t, http.MethodGet, hs.URL+"/ready", nil); resp.StatusCode != http.StatusServiceUnavailable || v["reason"] != reason {
+		t.Fatalf("/ready, workers blocked: %d %v, want 503 with reason %q", resp.StatusCode, v, reason)
+	}
+	why.Store("")
+	if resp, v := request(t, http.MethodGet, hs.URL+"/ready", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/ready, workers unblocked: %d %v", resp.StatusCode, v)
 	}
 }

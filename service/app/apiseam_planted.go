@@ -3,6 +3,8 @@
 package app
 
 import (
+	"net"
+
 	"github.com/chronicleweaver/chronicleweaver/service/api"
 	"github.com/chronicleweaver/chronicleweaver/service/event"
 	"github.com/chronicleweaver/chronicleweaver/service/planted"
@@ -37,6 +39,30 @@ func (m *Main) apiSeam(o api.Options) api.Options {
 		o.ContentTypeOK = api.AnyContentType
 	case planted.EventsPageUnbounded:
 		o = api.UnboundedPages(o)
+	case planted.ReadsUnlimited:
+		o = api.ReadsUnlimited(o)
+	case planted.SniffableAnswers:
+		o.Headers = api.SniffableAnswers
+	case planted.QueueBytesUnbounded:
+		o = api.QueueBytesUnbounded(o)
 	}
 	return o
+}
+
+// memorySeam returns MEMORY_LIMIT, unless the planted bug
+// memory-limit-ignored sets none.
+func (m *Main) memorySeam(limit int64) int64 {
+	if m.Config.PlantedBug == planted.MemoryLimitIgnored {
+		return memoryLimitIgnored(limit)
+	}
+	return limit
+}
+
+// listenerSeam returns the listener bounded by MAX_CONNECTIONS, unless the
+// planted bug connections-unbounded serves every connection.
+func (m *Main) listenerSeam(limited, raw net.Listener) net.Listener {
+	if m.Config.PlantedBug == planted.ConnectionsUnbounded {
+		return connectionsUnbounded(limited, raw)
+	}
+	return limited
 }

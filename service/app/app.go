@@ -11,9 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/chronicleweaver/chronicleweaver/service/api"
 	"github.com/chronicleweaver/chronicleweaver/service/config"
@@ -35,6 +38,7 @@ type Main struct {
 	store    *store.Store
 	queue    *queue.Queue
 	pool     *worker.Pool
+	pruner   *worker.Pruner // nil when LEDGER_RETENTION is 0
 	api      *api.Server
 	http     *http.Server
 	ln       net.Listener
@@ -42,6 +46,10 @@ type Main struct {
 	debug    *http.Server // pprof, when DEBUG_ADDR is set
 	stopPoll context.CancelFunc
 	polled   chan struct{}
+	// prevMemLimit is the runtime's memory limit before Run set
+	// MEMORY_LIMIT (restored by Close); memLimitSet says Run set one.
+	prevMemLimit int64
+	memLimitSet  bool
 }
 
 // NewLogger returns a JSON slog logger at level ("debug", "info", "warn", "error").
@@ -62,6 +70,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log = slog.New(slog.DiscardHandler)
 	}
 	m.metrics = metrics.New()
+	if lim := m.memorySeam(c.MemoryLimit); lim > 0 {
+		m.prevMemLimit, m.memLimitSet = debug.SetMemoryLimit(lim), true
+	}
 
 	var err error
 	m.store, err = store.Open(ctx, c.DatabaseURL, m.storeSeam(store.Options{MaxConns: c.MaxConns(), Method: c.UpsertMethod, MaxTopics: c.StatsMaxTopics}))
@@ -97,15 +108,22 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.pool = worker.New(worker.Config{
 		Instance: c.InstanceID, Count: c.WorkerCount, BatchSize: c.BatchSize, BatchEvents: c.BatchEvents,
-		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, Linger: c.BatchLinger, BatchTimeout: c.BatchTimeout,
+		ClaimIdle: c.ClaimIdle, MaxAttempts: c.MaxAttempts, MaxDeliveries: c.MaxDeliveries,
+		Linger: c.BatchLinger, BatchTimeout: c.BatchTimeout,
 	}, wq, wst, m.metrics, m.Log)
 	m.pool.Start()
+	if c.LedgerRetention > 0 {
+		m.pruner = worker.NewPruner(worker.PruneConfig{Retention: c.LedgerRetention, Interval: c.LedgerPruneEvery},
+			m.horizonSeam(), m.store, m.metrics, m.Log)
+		m.pruner.Start()
+	}
 
 	m.api = api.New(m.apiSeam(api.Options{
 		MaxBatch: c.MaxBatch, MaxBodyBytes: c.MaxBodyBytes, APIToken: c.APIToken,
 		RetryAfter: c.RetryAfter, Workers: c.WorkerCount, PublishTimeout: c.PublishTimeout,
 		Decode:    m.decodeSeam(),
 		PageBytes: c.EventsPageBytes, ReadConcurrency: c.ReadConcurrency, QueueMaxBytes: c.QueueMaxBytes,
+		Blocked: m.pool.Blocked,
 	}), m.publishSeam(), m.store, m.metrics, m.Log)
 	addr := m.Listen
 	if addr == "" {
@@ -115,6 +133,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		_ = m.pool.Stop(ctx)
 		return fmt.Errorf("app: listen on %s (APP_HOST, APP_PORT): %w", addr, err)
+	}
+	if c.MaxConnections > 0 {
+		m.ln = m.listenerSeam(netutil.LimitListener(m.ln, c.MaxConnections), m.ln)
 	}
 	m.http = &http.Server{
 		Handler:           m.api.Handler(),
@@ -139,7 +160,8 @@ func (m *Main) Run(ctx context.Context) error {
 	go m.poll(pctx)
 
 	m.Log.Info("serving", "addr", m.ln.Addr().String(), "instance", c.InstanceID,
-		"workers", c.WorkerCount, "batch_size", c.BatchSize, "batch_events", c.BatchEvents, "stream", m.queue.Stream())
+		"workers", c.WorkerCount, "batch_size", c.BatchSize, "batch_events", c.BatchEvents, "stream", m.queue.Stream(),
+		"memory_limit", debug.SetMemoryLimit(-1), "max_connections", c.MaxConnections, "read_concurrency", c.ReadConcurrency)
 	m.logAuth()
 	return nil
 }
@@ -206,10 +228,17 @@ func (m *Main) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("app: http serve: %w", err))
 		}
 	}
+	if m.memLimitSet {
+		debug.SetMemoryLimit(m.prevMemLimit)
+		m.memLimitSet = false
+	}
 	if m.pool != nil {
 		if err := m.pool.Stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if m.pruner != nil {
+		m.pruner.Stop()
 	}
 	if m.stopPoll != nil {
 		m.stopPoll()

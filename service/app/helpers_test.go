@@ -59,6 +59,7 @@ func newTestbed(t *testing.T, mutate func(*config.Config)) *testbed {
 	cfg.ClaimIdle = 2 * time.Second
 	cfg.LogLevel = "warn"
 	cfg.DrainGrace = 0
+	cfg.MemoryLimit = 0 // process-wide: only the test of MEMORY_LIMIT sets one
 	if mutate != nil {
 		mutate(&cfg)
 	}

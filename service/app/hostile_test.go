@@ -448,11 +448,21 @@ func TestHostileStatsManyTopics(t *testing.T) {
 	}
 }
 
-// Reads beyond READ_CONCURRENCY wait, then are refused with 503; publishes
-// go on meanwhile. A read is held by a lock on the events table.
+// Reads beyond READ_CONCURRENCY wait, then are refused with 503;
+// publishes go on meanwhile, and a read with a bad parameter is 422 (it is
+// checked before it waits). A read is held by a lock on the events table.
 func TestHostileReadConcurrency(t *testing.T) {
 	t.Parallel()
-	tb := newTestbed(t, func(c *config.Config) { c.ReadConcurrency = 1 })
+	if v := readConcurrencyViolation(t, ""); v != "" {
+		t.Fatal(v)
+	}
+}
+
+// readConcurrencyViolation runs a service with READ_CONCURRENCY 1 (and the
+// planted bug, if any), holds one read, and says how a second one was not
+// refused with 503.
+func readConcurrencyViolation(t *testing.T, bug string) string {
+	tb := newTestbed(t, func(c *config.Config) { c.ReadConcurrency, c.PlantedBug = 1, bug })
 	mustf(t, tb.publish(ev("t", "0")) == 200, "publish")
 	tb.drained()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -473,9 +483,23 @@ func TestHostileReadConcurrency(t *testing.T) {
 	waitFor(t, 20*time.Second, "the first read waiting on the lock", func() bool {
 		return tb.count("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'events'::regclass") > 0
 	})
-	code, hdr, _, head := tb.roundTrip(http.MethodGet, "/stats", "", nil)
-	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || !bytes.Contains(head, []byte("READ_CONCURRENCY")) {
-		t.Fatalf("second read while one is held: %d %s, want 503 naming READ_CONCURRENCY with Retry-After", code, head)
+	// A bad cursor is 422 at once, however busy the reads are.
+	cur := url.QueryEscape(base64.RawURLEncoding.EncodeToString([]byte(`[1700000000000000,"t\u0000","e"]`)))
+	code, _, _, head := tb.roundTrip(http.MethodGet, "/events?cursor="+cur, "", nil)
+	mustf(t, code == http.StatusUnprocessableEntity, "bad cursor while reads are busy: %d %s, want 422", code, head)
+	// The second read: READ_CONCURRENCY refuses it within ReadWait (the
+	// client's timeout bounds the wait of a read that is not refused).
+	hc := &http.Client{Timeout: 10 * time.Second}
+	var violation string
+	resp, err := hc.Get(tb.url + "/audit")
+	if err != nil {
+		violation = fmt.Sprintf("second read while one is held: %v, want 503 naming READ_CONCURRENCY", err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !bytes.Contains(body, []byte("READ_CONCURRENCY")) {
+			violation = fmt.Sprintf("second read while one is held: %d %s, want 503 naming READ_CONCURRENCY with Retry-After", resp.StatusCode, body)
+		}
 	}
 	// Ingestion is not starved: a publish is acknowledged (the queue is
 	// Redis; the workers wait on the lock like the read).
@@ -483,21 +507,39 @@ func TestHostileReadConcurrency(t *testing.T) {
 	mustf(t, unlock() == nil, "unlock")
 	mustf(t, <-held == http.StatusOK, "the held read did not finish with 200")
 	mustf(t, tb.getJSON("/stats", nil) == 200, "read after the held one finished")
+	return violation
 }
 
 // Publishes are refused with 503 (nothing queued) while Redis holds more
 // than QUEUE_MAX_BYTES.
 func TestHostileQueueMaxBytes(t *testing.T) {
 	t.Parallel()
-	tb := newTestbed(t, func(c *config.Config) { c.QueueMaxBytes = 1 << 20 }) // below any Redis's own use
+	if v := queueMaxBytesViolation(t, ""); v != "" {
+		t.Fatal(v)
+	}
+}
+
+// queueMaxBytesViolation runs a service with QUEUE_MAX_BYTES 1 MiB, below
+// any Redis's own use (and the planted bug, if any), and says how its
+// publishes were not refused once it has polled Redis's memory.
+func queueMaxBytesViolation(t *testing.T, bug string) string {
+	tb := newTestbed(t, func(c *config.Config) { c.QueueMaxBytes, c.PlantedBug = 1<<20, bug })
 	body, _ := json.Marshal(map[string]any{"events": []any{ev("t", "1")}})
+	// Redis's memory is polled every second: after 3 s of publishes, the
+	// last is judged against it.
 	var code int
 	var head []byte
 	var hdr http.Header
-	waitFor(t, 10*time.Second, "publish refused over QUEUE_MAX_BYTES", func() bool {
+	end := time.Now().Add(3 * time.Second)
+	for {
 		code, hdr, _, head = tb.roundTrip(http.MethodPost, "/publish", "application/json", body)
-		return code == http.StatusServiceUnavailable
-	})
-	mustf(t, bytes.Contains(head, []byte("QUEUE_MAX_BYTES")) && hdr.Get("Retry-After") != "" && hdr.Get("Chronicle-Outcome") == "rejected",
-		"refusal: %d %v %s", code, hdr, head)
+		if code == http.StatusServiceUnavailable || time.Now().After(end) {
+			break
+		}
+	}
+	if code != http.StatusServiceUnavailable || !bytes.Contains(head, []byte("QUEUE_MAX_BYTES")) ||
+		hdr.Get("Retry-After") == "" || hdr.Get("Chronicle-Outcome") != "rejected" {
+		return fmt.Sprintf("publish over QUEUE_MAX_BYTES: %d %v %s, want 503 naming it, rejected, with Retry-After", code, hdr, head)
+	}
+	return ""
 }

@@ -19,6 +19,8 @@ func (m *Main) publishSeam() api.Queue {
 		return queue.OKOnTimeout{Queue: m.queue}
 	case planted.IdempotencyForgotten:
 		return queue.IdempotencyForgotten{Queue: m.queue}
+	case planted.PublishOKOnDiskError:
+		return queue.OKOnDiskError{Queue: m.queue}
 	}
 	return m.queue
 }

@@ -18,3 +18,7 @@ func (m *Main) workerSeams(context.Context) (worker.Queue, worker.Store, error) 
 	}
 	return m.queue, m.store, nil
 }
+
+// horizonSeam returns the queue the ledger pruner reads its horizon from:
+// the production one.
+func (m *Main) horizonSeam() worker.Horizon { return m.queue }

@@ -50,12 +50,19 @@ func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, err
 		st = store.QueuedAtMillis{Store: m.store}
 	case planted.AckOnDrainCut: // the commit step acknowledges what a cut-short drain abandons
 		st = worker.AckOnDrainCut{Store: m.store, Queue: m.queue}
-	case planted.PublishOKOnTimeout, planted.IdempotencyForgotten:
+	case planted.DiskFullIgnored: // the commit step takes disk_full for committed
+		st = store.DiskFullIgnored{Store: m.store}
+	case planted.PublishOKOnTimeout, planted.IdempotencyForgotten, planted.PublishOKOnDiskError:
 		// The publish path's queue (publishSeam); the workers' are the
 		// production ones.
 	case planted.ArraysUnchecked:
 		// The publish path's request decoder (decodeSeam); the workers'
 		// are the production ones.
+	case planted.DeliveriesUncounted: // the workers' pending list without delivery counts
+		q = queue.DeliveriesUncounted{Queue: m.queue}
+	case planted.LedgerPrunedTooEarly:
+		// The ledger pruner's horizon (horizonSeam); the workers' are the
+		// production ones.
 	case planted.RedisNoAOF:
 		// The harness starts Redis without its append-only file; the
 		// service is the production one.
@@ -63,9 +70,24 @@ func (m *Main) workerSeams(ctx context.Context) (worker.Queue, worker.Store, err
 		planted.PublishAnyContentType, planted.EventsPageUnbounded, planted.StatsTopicsUnbounded:
 		// The HTTP edge's guards (apiSeam); the workers' are the
 		// production ones.
+	case planted.ReadsUnlimited, planted.QueueBytesUnbounded, planted.SniffableAnswers:
+		// The HTTP edge's read and queue bounds (apiSeam).
+	case planted.MemoryLimitIgnored, planted.ConnectionsUnbounded:
+		// The runtime's memory limit (memorySeam) and the listener
+		// (listenerSeam); the workers' are the production ones.
 	default:
 		return nil, nil, fmt.Errorf("app: planted bug %q has no seam in this build", bug)
 	}
 	m.Log.Warn("PLANTED BUG ACTIVE: this instance is a negative control", "bug", bug)
 	return q, st, nil
+}
+
+// horizonSeam returns the queue the ledger pruner reads its horizon from:
+// the production one, or, under ledger-pruned-too-early, one that ignores
+// the entries still pending.
+func (m *Main) horizonSeam() worker.Horizon {
+	if m.Config.PlantedBug == planted.LedgerPrunedTooEarly {
+		return queue.LedgerPrunedTooEarly{Queue: m.queue}
+	}
+	return m.queue
 }

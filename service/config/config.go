@@ -70,14 +70,53 @@ type Config struct {
 	ReadConcurrency int   // READ_CONCURRENCY: reads of data served at once (0: no bound)
 	QueueMaxBytes   int64 // QUEUE_MAX_BYTES: Redis memory at which /publish answers 503 (0: no bound)
 	StatsMaxTopics  int   // STATS_MAX_TOPICS: topics (and workers) listed by /stats and /audit/summary
+
+	// Running for weeks (issue 15). MaxDeliveries is how many times an
+	// entry may be delivered without being acknowledged before it is
+	// dead-lettered ("delivered N times without an acknowledgement"): an
+	// entry whose processing kills the process is never refused for its
+	// data (MAX_ATTEMPTS counts those), only redelivered, so without this
+	// bound it would come back forever. It sits above what restarts alone
+	// produce: each kill of an instance redelivers what it had in flight
+	// once. LedgerRetention is the margin the ledger pruner keeps before
+	// the oldest entry still in the stream: ledger rows of entries older
+	// than that are deleted in the background; 0 turns pruning off (the
+	// ledger then grows by one row per request, forever).
+	MaxDeliveries    int           // MAX_DELIVERIES
+	LedgerRetention  time.Duration // LEDGER_RETENTION
+	LedgerPruneEvery time.Duration // LEDGER_PRUNE_INTERVAL: time between pruning passes
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (debug.SetMemoryLimit): past it the collector works harder rather
+	// than let the heap grow. 0: the service sets none (GOMEMLIMIT, when
+	// set, still applies); when GOMEMLIMIT is set and MEMORY_LIMIT is
+	// not, GOMEMLIMIT is kept.
+	MemoryLimit int64 // MEMORY_LIMIT
+	// MaxConnections bounds the HTTP connections served at once; past it
+	// a new connection waits in the kernel's backlog until one closes
+	// (0: no bound).
+	MaxConnections int // MAX_CONNECTIONS
 	// PlantedBug switches on a negative control (CHRONICLE_PLANTED_BUG);
 	// only binaries built with the plantedbugs tag accept one.
 	PlantedBug string
 }
 
+// DefaultMemoryLimit is MEMORY_LIMIT's default: above the peak RSS of the
+// fault scenarios' backlogs, a bound for everything else.
+const DefaultMemoryLimit = 512 << 20
+
 // MaxIdempotencyTTL bounds IDEMPOTENCY_TTL: key records are kept in
 // Redis's memory, so their number is the request rate times the TTL.
 const MaxIdempotencyTTL = 30 * 24 * time.Hour
+
+// MinLedgerRetention bounds LEDGER_RETENTION (when not 0): the margin must
+// cover a second copy of one append, which a Redis client retrying a
+// command writes seconds after the first, with the same token.
+const MinLedgerRetention = time.Minute
+
+// MinMaxDeliveries bounds MAX_DELIVERIES: an entry redelivered alongside a
+// crashing one is delivered up to 3 times before it is applied alone
+// (worker: redelivered entries are applied one by one).
+const MinMaxDeliveries = 3
 
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
@@ -115,6 +154,12 @@ func Defaults() Config {
 		ReadConcurrency: 4,
 		QueueMaxBytes:   1 << 30,
 		StatsMaxTopics:  1000,
+
+		MaxDeliveries:    20,
+		LedgerRetention:  time.Hour,
+		LedgerPruneEvery: time.Minute,
+		MemoryLimit:      DefaultMemoryLimit,
+		MaxConnections:   4096,
 	}
 }
 
@@ -153,6 +198,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.int("READ_CONCURRENCY", &c.ReadConcurrency, 0, 1024)
 	p.int64("QUEUE_MAX_BYTES", &c.QueueMaxBytes, 0, 1<<50)
 	p.int("STATS_MAX_TOPICS", &c.StatsMaxTopics, 1, 10_000_000)
+	p.int("MAX_DELIVERIES", &c.MaxDeliveries, MinMaxDeliveries, 10_000)
+	p.duration("LEDGER_RETENTION", &c.LedgerRetention, 0)
+	p.duration("LEDGER_PRUNE_INTERVAL", &c.LedgerPruneEvery, time.Second)
+	if getenv("MEMORY_LIMIT") == "" && getenv("GOMEMLIMIT") != "" {
+		c.MemoryLimit = 0 // the runtime's GOMEMLIMIT holds
+	}
+	p.int64("MEMORY_LIMIT", &c.MemoryLimit, 0, 1<<50)
+	p.int("MAX_CONNECTIONS", &c.MaxConnections, 0, 1_000_000)
 	p.str(planted.EnvVar, &c.PlantedBug)
 	if p.err != nil {
 		return Config{}, p.err
@@ -177,8 +230,14 @@ func (c Config) Validate() error {
 	if c.IdempotencyTTL > MaxIdempotencyTTL {
 		return fmt.Errorf("config: IDEMPOTENCY_TTL=%q: must be at most %s", c.IdempotencyTTL, MaxIdempotencyTTL)
 	}
+	if c.LedgerRetention != 0 && c.LedgerRetention < MinLedgerRetention {
+		return fmt.Errorf("config: LEDGER_RETENTION=%q: must be 0 (no pruning) or at least %s", c.LedgerRetention, MinLedgerRetention)
+	}
 	if c.StreamPrefix == "" {
 		return errors.New("config: STREAM_PREFIX: must not be empty")
+	}
+	if c.MemoryLimit > 0 && c.MemoryLimit < 32<<20 {
+		return fmt.Errorf("config: MEMORY_LIMIT=%d: must be 0 (none) or at least %d bytes (32 MiB)", c.MemoryLimit, 32<<20)
 	}
 	return planted.Check(c.PlantedBug)
 }

@@ -44,6 +44,9 @@ func TestDefaults(t *testing.T) {
 		{"PUBLISH_TIMEOUT 5s", c.PublishTimeout == 5*time.Second},
 		{"BATCH_TIMEOUT 30s", c.BatchTimeout == 30*time.Second},
 		{"IDEMPOTENCY_TTL 24h", c.IdempotencyTTL == 24*time.Hour},
+		{"LEDGER_RETENTION 1h (pruning on)", c.LedgerRetention == time.Hour},
+		{"LEDGER_PRUNE_INTERVAL 1m", c.LedgerPruneEvery == time.Minute},
+		{"MAX_DELIVERIES 20", c.MaxDeliveries == 20},
 		{"positive limits", c.BatchSize > 0 && c.QueueMaxLen > 0 && c.MaxAttempts > 0 && c.ClaimIdle > 0},
 		{"a stream prefix", c.StreamPrefix != ""},
 		{"an instance ID", c.InstanceID != ""},
@@ -156,6 +159,13 @@ func TestBadSettings(t *testing.T) {
 		{"IDEMPOTENCY_TTL", "500ms"},
 		{"IDEMPOTENCY_TTL", "721h"},
 		{"IDEMPOTENCY_TTL", "forever"},
+		{"LEDGER_RETENTION", "30s"},
+		{"LEDGER_RETENTION", "-1h"},
+		{"LEDGER_RETENTION", "always"},
+		{"LEDGER_PRUNE_INTERVAL", "0"},
+		{"LEDGER_PRUNE_INTERVAL", "500ms"},
+		{"MAX_DELIVERIES", "2"},
+		{"MAX_DELIVERIES", "many"},
 		{"SHUTDOWN_TIMEOUT", "NaN"},
 		{"SHUTDOWN_TIMEOUT", "Inf"},
 		{"SHUTDOWN_TIMEOUT", "1e300"},
@@ -231,6 +241,17 @@ func TestValidate(t *testing.T) {
 		tc.mutate(&c)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.name) {
 			t.Errorf("Validate with a bad %s: %v", tc.name, err)
+		}
+	}
+}
+
+// LEDGER_RETENTION=0 turns pruning off; any other value is the margin kept.
+func TestLedgerRetention(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{"0": 0, "1m": time.Minute, "6h": 6 * time.Hour} {
+		c, err := config.FromEnv(env("LEDGER_RETENTION", in))
+		if err != nil || c.LedgerRetention != want {
+			t.Errorf("LEDGER_RETENTION=%q: %v, %v; want %v", in, c.LedgerRetention, err, want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
@@ -34,6 +35,15 @@ type PostgresOptions struct {
 	Settings map[string]string
 	// Logf, if set, receives lifecycle messages (start, stop, port retries).
 	Logf func(format string, args ...any)
+	// PrepareDataDir, if set, is called with the data directory (created,
+	// empty) and the uid and gid the server runs as, before initdb: the
+	// harness mounts a small filesystem there to fill it (a disk fault).
+	// The write-ahead log then lives outside it, in a sibling directory
+	// (initdb --waldir), and so does the server log, so that a full data
+	// directory fails the writes of tables, not the WAL (which PostgreSQL
+	// cannot survive without a crash) nor the log. Whatever it mounts must
+	// be unmounted before Close, which removes the directories.
+	PrepareDataDir func(path string, uid, gid int) error
 }
 
 // PostgresSuperuser is the superuser created by initdb; it connects without
@@ -48,6 +58,10 @@ type Postgres struct {
 	opts   PostgresOptions
 	binDir string
 	user   pgUser
+	// dataDir is the data directory: the server directory itself, or its
+	// "data" subdirectory when PostgresOptions.PrepareDataDir is set (the
+	// WAL then is in "wal" beside it).
+	dataDir string
 }
 
 var settingNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
@@ -87,12 +101,16 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 		}
 	}()
 	bin := filepath.Join(binDir, "postgres")
+	dataDir := dir
+	if opts.PrepareDataDir != nil {
+		dataDir = filepath.Join(dir, "data")
+	}
 	p := &Postgres{
 		server: server{
 			name:       "postgres",
 			procName:   "postgres",
 			bin:        bin,
-			args:       []string{"-D", dir},
+			args:       []string{"-D", dataDir},
 			portFlag:   "-p",
 			cred:       u.cred,
 			tree:       true,
@@ -102,9 +120,10 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 			dir:        dir,
 			logPath:    filepath.Join(dir, "postgres.log"),
 		},
-		opts:   opts,
-		binDir: binDir,
-		user:   u,
+		opts:    opts,
+		binDir:  binDir,
+		user:    u,
+		dataDir: dataDir,
 	}
 	p.ping = func(ctx context.Context, _ int) error { return p.probe(ctx) }
 	if err := u.chown(dir); err != nil {
@@ -112,6 +131,11 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 	}
 	if err := u.checkReachable(dir); err != nil {
 		return nil, err
+	}
+	if opts.PrepareDataDir != nil {
+		if err := p.prepareDataDir(); err != nil {
+			return nil, err
+		}
 	}
 	if err := p.initdb(ctx); err != nil {
 		return nil, err
@@ -132,13 +156,41 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 	return p, nil
 }
 
+// prepareDataDir creates the data directory and the WAL directory beside
+// it, owned by the server's user, and hands the data directory to
+// PostgresOptions.PrepareDataDir.
+func (p *Postgres) prepareDataDir() error {
+	for _, d := range []string{p.dataDir, p.walDir()} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return fmt.Errorf("postgres: create %s: %w", d, err)
+		}
+		if err := p.user.chown(d); err != nil {
+			return fmt.Errorf("postgres: chown %s: %w", d, err)
+		}
+	}
+	uid, gid := p.user.uid, p.user.gid
+	if uid < 0 {
+		uid, gid = os.Geteuid(), os.Getegid()
+	}
+	if err := p.opts.PrepareDataDir(p.dataDir, uid, gid); err != nil {
+		return fmt.Errorf("postgres: prepare the data directory: %w", err)
+	}
+	return nil
+}
+
+// walDir is the WAL directory when it is outside the data directory.
+func (p *Postgres) walDir() string { return filepath.Join(p.dir, "wal") }
+
 // initdb creates the cluster, with the C.UTF-8 locale or C if that is missing.
 func (p *Postgres) initdb(ctx context.Context) error {
 	locales := []string{"C.UTF-8", "C"}
 	for i, loc := range locales {
 		// --no-sync even when Durable: a throwaway cluster need not survive an
 		// OS crash right after initdb, and syncing costs seconds.
-		args := []string{"-D", p.dir, "-U", PostgresSuperuser, "--auth=trust", "-E", "UTF8", "--locale=" + loc, "--no-sync"}
+		args := []string{"-D", p.dataDir, "-U", PostgresSuperuser, "--auth=trust", "-E", "UTF8", "--locale=" + loc, "--no-sync"}
+		if p.dataDir != p.dir {
+			args = append(args, "--waldir="+p.walDir())
+		}
 		cmd := exec.CommandContext(ctx, filepath.Join(p.binDir, "initdb"), args...)
 		cmd.Dir = "/" // the unprivileged user may not be able to enter our working directory
 		cmd.Env = cleanEnv()
@@ -154,8 +206,10 @@ func (p *Postgres) initdb(ctx context.Context) error {
 		}
 		if i+1 < len(locales) && bytes.Contains(out, []byte("locale")) {
 			logf(p.opts.Logf, "initdb: locale %s unavailable, falling back to %s", loc, locales[i+1])
-			if err := emptyDir(p.dir); err != nil {
-				return fmt.Errorf("postgres: initdb: %w", err)
+			for _, d := range []string{p.dataDir, p.walDir()} {
+				if err := emptyDir(d); err != nil && (d == p.dataDir || !errors.Is(err, fs.ErrNotExist)) {
+					return fmt.Errorf("postgres: initdb: %w", err)
+				}
 			}
 			continue
 		}
@@ -210,7 +264,7 @@ func (p *Postgres) writeConfig() error {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s = %s\n", k, quoteConf(settings[k]))
 	}
-	f, err := os.OpenFile(filepath.Join(p.dir, "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(filepath.Join(p.dataDir, "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return fmt.Errorf("postgres: open postgresql.conf: %w", err)
 	}
@@ -238,7 +292,7 @@ func (p *Postgres) probe(ctx context.Context) error {
 	if err := conn.QueryRow(actx, "SHOW data_directory").Scan(&dataDir); err != nil {
 		return err
 	}
-	if filepath.Clean(dataDir) != filepath.Clean(p.dir) {
+	if filepath.Clean(dataDir) != filepath.Clean(p.dataDir) {
 		return fmt.Errorf("%w (data_directory %s)", errPortTaken, dataDir)
 	}
 	return nil
@@ -248,7 +302,7 @@ func (p *Postgres) probe(ctx context.Context) error {
 func (p *Postgres) Port() int { return p.port }
 
 // Dir returns the data directory.
-func (p *Postgres) Dir() string { return p.dir }
+func (p *Postgres) Dir() string { return p.dataDir }
 
 // LogPath returns the server log file (inside Dir).
 func (p *Postgres) LogPath() string { return p.logPath }

@@ -30,6 +30,14 @@ type RedisOptions struct {
 	NoAOF bool
 	// Logf, if set, receives lifecycle messages (start, stop, port retries).
 	Logf func(format string, args ...any)
+	// PrepareDataDir, if set, is called with the path of a directory (not
+	// yet created) that becomes the server's working directory (its
+	// "dir": the AOF directory and the temporary files Redis renames
+	// into it; the configuration and the log stay outside), before the
+	// server first starts: the harness mounts a small filesystem there
+	// to fill it (a disk fault). Whatever it mounts must be unmounted
+	// before Close, which removes the server directory.
+	PrepareDataDir func(path string) error
 }
 
 // Redis is a redis-server in a temporary directory, run as a child process
@@ -91,6 +99,11 @@ func StartRedis(ctx context.Context, opts RedisOptions) (_ *Redis, err error) {
 	if err := r.writeConfig(); err != nil {
 		return nil, err
 	}
+	if opts.PrepareDataDir != nil {
+		if err := opts.PrepareDataDir(r.dataDir()); err != nil {
+			return nil, fmt.Errorf("redis: prepare the data directory: %w", err)
+		}
+	}
 	// Created private before the server starts; every start appends to it.
 	f, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -122,11 +135,20 @@ appendonly %s
 appendfsync %s
 appenddirname "appendonlydir"
 appendfilename "appendonly.aof"
-`, strconv.Quote(r.dir), strconv.Quote(filepath.Join(r.dir, "redis.pid")), appendonly, r.opts.AppendFsync)
+`, strconv.Quote(r.dataDir()), strconv.Quote(filepath.Join(r.dir, "redis.pid")), appendonly, r.opts.AppendFsync)
 	if err := os.WriteFile(r.confPath, []byte(conf), 0o600); err != nil {
 		return fmt.Errorf("redis: write config: %w", err)
 	}
 	return nil
+}
+
+// dataDir is the server's working directory: the server directory, or its
+// "data" subdirectory with RedisOptions.PrepareDataDir.
+func (r *Redis) dataDir() string {
+	if r.opts.PrepareDataDir != nil {
+		return filepath.Join(r.dir, "data")
+	}
+	return r.dir
 }
 
 // newAdminClient returns a minimal go-redis client (no retries, no

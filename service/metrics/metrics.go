@@ -30,6 +30,10 @@ type Metrics struct {
 	QueueDepth      prometheus.Gauge       // events accepted, not yet applied
 	Pending         prometheus.Gauge       // entries delivered, not yet acknowledged
 	DeadLettered    prometheus.Gauge       // entries in the dead-letter stream
+	// LedgerPruned counts ledger rows the pruner deleted (LEDGER_RETENTION);
+	// LedgerPrunePasses its passes, whether they deleted rows or not.
+	LedgerPruned      prometheus.Counter
+	LedgerPrunePasses prometheus.Counter
 }
 
 // New creates and registers the collectors, plus the Go and process collectors.
@@ -87,6 +91,12 @@ func New() *Metrics {
 		DeadLettered: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "chronicle_dead_lettered_entries", Help: "Entries in the dead-letter stream.",
 		}),
+		LedgerPruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chronicle_ledger_pruned_rows_total", Help: "Ledger rows deleted by the pruner (LEDGER_RETENTION).",
+		}),
+		LedgerPrunePasses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chronicle_ledger_prune_passes_total", Help: "Passes of the ledger pruner.",
+		}),
 	}
 	r.MustRegister(
 		collectors.NewGoCollector(),
@@ -94,6 +104,7 @@ func New() *Metrics {
 		m.PublishRequests, m.PublishLatency, m.EventsAccepted, m.Batches, m.BatchSize,
 		m.CommitLatency, m.PublishToCommit, m.EventsStored, m.EventsDropped, m.Redeliveries,
 		m.Claimed, m.DeadLetters, m.BatchErrors, m.QueueDepth, m.Pending, m.DeadLettered,
+		m.LedgerPruned, m.LedgerPrunePasses,
 	)
 	return m
 }

@@ -40,10 +40,26 @@
 //	publish-any-content-type  api.AnyContentType /publish takes any Content-Type
 //	events-page-unbounded     api.UnboundedPages /events pages bounded by rows only
 //	stats-topics-unbounded    store.UnboundedTopics  /stats lists every topic
+//	memory-limit-ignored      app.memoryLimitIgnored MEMORY_LIMIT not set
+//	connections-unbounded     app.connectionsUnbounded  MAX_CONNECTIONS not applied
+//	reads-unlimited           api.ReadsUnlimited     READ_CONCURRENCY not applied
+//	queue-bytes-unbounded     api.QueueBytesUnbounded  QUEUE_MAX_BYTES not applied
+//	sniffable-answers         api.SniffableAnswers   no X-Content-Type-Options: nosniff
+//	ledger-pruned-too-early   queue.LedgerPrunedTooEarly  the ledger pruner's
+//	                                             horizon ignores pending entries
+//	deliveries-uncounted      queue.DeliveriesUncounted  the workers' pending
+//	                                             list without delivery counts
+//	publish-ok-on-disk-error  queue.OKOnDiskError    publish path's append: Redis's
+//	                                                 MISCONF (AOF not writable)
+//	                                                 taken for success
+//	disk-full-ignored         store.DiskFullIgnored  commit step: a transaction
+//	                                                 refused with disk_full taken
+//	                                                 for committed
 //
-// The last six loosen a guard against hostile input (issue 16):
-// service/app/apiseam_planted.go hands the HTTP edge (or the store) the
-// bug's options.
+// The eleven from unbounded-422 to sniffable-answers loosen a guard
+// against hostile input (issue 16):
+// service/app/apiseam_planted.go hands the HTTP edge (or the store, the
+// runtime, the listener) the bug's options.
 //
 // Everything else in a planted run is the production code; the store's
 // bugs replace one step of the multi-statement apply (the copy method's).
@@ -124,6 +140,38 @@ const (
 	// StatsTopicsUnbounded lists every topic in /stats and /audit/summary
 	// (STATS_MAX_TOPICS ignored): their size grows with the topics.
 	StatsTopicsUnbounded = "stats-topics-unbounded"
+
+	// MemoryLimitIgnored never sets the runtime's memory limit
+	// (MEMORY_LIMIT read, not applied).
+	MemoryLimitIgnored = "memory-limit-ignored"
+	// ConnectionsUnbounded serves every connection (MAX_CONNECTIONS read,
+	// not applied): each held connection costs a goroutine and buffers.
+	ConnectionsUnbounded = "connections-unbounded"
+	// ReadsUnlimited serves every read of data at once (READ_CONCURRENCY
+	// read, not applied).
+	ReadsUnlimited = "reads-unlimited"
+	// QueueBytesUnbounded appends whatever Redis's memory (QUEUE_MAX_BYTES
+	// read, not applied).
+	QueueBytesUnbounded = "queue-bytes-unbounded"
+	// SniffableAnswers leaves out X-Content-Type-Options: nosniff.
+	SniffableAnswers = "sniffable-answers"
+	// LedgerPrunedTooEarly prunes the ledger by LEDGER_RETENTION alone,
+	// ignoring the entries still pending: an entry committed and not yet
+	// acknowledged when its consumer died loses its ledger row, and its
+	// redelivery is applied and counted again (issue 15).
+	LedgerPrunedTooEarly = "ledger-pruned-too-early"
+	// DeliveriesUncounted reads the pending list without Redis's delivery
+	// counter: an entry whose processing kills the process (a crash is
+	// never counted toward MAX_ATTEMPTS) is redelivered forever, blocking
+	// its consumer (issue 15).
+	DeliveriesUncounted = "deliveries-uncounted"
+	// PublishOKOnDiskError answers 200 to a publish Redis refused because
+	// it cannot write its AOF (MISCONF, a full disk): acknowledged, never
+	// appended.
+	PublishOKOnDiskError = "publish-ok-on-disk-error"
+	// DiskFullIgnored takes a batch transaction PostgreSQL refused for want
+	// of disk space for committed: the batch is acknowledged and lost.
+	DiskFullIgnored = "disk-full-ignored"
 )
 
 // Descriptions says what each bug is, for reports.
@@ -149,6 +197,16 @@ var Descriptions = map[string]string{
 	PublishAnyContentType: "/publish accepts any Content-Type, or none",
 	EventsPageUnbounded:   "/events pages bounded by rows only, not bytes",
 	StatsTopicsUnbounded:  "/stats and /audit/summary list every topic (STATS_MAX_TOPICS ignored)",
+	MemoryLimitIgnored:    "MEMORY_LIMIT not handed to the runtime (no soft memory limit)",
+	ConnectionsUnbounded:  "MAX_CONNECTIONS not applied (every connection served)",
+	ReadsUnlimited:        "READ_CONCURRENCY not applied (every read served at once)",
+	QueueBytesUnbounded:   "QUEUE_MAX_BYTES not applied (publishes appended whatever Redis holds)",
+	SniffableAnswers:      "answers without X-Content-Type-Options: nosniff",
+
+	LedgerPrunedTooEarly: "the ledger pruner ignores the oldest pending entry (a redelivery after a prune is applied again)",
+	DeliveriesUncounted:  "delivery counts ignored (an entry that crashes the process is redelivered forever)",
+	PublishOKOnDiskError: "publish answers 200 when Redis refused the append because its AOF cannot be written (MISCONF)",
+	DiskFullIgnored:      "a batch transaction refused with disk_full is taken for committed (and acknowledged)",
 }
 
 // Names lists the bugs, sorted.

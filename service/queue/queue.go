@@ -15,9 +15,11 @@
 // request, one entry, however often the client retries it within the TTL.
 //
 // Lifecycle of an entry: Append (XADD, key record and backlog += n,
-// atomically, refused over the limit) -> Read/ReadPending/Claim (pending in the group) ->
-// Ack (XACK, XDEL and backlog -= n, atomically, once) or DeadLetter.
-// Nothing is ever trimmed before it is acknowledged.
+// atomically, refused over the limit) -> Read (pending in the group; again
+// after a crash: Pending with Redis's delivery count, ClaimIDs, Redeliver)
+// -> Ack (XACK, XDEL and backlog -= n, atomically, once) or DeadLetter.
+// Nothing is ever trimmed before it is acknowledged; so every entry that
+// can still be delivered is at or after LedgerHorizon.
 package queue
 
 import (

@@ -92,6 +92,14 @@ func IsTransient(err error) bool {
 	return true // connection, context and network errors
 }
 
+// IsDiskFull reports whether err is PostgreSQL refusing a write for want
+// of disk space (SQLSTATE 53100 disk_full): transient, it passes when
+// space comes back.
+func IsDiskFull(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "53100"
+}
+
 // IsDataError reports whether err says the batch's content was refused.
 func IsDataError(err error) bool {
 	var pgErr *pgconn.PgError

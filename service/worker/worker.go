@@ -3,7 +3,10 @@
 //
 // A crash at any point is safe: an entry is acknowledged only after the
 // transaction that applied it (and recorded its token in the ledger)
-// committed, and a redelivered entry is recognised by the ledger.
+// committed, and a redelivered entry is recognised by the ledger. An entry
+// whose processing itself crashes the process is dead-lettered once Redis
+// counts MaxDeliveries deliveries of it (recoverOwn); the Pruner deletes
+// the ledger rows no entry that can still be delivered needs.
 package worker
 
 import (
@@ -12,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chronicleweaver/chronicleweaver/service/event"
@@ -42,6 +46,12 @@ type Config struct {
 	// closed) and the batch retried. The abandoned attempt may still
 	// commit: the retry then finds its entries in the ledger.
 	BatchTimeout time.Duration
+	// MaxDeliveries (MAX_DELIVERIES) bounds the deliveries of one entry
+	// without an acknowledgement: a pending entry delivered that often
+	// (Redis's delivery counter) is dead-lettered when it comes back, as an
+	// entry whose processing kills the process would otherwise come back
+	// forever. 0: DefaultMaxDeliveries.
+	MaxDeliveries int
 }
 
 // Messages the workers log when a fault leaves a trace (the harness counts
@@ -53,15 +63,21 @@ const (
 	LogClaimed        = "claimed idle entries"
 	LogAlreadyApplied = "entries already applied, acknowledged without applying them again"
 	LogAppendedTwice  = "entries appended twice by a retried append, applied once"
+	LogCrashLoop      = "entry delivered too often without an acknowledgement, dead-lettering it"
+	LogDiskFull       = "postgres disk full: batches cannot be applied until space is freed"
 )
+
+// DefaultMaxDeliveries is Config.MaxDeliveries when unset.
+const DefaultMaxDeliveries = 20
 
 // Queue is what a worker needs of the queue: *queue.Queue. Read is the
 // read step (new entries stay pending until acknowledged) and Ack the
 // acknowledge step (only after the commit).
 type Queue interface {
 	Read(ctx context.Context, consumer string, count int, block time.Duration) ([]queue.Entry, error)
-	ReadPending(ctx context.Context, consumer, after string, count int) ([]queue.Entry, error)
-	Claim(ctx context.Context, consumer string, minIdle time.Duration, start string, count int) ([]queue.Entry, string, error)
+	Pending(ctx context.Context, consumer, after string, count int) ([]queue.Pending, error)
+	Redeliver(ctx context.Context, consumer string, ids []string) ([]queue.Entry, error)
+	ClaimIDs(ctx context.Context, consumer string, minIdle time.Duration, start string, count int) ([]string, string, error)
 	Ack(ctx context.Context, entries []queue.Entry) (int, error)
 	DeadLetter(ctx context.Context, e queue.Entry, reason string) (bool, error)
 }
@@ -93,6 +109,21 @@ type Pool struct {
 	drain  chan struct{} // closed by Stop: finish the backlog, then exit
 	cancel context.CancelFunc
 	done   chan struct{} // closed when every worker has returned
+
+	// diskFull is set (written by the workers, read by /ready through
+	// Blocked) when a batch transaction was refused for want of disk
+	// space, and cleared by the next one that commits.
+	diskFull atomic.Bool
+}
+
+// Blocked says why the workers cannot apply anything now ("" when they
+// can): PostgreSQL refused the last batch for want of disk space. /ready
+// reports it, so that an operator sees why the backlog grows.
+func (p *Pool) Blocked() string {
+	if p.diskFull.Load() {
+		return "postgres disk full: batches refused (SQLSTATE 53100), retrying until space is freed"
+	}
+	return ""
 }
 
 // New returns a pool; nothing runs until Start.
@@ -102,6 +133,9 @@ func New(cfg Config, q Queue, st Store, m *metrics.Metrics, log *slog.Logger) *P
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 1
+	}
+	if cfg.MaxDeliveries <= 0 {
+		cfg.MaxDeliveries = DefaultMaxDeliveries
 	}
 	return &Pool{cfg: cfg, q: q, st: st, m: m, log: log, drain: make(chan struct{}), done: make(chan struct{})}
 }
@@ -197,7 +231,7 @@ func (w *worker) run(ctx context.Context) {
 	log.Debug("worker started")
 	defer log.Debug("worker stopped")
 
-	w.recoverOwn(ctx)
+	w.recoverOwn(ctx, LogOwnPending)
 	nextClaim := time.Now().Add(w.cfg.ClaimIdle / 2)
 	claimFrom := "0-0"
 	for fails := 0; ctx.Err() == nil; {
@@ -241,41 +275,113 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// recoverOwn applies what this consumer had read and not acknowledged
-// before a crash.
-func (w *worker) recoverOwn(ctx context.Context) {
-	after := "0"
+// recoverOwn applies what this consumer holds pending: what it had read
+// and not acknowledged before a crash, or what it has just claimed. It
+// logs msg (when not empty) with the number of entries it finds.
+//
+// Entries come back through their delivery counts (queue.Pending, which
+// delivers nothing): delivered once before, they are applied in batches as
+// usual; delivered more often, they were in flight at two crashes in a
+// row and may be what causes them, so each is delivered and applied alone
+// (a crashing entry then takes no other entry's deliveries with it);
+// delivered MaxDeliveries times, the entry is dead-lettered.
+func (w *worker) recoverOwn(ctx context.Context, msg string) {
+	after := ""
 	for fails := 0; ctx.Err() == nil; {
-		entries, err := w.q.ReadPending(ctx, w.name, after, w.want(0, 0))
+		pend, err := w.q.Pending(ctx, w.name, after, w.want(0, 0))
+		if err == nil && len(pend) > 0 {
+			if msg != "" {
+				w.log.Info(msg, "worker", w.name, "entries", len(pend))
+				msg = ""
+			}
+			err = w.redeliver(ctx, pend)
+		}
 		if err != nil {
-			w.log.Warn("read own pending entries failed", "worker", w.name, "err", err)
+			if ctx.Err() != nil {
+				return
+			}
+			w.log.Warn("recovering pending entries failed", "worker", w.name, "err", err)
 			fails++
 			pause(ctx, fails)
 			continue
 		}
-		if len(entries) == 0 {
+		if len(pend) == 0 {
 			return
 		}
-		w.observe(entries)
-		w.log.Info(LogOwnPending, "worker", w.name, "entries", len(entries))
-		w.process(ctx, entries)
-		after = entries[len(entries)-1].ID
+		fails = 0
+		after = pend[len(pend)-1].ID
 	}
 }
 
-// claim takes over entries idle in other consumers (a dead instance's) and
-// applies them. It returns where the next scan starts.
+// redeliver delivers pending entries to this worker again and applies
+// them, or dead-letters those delivered MaxDeliveries times (see recoverOwn).
+func (w *worker) redeliver(ctx context.Context, pend []queue.Pending) error {
+	var batch, alone []string
+	for _, p := range pend {
+		switch {
+		case p.Deliveries >= int64(w.cfg.MaxDeliveries):
+			es, err := w.q.Redeliver(ctx, w.name, []string{p.ID})
+			if err != nil {
+				return err
+			}
+			for _, e := range es {
+				w.crashLoop(ctx, e, p.Deliveries)
+			}
+		case p.Deliveries >= 2:
+			alone = append(alone, p.ID)
+		default:
+			batch = append(batch, p.ID)
+		}
+	}
+	if len(batch) > 0 {
+		es, err := w.q.Redeliver(ctx, w.name, batch)
+		if err != nil {
+			return err
+		}
+		w.observe(es)
+		w.process(ctx, es)
+	}
+	for _, id := range alone {
+		es, err := w.q.Redeliver(ctx, w.name, []string{id})
+		if err != nil {
+			return err
+		}
+		w.process(ctx, es)
+	}
+	return nil
+}
+
+// crashLoop dead-letters an entry delivered n times without an
+// acknowledgement, with its events when they are readable (FAILED audit).
+func (w *worker) crashLoop(ctx context.Context, e queue.Entry, n int64) {
+	reason := fmt.Sprintf("delivered %d times without an acknowledgement (crash loop?)", n)
+	w.log.Error(LogCrashLoop, "worker", w.name, "entry", e.ID, "deliveries", n)
+	if e.Deleted {
+		w.ack(ctx, []queue.Entry{e})
+		return
+	}
+	var evs []event.Event
+	if e.Err == nil {
+		if got, err := event.UnmarshalBatch(e.Body); err == nil && len(got) == e.Count {
+			evs = got
+		}
+	}
+	w.poison(ctx, e, evs, reason)
+}
+
+// claim takes over entries idle in other consumers (a dead instance's)
+// without delivering them, and applies them as its own pending entries. It
+// returns where the next scan starts.
 func (w *worker) claim(ctx context.Context, start string) string {
-	entries, next, err := w.q.Claim(ctx, w.name, w.cfg.ClaimIdle, start, w.want(0, 0))
+	ids, next, err := w.q.ClaimIDs(ctx, w.name, w.cfg.ClaimIdle, start, w.want(0, 0))
 	if err != nil {
 		w.log.Warn("claim failed", "worker", w.name, "err", err)
 		return start
 	}
-	if len(entries) > 0 {
-		w.observe(entries)
-		w.log.Info(LogClaimed, "worker", w.name, "entries", len(entries))
-		w.m.Claimed.Add(float64(len(entries)))
-		w.process(ctx, entries)
+	if len(ids) > 0 {
+		w.log.Info(LogClaimed, "worker", w.name, "entries", len(ids))
+		w.m.Claimed.Add(float64(len(ids)))
+		w.recoverOwn(ctx, "")
 	}
 	return next
 }
@@ -319,8 +425,12 @@ func (w *worker) apply(ctx context.Context, qs []queue.Entry, es []store.Entry) 
 		start := time.Now()
 		res, err := w.applyOnce(ctx, es)
 		if err == nil {
+			w.diskFull.Store(false)
 			w.committed(ctx, start, qs, es, res)
 			return
+		}
+		if store.IsDiskFull(err) && !w.diskFull.Swap(true) {
+			w.log.Error(LogDiskFull, "worker", w.name, "err", err)
 		}
 		if ctx.Err() != nil {
 			return // stopping: the entries stay pending and are redelivered

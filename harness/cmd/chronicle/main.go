@@ -6,6 +6,7 @@
 //	    [--subject NAME] [--service-cmd 'COMMAND ARGS' | --service-image IMAGE] [--source DIR]
 //	chronicle bench [--smoke] [--suite bench] [--out results] [--only a,b]
 //	chronicle verify [--full] [--out results] [--only a,b] [--no-controls]
+//	chronicle soak [--smoke] [--out results]
 //	chronicle peers --subject NAME[=CHECKOUT]... [--smoke] [--only a,b] [--backend auto] [--out results]
 //	chronicle report [--results results] [--doc REPORT.md] [--check] [--repo]
 //	chronicle report --md verify,properties [--results results]
@@ -37,6 +38,7 @@ const usage = `chronicle: the ChronicleWeaver harness
   chronicle run --scenario NAME [flags]   run one scenario and check it (chronicle run NAME works too)
   chronicle bench [flags]                 run the benchmark scenarios, write results/bench.*
   chronicle verify [flags]                run the fault suite and planted bugs, write results/verify.*
+  chronicle soak [--smoke] [--out DIR]    the long run with faults, resources sampled, write results/soak.*
   chronicle peers --subject NAME[=DIR]... run the peers suite against each subject, write results/peers.*
   chronicle report [flags]                regenerate REPORT.md's generated sections from results/*.json,
                                           or (--md) results/*.md from results/*.json
@@ -46,7 +48,7 @@ runs/; the newest 3 of each scenario are kept (CHRONICLE_KEEP_RUNS, 0: all).
 `
 
 // commands are the commands main knows, for suggestions.
-var commands = []string{"list", "run", "bench", "verify", "report", "help"}
+var commands = []string{"list", "run", "bench", "verify", "soak", "peers", "report", "help"}
 
 func main() {
 	if len(os.Args) < 2 {
@@ -69,6 +71,8 @@ func main() {
 		err = reportCmd(os.Args[2:])
 	case "peers":
 		err = peersCmd(ctx, os.Args[2:])
+	case "soak":
+		err = soakCmd(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
