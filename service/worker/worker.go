@@ -114,6 +114,13 @@ type Pool struct {
 	// Blocked) when a batch transaction was refused for want of disk
 	// space, and cleared by the next one that commits.
 	diskFull atomic.Bool
+
+	// suspect is held while an entry delivered more than once is
+	// delivered again and applied (redeliver): one such entry at a time
+	// in the instance, so that when one of them crashes the process, no
+	// other suspect entry of another worker was in flight with it and
+	// counts a delivery it did not cause.
+	suspect chan struct{}
 }
 
 // Blocked says why the workers cannot apply anything now ("" when they
@@ -137,7 +144,8 @@ func New(cfg Config, q Queue, st Store, m *metrics.Metrics, log *slog.Logger) *P
 	if cfg.MaxDeliveries <= 0 {
 		cfg.MaxDeliveries = DefaultMaxDeliveries
 	}
-	return &Pool{cfg: cfg, q: q, st: st, m: m, log: log, drain: make(chan struct{}), done: make(chan struct{})}
+	return &Pool{cfg: cfg, q: q, st: st, m: m, log: log, drain: make(chan struct{}), done: make(chan struct{}),
+		suspect: make(chan struct{}, 1)}
 }
 
 // Start launches the workers. They run until Stop.
@@ -282,8 +290,9 @@ func (w *worker) run(ctx context.Context) {
 // Entries come back through their delivery counts (queue.Pending, which
 // delivers nothing): delivered once before, they are applied in batches as
 // usual; delivered more often, they were in flight at two crashes in a
-// row and may be what causes them, so each is delivered and applied alone
-// (a crashing entry then takes no other entry's deliveries with it);
+// row and may be what causes them, so each is delivered and applied alone,
+// one at a time in the whole instance (a crashing entry then takes no
+// other entry's deliveries with it);
 // delivered MaxDeliveries times, the entry is dead-lettered.
 func (w *worker) recoverOwn(ctx context.Context, msg string) {
 	after := ""
@@ -342,12 +351,27 @@ func (w *worker) redeliver(ctx context.Context, pend []queue.Pending) error {
 		w.process(ctx, es)
 	}
 	for _, id := range alone {
-		es, err := w.q.Redeliver(ctx, w.name, []string{id})
-		if err != nil {
+		if err := w.redeliverAlone(ctx, id); err != nil {
 			return err
 		}
-		w.process(ctx, es)
 	}
+	return nil
+}
+
+// redeliverAlone delivers one suspect entry again and applies it, holding
+// the pool's suspect slot (see Pool.suspect).
+func (w *worker) redeliverAlone(ctx context.Context, id string) error {
+	select {
+	case w.suspect <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-w.suspect }()
+	es, err := w.q.Redeliver(ctx, w.name, []string{id})
+	if err != nil {
+		return err
+	}
+	w.process(ctx, es)
 	return nil
 }
 
