@@ -123,6 +123,28 @@ func (p phaseTotal) perSec() float64 {
 	return float64(p.events) / p.seconds
 }
 
+// AttackAnswerViolations are the answers of a run's attack that were not
+// as they must be (a status the service must not give, an answer past its
+// size bound): the hostile scenario's checks of the service, which a
+// planted bug that loosens a guard must fail (harness/verify counts them
+// as catches, beside the checker's verdict). The other attack violations
+// (never sent, throughput, memory) judge the run, not a guard.
+func AttackAnswerViolations(res results.Scenario) []string {
+	if res.Attack == nil {
+		return nil
+	}
+	var v []string
+	for _, k := range res.Attack.Kinds {
+		if k.Unwanted > 0 {
+			v = append(v, fmt.Sprintf("attack %q: %d of %d answers not %s (%v), e.g. %s", k.Name, k.Unwanted, k.Sent, k.Want, k.Classes, k.Example))
+		}
+		if k.OverBound > 0 {
+			v = append(v, fmt.Sprintf("attack %q: %d answers over their bound (largest %d bytes, %.1fx its request)", k.Name, k.OverBound, k.MaxResponse, k.MaxRatio))
+		}
+	}
+	return v
+}
+
 // attackViolations: every kind of attack was sent and answered, each
 // answer as it must be and within its bound; every held connection was
 // opened; the load kept its throughput and the service its memory.
@@ -137,13 +159,8 @@ func attackViolations(s *Scenario, res *results.Scenario) []string {
 		case answered-k.Unwanted <= 0:
 			v = append(v, fmt.Sprintf("attack %q: %d sent, none answered %s (%v)", k.Name, k.Sent, k.Want, k.Classes))
 		}
-		if k.Unwanted > 0 {
-			v = append(v, fmt.Sprintf("attack %q: %d of %d answers not %s (%v), e.g. %s", k.Name, k.Unwanted, k.Sent, k.Want, k.Classes, k.Example))
-		}
-		if k.OverBound > 0 {
-			v = append(v, fmt.Sprintf("attack %q: %d answers over their bound (largest %d bytes, %.1fx its request)", k.Name, k.OverBound, k.MaxResponse, k.MaxRatio))
-		}
 	}
+	v = append(v, AttackAnswerViolations(*res)...)
 	if want := 2 * s.Attack.Holders * max(a.Windows, 1); a.Held != want {
 		v = append(v, fmt.Sprintf("attack: %d of %d held connections opened", a.Held, want))
 	}

@@ -189,9 +189,10 @@ func runScenario(ctx context.Context, name string, o scenario.Options) (results.
 }
 
 // runControl runs the scenario of a planted bug with the bug switched on
-// and records whether the checker caught it. Only the checker's verdict
-// counts: a control whose faults did not all apply did not run as planned
-// (an error, not a catch), and an expected effect missing is not a catch
+// and records whether the checker caught it (or, in a scenario with an
+// attack, the checks of the answers to it). Only those verdicts count: a
+// control whose faults did not all apply did not run as planned (an
+// error, not a catch), and an expected effect missing is not a catch
 // either.
 func runControl(ctx context.Context, c Control, o scenario.Options) (results.PlantedBug, error) {
 	pb := results.PlantedBug{Bug: c.Bug, What: planted.Descriptions[c.Bug], Scenario: c.Scenario}
@@ -210,6 +211,11 @@ func runControl(ctx context.Context, c Control, o scenario.Options) (results.Pla
 	}
 	pb.Caught = !res.Check.Valid
 	pb.Violations = res.Check.Violations
+	// A scenario with an attack also checks the service's answers to it.
+	if av := scenario.AttackAnswerViolations(res); len(av) > 0 {
+		pb.Caught = true
+		pb.Violations = append(slices.Clone(pb.Violations), av...)
+	}
 	return pb, nil
 }
 
