@@ -61,7 +61,7 @@ vet:
 # in their own steps below.
 DOCKER_PKGS := ./harness/env ./harness/compose
 test: deps
-	$(call say,test: unit and integration tests against real PostgreSQL and Redis (about 4 min on 2 cores; one ok line per package as it ends))
+	$(call say,test: unit and integration tests against real PostgreSQL and Redis (about 2.5 min on 2 cores; one ok line per package as it ends))
 	$(GO) test -short -count=1 -timeout 15m $$($(GO) list ./... | grep -v -e '/properties$$' $(patsubst ./%,-e '/%$$',$(DOCKER_PKGS)))
 	$(call say,test: harness/env and harness/compose: docker backend and compose smoke (they build the service image and start containers: about 3 min on 2 cores plus 1-2 min if the offline images must be built; skipped without a Docker daemon))
 	$(GO) test -short -count=1 -timeout 15m -p 1 -v $(DOCKER_PKGS) 2>&1 | $(NOPAUSE); exit $${PIPESTATUS[0]}
@@ -77,7 +77,7 @@ tested = $(1); st=$$?; $(CHRONICLE) report --md $(2) --results $(3) || st=1; exi
 # planted-bug detection; writes OUT/properties.*. -v streams each
 # property's progress (checks done / total) as plain lines.
 properties: deps chronicle
-	$(call say,properties: the property tests and their planted bugs on real environments (about 4 min on 2 cores; a progress line per property every 10 s))
+	$(call say,properties: the property tests and their planted bugs on real environments (about 4.5 min on 2 cores; a progress line per property every 10 s))
 	$(call tested,CHRONICLE_RESULTS=$(CURDIR)/$(OUT) $(GO) test -count=1 -timeout 20m -v ./properties/ 2>&1 | $(NOPAUSE); test $${PIPESTATUS[0]} = 0,properties,$(OUT))
 	@sed -n "/^| Property/,/^$$/p" $(OUT)/properties.md
 	@echo "properties: tables in $(OUT)/properties.md"
@@ -88,7 +88,7 @@ fuzz:
 
 # The fault scenarios and the planted-bug controls; writes OUT/verify.*.
 verify-suite: deps chronicle
-	$(call say,fault suite: the verify scenarios in smoke mode and the planted-bug controls (about 8 min on 2 cores; each scenario prints its phases: start; load or faults; drain; check))
+	$(call say,fault suite: the verify scenarios in smoke mode and the planted-bug controls (about 8.5 min on 2 cores, controls two at a time; each scenario prints its phases: start; load or faults; drain; check))
 	$(call tested,CHRONICLE_RESULTS=$(CURDIR)/$(OUT) $(GO) test -count=1 -timeout 30m -run TestVerify -v ./harness/verify,verify,$(OUT))
 
 # The benchmark scenarios of suite bench-smoke (scenarios/suites.yaml), a
@@ -97,7 +97,7 @@ verify-suite: deps chronicle
 # a latency bound missed even at a search's lowest rate is recorded in
 # OUT/bench.md and does not.
 bench-smoke: deps chronicle
-	$(call say,bench-smoke: the bench-smoke scenarios in smoke mode (about 2 min))
+	$(call say,bench-smoke: the bench-smoke scenarios in smoke mode (about 1 min))
 	$(CHRONICLE) bench --smoke --suite bench-smoke --out $(OUT)
 
 # The fault scenarios that must also hold on the docker backend (skipped
@@ -109,7 +109,7 @@ bench-smoke: deps chronicle
 # backend builds itself.
 verify-docker: build chronicle
 	@if docker info >/dev/null 2>&1; then \
-		printf '\n== %s  [%s]\n' "verify-docker: crash-service (our image through --service-image) and crash-redis on containers (about 1-2 min)" "$$(date +%T)"; \
+		printf '\n== %s  [%s]\n' "verify-docker: crash-service (our image through --service-image) and crash-redis on containers (about 3 min)" "$$(date +%T)"; \
 		docker build -q -f service/Dockerfile -t chronicleweaver:verify-subject $(BIN) >/dev/null && \
 		$(CHRONICLE) run --backend docker --smoke --scenario crash-service --service-image chronicleweaver:verify-subject && \
 		$(CHRONICLE) run --backend docker --smoke --scenario crash-redis; \
