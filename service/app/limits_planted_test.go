@@ -8,42 +8,29 @@ import (
 	"github.com/chronicleweaver/chronicleweaver/service/planted"
 )
 
-// memory-limit-ignored is caught by the check of TestMemoryLimitSet (not
-// parallel, as it: the limit is the process's).
-func TestMemoryLimitCatchesMemoryLimitIgnored(t *testing.T) {
+// TestLimitChecksCatchTheirPlantedBugs: each guard's check (the one its
+// production test runs) fails with the bug that removes the guard.
+// memory-limit-ignored is checked apart: the limit is the process's, so
+// its check (as TestMemoryLimitSet) runs alone.
+func TestLimitChecksCatchTheirPlantedBugs(t *testing.T) {
 	v := memoryLimitViolation(t, planted.MemoryLimitIgnored)
-	mustf(t, v != "", "planted bug %s not caught by the memory limit check", planted.MemoryLimitIgnored)
-	t.Logf("caught: %s", v)
-}
+	mustf(t, v != "", "planted bug %s not caught by the memory limit check (TestMemoryLimitSet)", planted.MemoryLimitIgnored)
+	t.Logf("%s caught: %s", planted.MemoryLimitIgnored, v)
 
-// connections-unbounded is caught by the check of TestMaxConnections.
-func TestMaxConnectionsCatchesConnectionsUnbounded(t *testing.T) {
-	t.Parallel()
-	v := maxConnectionsViolation(t, planted.ConnectionsUnbounded)
-	mustf(t, v != "", "planted bug %s not caught by the connections check", planted.ConnectionsUnbounded)
-	t.Logf("caught: %s", v)
-}
-
-// reads-unlimited is caught by the check of TestHostileReadConcurrency.
-func TestReadConcurrencyCatchesReadsUnlimited(t *testing.T) {
-	t.Parallel()
-	v := readConcurrencyViolation(t, planted.ReadsUnlimited)
-	mustf(t, v != "", "planted bug %s not caught by the read concurrency check", planted.ReadsUnlimited)
-	t.Logf("caught: %s", v)
-}
-
-// queue-bytes-unbounded is caught by the check of TestHostileQueueMaxBytes.
-func TestQueueMaxBytesCatchesQueueBytesUnbounded(t *testing.T) {
-	t.Parallel()
-	v := queueMaxBytesViolation(t, planted.QueueBytesUnbounded)
-	mustf(t, v != "", "planted bug %s not caught by the queue bytes check", planted.QueueBytesUnbounded)
-	t.Logf("caught: %s", v)
-}
-
-// sniffable-answers is caught by the check of TestNosniffOnEveryAnswer.
-func TestNosniffCatchesSniffableAnswers(t *testing.T) {
-	t.Parallel()
-	v := nosniffViolation(t, planted.SniffableAnswers)
-	mustf(t, v != "", "planted bug %s not caught by the nosniff check", planted.SniffableAnswers)
-	t.Logf("caught: %s", v)
+	for _, c := range []struct {
+		bug, check string
+		violation  func(*testing.T, string) string
+	}{
+		{planted.ConnectionsUnbounded, "TestMaxConnections", maxConnectionsViolation},
+		{planted.ReadsUnlimited, "TestHostileReadConcurrency", readConcurrencyViolation},
+		{planted.QueueBytesUnbounded, "TestHostileQueueMaxBytes", queueMaxBytesViolation},
+		{planted.SniffableAnswers, "TestNosniffOnEveryAnswer", nosniffViolation},
+	} {
+		t.Run(c.bug, func(t *testing.T) {
+			t.Parallel()
+			v := c.violation(t, c.bug)
+			mustf(t, v != "", "planted bug %s not caught by the check of %s", c.bug, c.check)
+			t.Logf("caught: %s", v)
+		})
+	}
 }
